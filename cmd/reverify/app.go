@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/hibiken/asynq"
+	"github.com/spf13/cobra"
+
+	"reverify/storage/objects"
+	"reverify/storage/postgres"
+)
+
+// app carries the settings and streams shared by every command.
+type app struct {
+	cfg     config
+	envErrs envErrors
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// run executes the command line and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "reverify: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "reverify",
+		Short: "Re-verify stored KYC face images in bulk with the Face Liveness API",
+		Long: `reverify sends every image of a bucket, prefix or manifest through the Face
+Liveness API and records one result per image in PostgreSQL.
+
+  reverify migrate                          create or upgrade the schema
+  reverify enqueue --bucket B --prefix P    start a run; prints its ID
+  reverify worker                           process runs (run several)
+  reverify runs show ID                     progress of a run
+  reverify demo                             everything above, on local defaults`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.envErrs.err()
+		},
+	}
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	a.cfg.register(root.PersistentFlags(), &a.envErrs)
+	root.AddCommand(
+		a.migrateCommand(),
+		a.enqueueCommand(),
+		a.workerCommand(),
+		a.runsCommand(),
+		a.fakeAPICommand(),
+		a.demoCommand(),
+	)
+	return root
+}
+
+func (a *app) logger() (*slog.Logger, error) { return a.cfg.logger(a.stderr) }
+
+// openStore connects to a migrated database.
+func (a *app) openStore(ctx context.Context, maxConns int32) (*postgres.Store, error) {
+	dsn, err := a.cfg.database()
+	if err != nil {
+		return nil, err
+	}
+	store, err := postgres.Open(ctx, dsn, maxConns)
+	if err != nil {
+		if errors.Is(err, postgres.ErrNotMigrated) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w (REVERIFY_DATABASE_URL)", err)
+	}
+	return store, nil
+}
+
+// openQueue returns an asynq client after checking Redis answers.
+func (a *app) openQueue() (*asynq.Client, asynq.RedisConnOpt, error) {
+	opt, err := a.cfg.redis()
+	if err != nil {
+		return nil, nil, err
+	}
+	client := asynq.NewClient(opt)
+	if err := client.Ping(); err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("connect to redis (REVERIFY_REDIS_URL): %w", err)
+	}
+	return client, opt, nil
+}
+
+func (a *app) openObjects(ctx context.Context) (*objects.Store, error) {
+	cfg, err := a.cfg.s3()
+	if err != nil {
+		return nil, err
+	}
+	client, err := objects.NewClient(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("configure s3: %w", err)
+	}
+	return objects.New(client), nil
+}
+
+func (a *app) migrateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Create the database if needed and apply the schema migrations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dsn, err := a.cfg.database()
+			if err != nil {
+				return err
+			}
+			applied, err := postgres.Migrate(cmd.Context(), dsn)
+			if err != nil {
+				return err
+			}
+			if len(applied) == 0 {
+				fmt.Fprintln(a.stdout, "schema is up to date")
+			}
+			for _, m := range applied {
+				fmt.Fprintf(a.stdout, "applied %s\n", m)
+			}
+			return nil
+		},
+	}
+}

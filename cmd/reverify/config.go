@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/pflag"
+
+	"reverify/storage/objects"
+)
+
+// config holds every setting; each has a flag and an environment variable.
+type config struct {
+	RedisURL    string
+	DatabaseURL string
+	S3Endpoint  string
+	S3Region    string
+	S3PathStyle bool
+	APIURL      string
+	APIKey      string
+	APIKeyFile  string
+	APITimeout  time.Duration
+	LogFormat   string
+	LogLevel    string
+}
+
+// setting binds one flag to its environment variable: the variable, when
+// set, replaces the built-in default; the flag wins over both.
+type setting struct {
+	flag, env string
+}
+
+func (s setting) usage(text string) string { return fmt.Sprintf("%s [$%s]", text, s.env) }
+
+func envOr(env, def string) string {
+	if v, ok := os.LookupEnv(env); ok {
+		return v
+	}
+	return def
+}
+
+func stringSetting(fs *pflag.FlagSet, p *string, flag, env, def, usage string) {
+	s := setting{flag, env}
+	fs.StringVar(p, flag, envOr(env, def), s.usage(usage))
+}
+
+// envErrors collects environment values that do not parse, so they are
+// reported before any work starts.
+type envErrors []error
+
+func (e *envErrors) boolSetting(fs *pflag.FlagSet, p *bool, flag, env string, def bool, usage string) {
+	v := def
+	if raw, ok := os.LookupEnv(env); ok {
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			*e = append(*e, fmt.Errorf("invalid %s=%q: want true or false", env, raw))
+		}
+		v = b
+	}
+	fs.BoolVar(p, flag, v, setting{flag, env}.usage(usage))
+}
+
+func (e *envErrors) durationSetting(fs *pflag.FlagSet, p *time.Duration, flag, env string, def time.Duration, usage string) {
+	v := def
+	if raw, ok := os.LookupEnv(env); ok {
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			*e = append(*e, fmt.Errorf("invalid %s=%q: want a duration such as 30s", env, raw))
+		}
+		v = d
+	}
+	fs.DurationVar(p, flag, v, setting{flag, env}.usage(usage))
+}
+
+func (e *envErrors) intSetting(fs *pflag.FlagSet, p *int, flag, env string, def int, usage string) {
+	v := def
+	if raw, ok := os.LookupEnv(env); ok {
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			*e = append(*e, fmt.Errorf("invalid %s=%q: want a whole number", env, raw))
+		}
+		v = n
+	}
+	fs.IntVar(p, flag, v, setting{flag, env}.usage(usage))
+}
+
+func (e envErrors) err() error { return errors.Join(e...) }
+
+func (c *config) register(fs *pflag.FlagSet, e *envErrors) {
+	stringSetting(fs, &c.RedisURL, "redis-url", "REVERIFY_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for the task queue")
+	stringSetting(fs, &c.DatabaseURL, "database-url", "REVERIFY_DATABASE_URL",
+		"postgres://postgres@127.0.0.1:5432/reverify?sslmode=disable", "PostgreSQL for runs and results")
+	stringSetting(fs, &c.S3Endpoint, "s3-endpoint", "REVERIFY_S3_ENDPOINT", "", "S3-compatible endpoint URL (empty = AWS)")
+	stringSetting(fs, &c.S3Region, "s3-region", "REVERIFY_S3_REGION", "", "S3 region (empty = from the AWS config, else us-east-1)")
+	e.boolSetting(fs, &c.S3PathStyle, "s3-path-style", "REVERIFY_S3_PATH_STYLE", false, "use path-style S3 addressing (MinIO, versitygw)")
+	stringSetting(fs, &c.APIURL, "api-url", "REVERIFY_API_URL", "https://idverify-api.argosidentity.com/modules", "liveness API base URL")
+	stringSetting(fs, &c.APIKey, "api-key", "REVERIFY_API_KEY", "", "liveness API key (prefer the environment or a file)")
+	stringSetting(fs, &c.APIKeyFile, "api-key-file", "REVERIFY_API_KEY_FILE", "", "file holding the liveness API key")
+	e.durationSetting(fs, &c.APITimeout, "api-timeout", "REVERIFY_API_TIMEOUT", 30*time.Second, "timeout of one API call")
+	stringSetting(fs, &c.LogFormat, "log-format", "REVERIFY_LOG_FORMAT", "json", "log format: json or text")
+	stringSetting(fs, &c.LogLevel, "log-level", "REVERIFY_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+}
+
+func (c *config) redis() (asynq.RedisConnOpt, error) {
+	opt, err := asynq.ParseRedisURI(c.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("invalid REVERIFY_REDIS_URL (--redis-url): %w", err)
+	}
+	return opt, nil
+}
+
+func (c *config) database() (string, error) {
+	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil || c.DatabaseURL == "" {
+		return "", fmt.Errorf("invalid REVERIFY_DATABASE_URL (--database-url): want postgres://user@host:port/db")
+	}
+	return c.DatabaseURL, nil
+}
+
+func (c *config) s3() (objects.Config, error) {
+	if c.S3Endpoint != "" {
+		u, err := url.Parse(c.S3Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return objects.Config{}, fmt.Errorf("invalid REVERIFY_S3_ENDPOINT (--s3-endpoint) %q: want http(s)://host[:port]", c.S3Endpoint)
+		}
+	}
+	return objects.Config{Endpoint: c.S3Endpoint, Region: c.S3Region, PathStyle: c.S3PathStyle}, nil
+}
+
+// apiKey returns the key from the flag/environment or the key file. The
+// key itself never appears in an error.
+func (c *config) apiKey() (string, error) {
+	switch {
+	case c.APIKey != "" && c.APIKeyFile != "":
+		return "", errors.New("set one of REVERIFY_API_KEY (--api-key) and REVERIFY_API_KEY_FILE (--api-key-file), not both")
+	case c.APIKey != "":
+		return strings.TrimSpace(c.APIKey), nil
+	case c.APIKeyFile != "":
+		b, err := os.ReadFile(c.APIKeyFile)
+		if err != nil {
+			return "", fmt.Errorf("REVERIFY_API_KEY_FILE (--api-key-file): %w", err)
+		}
+		key := strings.TrimSpace(string(b))
+		if key == "" {
+			return "", fmt.Errorf("REVERIFY_API_KEY_FILE (--api-key-file) %s is empty", c.APIKeyFile)
+		}
+		return key, nil
+	}
+	return "", errors.New("missing REVERIFY_API_KEY (--api-key) or REVERIFY_API_KEY_FILE (--api-key-file)")
+}
+
+func (c *config) apiURL() (string, error) {
+	u, err := url.Parse(c.APIURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("invalid REVERIFY_API_URL (--api-url) %q: want http(s)://host/path", c.APIURL)
+	}
+	return c.APIURL, nil
+}
+
+func (c *config) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("invalid REVERIFY_LOG_LEVEL (--log-level) %q: want debug, info, warn or error", c.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.LogFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid REVERIFY_LOG_FORMAT (--log-format) %q: want json or text", c.LogFormat)
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"reverify/liveness/fakeapi"
+)
+
+func (a *app) fakeAPICommand() *cobra.Command {
+	var addr string
+	var o fakeapi.Options
+	cmd := &cobra.Command{
+		Use:   "fake-api",
+		Short: "Serve a FAKE Face Liveness API for development and tests (never for production)",
+		Long: `fake-api serves POST /liveness as liveness-api.md describes, with scores derived
+from the image bytes and knobs to inject faults. It is a development and test
+tool: it verifies nothing. GET /_fake/ledger and /_fake/stats show what it
+answered; POST /_fake/options changes the knobs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("--addr: %w", err)
+			}
+			return a.serveFakeAPI(cmd.Context(), ln, fakeapi.New(o))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:8090", "listen address")
+	f.StringVar(&o.APIKey, "api-key", "fake-key", "the only x-api-key accepted")
+	f.DurationVar(&o.Latency, "latency", 0, "added to every answer")
+	f.Float64Var(&o.ErrorRate, "error-rate", 0, "fraction of calls answered 5xx")
+	f.Float64Var(&o.RateLimitRate, "rate-limit-rate", 0, "fraction of calls answered 429")
+	f.DurationVar(&o.RetryAfter, "retry-after", time.Second, "Retry-After sent with 429")
+	f.Float64Var(&o.SlowRate, "slow-rate", 0, "fraction of calls delayed by --slow-latency")
+	f.DurationVar(&o.SlowLatency, "slow-latency", 40*time.Second, "delay of slow calls")
+	f.Float64Var(&o.MalformedRate, "malformed-rate", 0, "fraction of calls answered 200 with broken JSON")
+	f.BoolVar(&o.Forbidden, "forbidden", false, "answer 403 to every call (IP not allowed)")
+	f.Int64Var(&o.Seed, "seed", 1, "seed of the fault injection")
+	return cmd
+}
+
+func (a *app) serveFakeAPI(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(a.stderr, "FAKE liveness API (development and tests only) on http://%s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package fakeapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// control serves one /_fake/ endpoint: method only, JSON out.
+func (s *Server) control(w http.ResponseWriter, r *http.Request, method string, fn func() (any, error)) {
+	if r.Method != method {
+		w.Header().Set("Allow", method)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	v, err := fn()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", jsonType)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// publicOptions is Options without the key.
+func (s *Server) publicOptions() Options {
+	o := s.Options()
+	o.APIKey = ""
+	return o
+}
+
+// postOptions applies a JSON Options document: fields present replace the
+// current values, others are kept.
+func (s *Server) postOptions(r *http.Request) (any, error) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	o := s.opts
+	err = json.Unmarshal(data, &o)
+	if err == nil {
+		s.setOptionsLocked(o)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("invalid options: %w", err)
+	}
+	return s.publicOptions(), nil
+}
+
+// optionsJSON is the wire form of Options.
+type optionsJSON struct {
+	APIKey        string   `json:"apiKey,omitempty"`
+	Latency       duration `json:"latency"`
+	ErrorRate     float64  `json:"errorRate"`
+	RateLimitRate float64  `json:"rateLimitRate"`
+	RetryAfter    duration `json:"retryAfter"`
+	SlowRate      float64  `json:"slowRate"`
+	SlowLatency   duration `json:"slowLatency"`
+	MalformedRate float64  `json:"malformedRate"`
+	Forbidden     bool     `json:"forbidden"`
+	MaxBodyBytes  int64    `json:"maxBodyBytes"`
+	Seed          int64    `json:"seed"`
+}
+
+// MarshalJSON writes durations as strings such as "250ms".
+func (o Options) MarshalJSON() ([]byte, error) {
+	return json.Marshal(optionsJSON{
+		APIKey: o.APIKey, Latency: duration(o.Latency), ErrorRate: o.ErrorRate,
+		RateLimitRate: o.RateLimitRate, RetryAfter: duration(o.RetryAfter), SlowRate: o.SlowRate,
+		SlowLatency: duration(o.SlowLatency), MalformedRate: o.MalformedRate, Forbidden: o.Forbidden,
+		MaxBodyBytes: o.MaxBodyBytes, Seed: o.Seed,
+	})
+}
+
+// UnmarshalJSON reads durations as strings ("250ms") or integer
+// nanoseconds. Fields absent from the JSON keep their current values.
+func (o *Options) UnmarshalJSON(data []byte) error {
+	j := optionsJSON{
+		APIKey: o.APIKey, Latency: duration(o.Latency), ErrorRate: o.ErrorRate,
+		RateLimitRate: o.RateLimitRate, RetryAfter: duration(o.RetryAfter), SlowRate: o.SlowRate,
+		SlowLatency: duration(o.SlowLatency), MalformedRate: o.MalformedRate, Forbidden: o.Forbidden,
+		MaxBodyBytes: o.MaxBodyBytes, Seed: o.Seed,
+	}
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*o = Options{
+		APIKey: j.APIKey, Latency: time.Duration(j.Latency), ErrorRate: j.ErrorRate,
+		RateLimitRate: j.RateLimitRate, RetryAfter: time.Duration(j.RetryAfter), SlowRate: j.SlowRate,
+		SlowLatency: time.Duration(j.SlowLatency), MalformedRate: j.MalformedRate, Forbidden: j.Forbidden,
+		MaxBodyBytes: j.MaxBodyBytes, Seed: j.Seed,
+	}
+	return nil
+}
+
+// duration is a time.Duration in JSON as "1.5s" or as nanoseconds.
+type duration time.Duration
+
+func (d duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *duration) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = duration(v)
+		return nil
+	}
+	n, err := strconv.ParseInt(string(data), 10, 64)
+	if err != nil {
+		return fmt.Errorf("duration must be a string like \"250ms\" or integer nanoseconds, got %s", data)
+	}
+	*d = duration(n)
+	return nil
+}

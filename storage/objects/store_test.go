@@ -1,0 +1,329 @@
+package objects_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/require"
+
+	"reverify/internal/testenv"
+	"reverify/storage/objects"
+)
+
+// countingAPI counts ListObjectsV2 calls to prove List pages.
+type countingAPI struct {
+	objects.API
+	lists atomic.Int32
+}
+
+func (c *countingAPI) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	c.lists.Add(1)
+	return c.API.ListObjectsV2(ctx, in, optFns...)
+}
+
+// putMany stores keys concurrently through the raw SDK.
+func putMany(t *testing.T, client *s3.Client, bucket string, keys []string) {
+	t.Helper()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     = make(chan string)
+	)
+	for range 16 {
+		wg.Go(func() {
+			for key := range next {
+				_, err := client.PutObject(context.Background(), &s3.PutObjectInput{
+					Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(key),
+				})
+				if err != nil {
+					mu.Lock()
+					firstErr = cmpErr(firstErr, fmt.Errorf("put %s: %w", key, err))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, k := range keys {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	require.NoError(t, firstErr)
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func TestListManyPages(t *testing.T) {
+	t.Parallel()
+	srv := testenv.S3(t)
+	srv.CreateBucket(t, "many")
+
+	const n = 2500
+	keys := make([]string, 0, n+3)
+	for i := range n {
+		keys = append(keys, fmt.Sprintf("selfies/%05d.jpg", i))
+	}
+	keys = append(keys, "other/1.jpg", "other/2.jpg", "selfie-not-in-prefix.jpg")
+	putMany(t, srv.Client, "many", keys)
+	srv.PutObject(t, "many", "selfies/folder/", nil) // directory marker
+
+	api := &countingAPI{API: srv.Client}
+	store := objects.New(api, objects.WithPageSize(100))
+
+	seen := make(map[string]int, n)
+	err := store.List(context.Background(), "many", "selfies/", func(o objects.Object) error {
+		seen[o.Key]++
+		require.Equal(t, "many", o.Bucket)
+		require.Equal(t, int64(len(o.Key)), o.Size)
+		require.NotEmpty(t, o.ETag)
+		require.False(t, o.LastModified.IsZero())
+		return nil
+	})
+	require.NoError(t, err)
+	require.Len(t, seen, n)
+	for i := range n {
+		k := fmt.Sprintf("selfies/%05d.jpg", i)
+		require.Equal(t, 1, seen[k], k)
+	}
+	require.GreaterOrEqual(t, api.lists.Load(), int32(n/100))
+
+	t.Run("other prefix", func(t *testing.T) {
+		var got []string
+		require.NoError(t, store.List(context.Background(), "many", "other/", func(o objects.Object) error {
+			got = append(got, o.Key)
+			return nil
+		}))
+		require.Equal(t, []string{"other/1.jpg", "other/2.jpg"}, got)
+	})
+
+	t.Run("fn error stops", func(t *testing.T) {
+		stop := errors.New("stop")
+		calls := 0
+		err := store.List(context.Background(), "many", "", func(objects.Object) error {
+			calls++
+			if calls == 150 {
+				return stop
+			}
+			return nil
+		})
+		require.ErrorIs(t, err, stop)
+		require.Equal(t, 150, calls)
+	})
+
+	t.Run("cancelled context", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := store.List(ctx, "many", "", func(objects.Object) error { return nil })
+		require.ErrorIs(t, err, context.Canceled)
+		require.False(t, objects.IsRetryable(err))
+	})
+}
+
+func TestKeysRoundTrip(t *testing.T) {
+	t.Parallel()
+	srv := testenv.S3(t)
+	srv.CreateBucket(t, "keys")
+
+	long := strings.Repeat("a", 200) + "/" + strings.Repeat("b", 200) + "/" +
+		strings.Repeat("c", 200) + "/" + strings.Repeat("d", 200) + "/"
+	long += strings.Repeat("e", 1024-len(long)-len(".jpg")) + ".jpg"
+	require.Len(t, long, 1024)
+
+	keys := []string{
+		"selfies/Zoë Ångström/ü 1.jpg",
+		"selfies/with space.jpg",
+		"selfies/plus+sign.jpg",
+		"selfies/percent%20not-escaped%.jpg",
+		"selfies/amp&eq=q?.jpg",
+		"selfies/日本語/写真.png",
+		"selfies/" + long,
+	}
+	want := map[string][]byte{}
+	for i, k := range keys {
+		body := []byte(fmt.Sprintf("body %d of %q", i, k))
+		want[k] = body
+		_, err := srv.Client.PutObject(context.Background(), &s3.PutObjectInput{
+			Bucket: aws.String("keys"), Key: aws.String(k), Body: bytes.NewReader(body),
+		})
+		require.NoError(t, err, k)
+	}
+
+	store := objects.New(srv.Client, objects.WithPageSize(2))
+	var listed []objects.Object
+	require.NoError(t, store.List(context.Background(), "keys", "selfies/", func(o objects.Object) error {
+		listed = append(listed, o)
+		return nil
+	}))
+	require.Len(t, listed, len(keys))
+
+	var buf bytes.Buffer
+	for _, o := range listed {
+		body, ok := want[o.Key]
+		require.True(t, ok, "listed unknown key %q", o.Key)
+		sum := md5.Sum(body)
+		require.Equal(t, hex.EncodeToString(sum[:]), o.ETag, o.Key)
+
+		got, err := store.Get(context.Background(), "keys", o.Key, "", 1<<20, &buf)
+		require.NoError(t, err, o.Key)
+		require.Equal(t, body, buf.Bytes(), o.Key)
+		require.Equal(t, o.Key, got.Key)
+		require.Equal(t, o.ETag, got.ETag)
+		require.Equal(t, int64(len(body)), got.Size)
+
+		head, err := store.Head(context.Background(), "keys", o.Key, "")
+		require.NoError(t, err, o.Key)
+		require.Equal(t, got.ETag, head.ETag)
+		require.Equal(t, got.Size, head.Size)
+	}
+}
+
+func TestGetErrorsAndLimits(t *testing.T) {
+	t.Parallel()
+	srv := testenv.S3(t)
+	srv.CreateBucket(t, "bkt")
+	ctx := context.Background()
+	store := objects.New(srv.Client)
+	var buf bytes.Buffer
+
+	const limit = 1000
+	srv.PutObject(t, "bkt", "exact.jpg", bytes.Repeat([]byte{'x'}, limit))
+	srv.PutObject(t, "bkt", "over.jpg", bytes.Repeat([]byte{'y'}, limit+1))
+	srv.PutObject(t, "bkt", "empty.jpg", nil)
+
+	t.Run("exactly maxBytes", func(t *testing.T) {
+		o, err := store.Get(ctx, "bkt", "exact.jpg", "", limit, &buf)
+		require.NoError(t, err)
+		require.Equal(t, int64(limit), o.Size)
+		require.Equal(t, limit, buf.Len())
+		sum := md5.Sum(buf.Bytes())
+		require.Equal(t, hex.EncodeToString(sum[:]), o.ETag)
+		require.NotContains(t, o.ETag, `"`)
+	})
+
+	t.Run("maxBytes+1", func(t *testing.T) {
+		buf.WriteString("stale")
+		o, err := store.Get(ctx, "bkt", "over.jpg", "", limit, &buf)
+		require.ErrorIs(t, err, objects.ErrTooLarge)
+		require.False(t, objects.IsRetryable(err))
+		require.Zero(t, buf.Len())
+		require.Equal(t, int64(limit+1), o.Size)
+	})
+
+	t.Run("empty", func(t *testing.T) {
+		o, err := store.Get(ctx, "bkt", "empty.jpg", "", limit, &buf)
+		require.NoError(t, err)
+		require.Zero(t, o.Size)
+		require.Zero(t, buf.Len())
+	})
+
+	t.Run("missing key", func(t *testing.T) {
+		_, err := store.Get(ctx, "bkt", "nope.jpg", "", limit, &buf)
+		require.ErrorIs(t, err, objects.ErrNotFound)
+		require.NotErrorIs(t, err, objects.ErrBucketNotFound)
+		require.False(t, objects.IsRetryable(err))
+		require.Contains(t, err.Error(), "bkt/nope.jpg")
+
+		_, err = store.Head(ctx, "bkt", "nope.jpg", "")
+		require.ErrorIs(t, err, objects.ErrNotFound)
+	})
+
+	t.Run("missing bucket", func(t *testing.T) {
+		_, err := store.Get(ctx, "no-such-bucket", "a.jpg", "", limit, &buf)
+		require.ErrorIs(t, err, objects.ErrNotFound)
+		require.ErrorIs(t, err, objects.ErrBucketNotFound)
+		require.False(t, objects.IsRetryable(err))
+
+		err = store.CheckBucket(ctx, "no-such-bucket")
+		require.ErrorIs(t, err, objects.ErrBucketNotFound)
+
+		err = store.List(ctx, "no-such-bucket", "", func(objects.Object) error { return nil })
+		require.ErrorIs(t, err, objects.ErrBucketNotFound)
+	})
+
+	t.Run("bucket exists", func(t *testing.T) {
+		require.NoError(t, store.CheckBucket(ctx, "bkt"))
+	})
+
+	t.Run("wrong credentials", func(t *testing.T) {
+		cfg := srv.Config()
+		cfg.SecretKey = "wrong-secret"
+		client, err := objects.NewClient(ctx, cfg)
+		require.NoError(t, err)
+		bad := objects.New(client)
+
+		err = bad.CheckBucket(ctx, "bkt")
+		require.ErrorIs(t, err, objects.ErrAccessDenied)
+		_, err = bad.Get(ctx, "bkt", "exact.jpg", "", limit, &buf)
+		require.ErrorIs(t, err, objects.ErrAccessDenied)
+		require.False(t, objects.IsRetryable(err))
+	})
+
+	t.Run("invalid maxBytes", func(t *testing.T) {
+		_, err := store.Get(ctx, "bkt", "exact.jpg", "", 0, &buf)
+		require.Error(t, err)
+	})
+}
+
+func TestMemoryServer(t *testing.T) {
+	t.Parallel()
+	ms, err := objects.NewMemoryServer()
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, ms.Close()) })
+
+	ctx := context.Background()
+	require.NoError(t, ms.CreateBucket("demo"))
+	client, err := objects.NewClient(ctx, ms.Config())
+	require.NoError(t, err)
+
+	keys := []string{"img/1.jpg", "img/2.jpg", "img/Zoë Ångström/ü 1.jpg", "img/a+b&c=d%e.jpg", "img/dir/", "zzz.jpg"}
+	for _, k := range keys {
+		body := []byte("body of " + k)
+		if strings.HasSuffix(k, "/") {
+			body = nil
+		}
+		_, err := client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String("demo"), Key: aws.String(k), Body: bytes.NewReader(body),
+		})
+		require.NoError(t, err, k)
+	}
+
+	store := objects.New(client, objects.WithPageSize(2))
+	require.NoError(t, store.CheckBucket(ctx, "demo"))
+
+	var got []string
+	require.NoError(t, store.List(ctx, "demo", "img/", func(o objects.Object) error {
+		got = append(got, o.Key)
+		return nil
+	}))
+	require.ElementsMatch(t, []string{"img/1.jpg", "img/2.jpg", "img/Zoë Ångström/ü 1.jpg", "img/a+b&c=d%e.jpg"}, got)
+
+	var buf bytes.Buffer
+	for _, k := range got {
+		o, err := store.Get(ctx, "demo", k, "", 1<<10, &buf)
+		require.NoError(t, err, k)
+		require.Equal(t, "body of "+k, buf.String())
+		require.NotContains(t, o.ETag, `"`)
+	}
+
+	_, err = store.Get(ctx, "demo", "img/missing.jpg", "", 1<<10, &buf)
+	require.ErrorIs(t, err, objects.ErrNotFound)
+	_, err = store.Get(ctx, "demo", "img/1.jpg", "", 3, &buf)
+	require.ErrorIs(t, err, objects.ErrTooLarge)
+	require.ErrorIs(t, store.CheckBucket(ctx, "nope"), objects.ErrBucketNotFound)
+}

@@ -1,0 +1,141 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"reverify/migrations"
+)
+
+// ErrNotMigrated means the database schema is missing or older than this binary.
+var ErrNotMigrated = errors.New("database is not migrated: run `reverify migrate` first")
+
+// Store is the ledger. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to an existing, migrated database. maxConns <= 0 keeps pgx's default.
+// It returns ErrNotMigrated when migrations are pending.
+func Open(ctx context.Context, databaseURL string, maxConns int32) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to postgres %s: %w", cfg.ConnConfig.Database, err)
+	}
+	s := &Store{pool: pool}
+	pending, err := s.pendingMigrations(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if pending {
+		pool.Close()
+		return nil, ErrNotMigrated
+	}
+	return s, nil
+}
+
+// Close releases every connection.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping reports whether PostgreSQL answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Pool exposes the connection pool for reporting queries and tests.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+func (s *Store) pendingMigrations(ctx context.Context) (bool, error) {
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	p, err := newProvider(db)
+	if err != nil {
+		return false, err
+	}
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return false, fmt.Errorf("check migrations: %w", err)
+	}
+	return pending, nil
+}
+
+func newProvider(db *sql.DB) (*goose.Provider, error) {
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	return p, nil
+}
+
+// Migrate creates the database when it is missing and the user may create
+// it, then applies every pending migration. It returns the versions applied;
+// running it again applies nothing.
+func Migrate(ctx context.Context, databaseURL string) ([]string, error) {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if err := ensureDatabase(ctx, cfg); err != nil {
+		return nil, err
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	p, err := newProvider(db)
+	if err != nil {
+		return nil, err
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("apply migrations: %w", err)
+	}
+	applied := make([]string, 0, len(results))
+	for _, r := range results {
+		applied = append(applied, r.Source.Path)
+	}
+	return applied, nil
+}
+
+// ensureDatabase creates cfg's database when connecting fails with
+// "database does not exist" (SQLSTATE 3D000).
+func ensureDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err == nil {
+		return conn.Close(ctx)
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	admin := cfg.Copy()
+	admin.Database = "postgres"
+	aconn, aerr := pgx.ConnectConfig(ctx, admin)
+	if aerr != nil {
+		return fmt.Errorf("database %q does not exist and the server's postgres database is unreachable to create it: %w", cfg.Database, aerr)
+	}
+	defer aconn.Close(ctx)
+	if _, err := aconn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{cfg.Database}.Sanitize()); err != nil {
+		if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created concurrently
+			return nil
+		}
+		return fmt.Errorf("create database %q: %w", cfg.Database, err)
+	}
+	return nil
+}

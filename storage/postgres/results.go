@@ -1,0 +1,213 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Verification statuses. Every status but pending is terminal.
+const (
+	StatusPending      = "pending"
+	StatusScored       = "scored"
+	StatusRejected     = "rejected"
+	StatusInvalidImage = "invalid_image"
+	StatusNotFound     = "not_found"
+	StatusFailed       = "failed"
+)
+
+// API call outcomes recorded in api_calls.outcome.
+const (
+	OutcomeInFlight    = "in_flight"
+	OutcomeScored      = "scored"
+	OutcomeRejected    = "rejected"
+	OutcomeRateLimited = "rate_limited"
+	OutcomeAuth        = "auth"
+	OutcomeTransient   = "transient"
+)
+
+// ErrUnknownRun is returned when a result names a run that does not exist.
+var ErrUnknownRun = errors.New("unknown run")
+
+// Result is the terminal outcome of one object.
+type Result struct {
+	RunID         string
+	Object        ObjectRef
+	Status        string
+	Score         *float64
+	TransactionID string
+	ErrorCode     int
+	Message       string
+	ETag          string
+	Size          int64
+	Duration      time.Duration
+}
+
+// Call is the outcome of one API call begun with BeginCall.
+type Call struct {
+	ID            int64
+	Outcome       string
+	TransactionID string
+	HTTPStatus    int
+	ErrorCode     int
+	Score         *float64
+	Message       string
+	Latency       time.Duration
+}
+
+// BeginCall records, before it is sent, that an API call is being made for
+// an object, and counts the attempt. ok is false when the object already has
+// a terminal result: the call must not be made.
+func (s *Store) BeginCall(ctx context.Context, runID string, obj ObjectRef) (callID int64, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, `
+		WITH v AS (
+			INSERT INTO verifications (run_id, bucket, object_key, object_version, attempts)
+			VALUES ($1::uuid, $2, $3, $4, 1)
+			ON CONFLICT (run_id, bucket, object_key) DO UPDATE SET attempts = verifications.attempts + 1
+			WHERE verifications.status = 'pending'
+			RETURNING attempts
+		)
+		INSERT INTO api_calls (run_id, bucket, object_key, attempt)
+		SELECT $1::uuid, $2, $3, attempts FROM v
+		RETURNING id`, runID, obj.Bucket, obj.Key, obj.Version).Scan(&callID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, classify(fmt.Errorf("record api call for %s/%s: %w", obj.Bucket, obj.Key, err))
+	}
+	return callID, true, nil
+}
+
+// FinishCall records a call's outcome and, when final is not nil, the
+// object's terminal result, atomically.
+func (s *Store) FinishCall(ctx context.Context, c Call, runID string, obj ObjectRef, final *Result) error {
+	b := &pgx.Batch{}
+	b.Queue(`
+		UPDATE api_calls SET outcome = $2, transaction_id = nullif($3, ''), http_status = nullif($4, 0),
+			error_code = nullif($5, 0), liveness_score = $6, message = nullif($7, ''),
+			latency_ms = $8, answered_at = now()
+		WHERE id = $1`,
+		c.ID, c.Outcome, c.TransactionID, c.HTTPStatus, c.ErrorCode, c.Score, truncate(c.Message), c.Latency.Milliseconds())
+	if final != nil {
+		queueResult(b, *final)
+	} else {
+		b.Queue(`UPDATE verifications SET message = nullif($4, ''), error_code = nullif($5, 0)
+			WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3 AND status = 'pending'`,
+			runID, obj.Bucket, obj.Key, truncate(c.Message), c.ErrorCode)
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return classify(fmt.Errorf("record api call outcome for %s/%s: %w", obj.Bucket, obj.Key, err))
+	}
+	return nil
+}
+
+// RecordResult writes an object's terminal result without an API call
+// (not_found, invalid_image, failed). It never replaces a better result.
+func (s *Store) RecordResult(ctx context.Context, r Result) error {
+	b := &pgx.Batch{}
+	queueResult(b, r)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return classify(fmt.Errorf("record result for %s/%s: %w", r.Object.Bucket, r.Object.Key, err))
+	}
+	return nil
+}
+
+// queueResult upserts a terminal result; a row that already holds a result
+// of equal or higher rank is left alone, so retries and duplicate tasks are
+// harmless.
+func queueResult(b *pgx.Batch, r Result) {
+	b.Queue(`
+		INSERT INTO verifications AS v (run_id, bucket, object_key, object_version, status, liveness_score,
+			transaction_id, error_code, message, object_etag, object_size, duration_ms, completed_at)
+		VALUES ($1::uuid, $2, $3, $4, $5, $6, nullif($7, ''), nullif($8, 0), nullif($9, ''), nullif($10, ''),
+			$11, $12, now())
+		ON CONFLICT (run_id, bucket, object_key) DO UPDATE SET
+			status = excluded.status, liveness_score = excluded.liveness_score,
+			transaction_id = excluded.transaction_id, error_code = excluded.error_code,
+			message = excluded.message, object_etag = excluded.object_etag,
+			object_size = excluded.object_size, duration_ms = excluded.duration_ms,
+			completed_at = excluded.completed_at
+		WHERE verification_status_rank(v.status) < verification_status_rank(excluded.status)
+		  AND (v.status = 'pending' OR excluded.status <> 'failed')`,
+		r.RunID, r.Object.Bucket, r.Object.Key, r.Object.Version, r.Status, r.Score,
+		r.TransactionID, r.ErrorCode, truncate(r.Message), r.ETag, nullIfZero(r.Size), r.Duration.Milliseconds())
+}
+
+// ResultOf returns the current row of one object (for tests and the CLI).
+func (s *Store) ResultOf(ctx context.Context, runID string, obj ObjectRef) (Result, error) {
+	r := Result{RunID: runID, Object: obj}
+	var tx, msg, etag *string
+	var code, dur *int32
+	var size *int64
+	err := s.pool.QueryRow(ctx, `
+		SELECT status, liveness_score::float8, transaction_id, error_code, message, object_etag, object_size, duration_ms
+		FROM verifications WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3`,
+		runID, obj.Bucket, obj.Key).Scan(&r.Status, &r.Score, &tx, &code, &msg, &etag, &size, &dur)
+	if err != nil {
+		return Result{}, fmt.Errorf("load result for %s/%s: %w", obj.Bucket, obj.Key, err)
+	}
+	r.TransactionID, r.Message, r.ETag = deref(tx), deref(msg), deref(etag)
+	if code != nil {
+		r.ErrorCode = int(*code)
+	}
+	if size != nil {
+		r.Size = *size
+	}
+	if dur != nil {
+		r.Duration = time.Duration(*dur) * time.Millisecond
+	}
+	return r, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func nullIfZero(n int64) *int64 {
+	if n == 0 {
+		return nil
+	}
+	return &n
+}
+
+// truncate keeps messages short enough for a table cell.
+func truncate(s string) string {
+	const max = 1000
+	if len(s) <= max {
+		return s
+	}
+	return s[:max]
+}
+
+// ErrUnavailable marks errors that mean PostgreSQL could not be reached or
+// the statement may succeed when tried again.
+var ErrUnavailable = errors.New("postgres unavailable")
+
+// classify translates driver errors once: a foreign-key violation on the run
+// is ErrUnknownRun; connection loss and serialization conflicts are ErrUnavailable.
+func classify(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23503":
+			return fmt.Errorf("%w: %w", ErrUnknownRun, err)
+		case pgErr.Code == "40001", pgErr.Code == "40P01", pgErr.Code == "55P03",
+			pgErr.Code[:2] == "08", pgErr.Code[:2] == "53", pgErr.Code[:2] == "57":
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	// Anything that is not a server answer is a connection problem.
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}

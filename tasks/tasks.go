@@ -1,0 +1,95 @@
+// Package tasks defines reverify's asynq task types and payloads, and the
+// producer that records a run's objects in the ledger and enqueues one task
+// per object.
+//
+// Payloads carry IDs only (run, bucket, key, version), never image bytes, and
+// task IDs are derived from run + object so enqueuing the same object of the
+// same run twice is a no-op while the first task is still known to Redis.
+package tasks
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// TypeVerify is the task that verifies one stored image.
+const TypeVerify = "liveness:verify"
+
+// DefaultQueue is the queue verify tasks go to unless a run names another.
+const DefaultQueue = "liveness"
+
+// Defaults for verify tasks. MaxRetry counts failures only: rate limits and
+// waits for the fleet's limits do not use it up.
+const (
+	DefaultMaxRetry = 10
+	DefaultTimeout  = 2 * time.Minute
+)
+
+// ErrBadPayload means a task's payload cannot be decoded or is incomplete.
+var ErrBadPayload = errors.New("bad task payload")
+
+// VerifyPayload identifies one object of one run.
+type VerifyPayload struct {
+	RunID   string `json:"run_id"`
+	Bucket  string `json:"bucket"`
+	Key     string `json:"key"`
+	Version string `json:"version,omitempty"`
+}
+
+// TaskID derives the task ID from the run and the object. Keys may be 1,024
+// bytes of anything, so the object part is hashed.
+func (p VerifyPayload) TaskID() string {
+	h := sha256.New()
+	h.Write([]byte(p.Bucket))
+	h.Write([]byte{0})
+	h.Write([]byte(p.Key))
+	return "verify:" + p.RunID + ":" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
+}
+
+// NewVerifyTask builds a verify task for p in queue; opts override the defaults.
+func NewVerifyTask(p VerifyPayload, queue string, opts ...asynq.Option) (*asynq.Task, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode verify payload: %w", err)
+	}
+	all := append([]asynq.Option{
+		asynq.MaxRetry(DefaultMaxRetry),
+		asynq.Timeout(DefaultTimeout),
+	}, opts...)
+	// The ID and queue are not negotiable: they make re-enqueues no-ops.
+	all = append(all, asynq.TaskID(p.TaskID()), asynq.Queue(queue))
+	return asynq.NewTask(TypeVerify, b, all...), nil
+}
+
+// ParseVerifyPayload decodes a verify task's payload. Errors wrap ErrBadPayload.
+func ParseVerifyPayload(b []byte) (VerifyPayload, error) {
+	var p VerifyPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return VerifyPayload{}, fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	if err := p.validate(); err != nil {
+		return VerifyPayload{}, err
+	}
+	return p, nil
+}
+
+func (p VerifyPayload) validate() error {
+	switch {
+	case p.RunID == "":
+		return fmt.Errorf("%w: missing run_id", ErrBadPayload)
+	case p.Bucket == "":
+		return fmt.Errorf("%w: missing bucket", ErrBadPayload)
+	case p.Key == "":
+		return fmt.Errorf("%w: missing key", ErrBadPayload)
+	}
+	return nil
+}

@@ -1,0 +1,332 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+
+	"reverify/internal/testenv"
+	"reverify/liveness"
+	"reverify/liveness/fakeapi"
+	"reverify/storage/objects"
+	"reverify/storage/postgres"
+	"reverify/tasks"
+	"reverify/worker"
+)
+
+const apiKey = "test-key-5f1e"
+
+// bundle is one test's private pipeline: its own database, queue, S3
+// server and fake API.
+type bundle struct {
+	store  *postgres.Store
+	s3     testenv.S3Server
+	objs   *objects.Store
+	redis  asynq.RedisClientOpt
+	queue  string
+	fake   *fakeapi.Server
+	apiURL string
+}
+
+func setup(t *testing.T, fakeOpts fakeapi.Options) *bundle {
+	t.Helper()
+	ctx := context.Background()
+	dsn := testenv.Postgres(t)
+	_, err := postgres.Migrate(ctx, dsn)
+	require.NoError(t, err)
+	store, err := postgres.Open(ctx, dsn, 10)
+	require.NoError(t, err)
+	t.Cleanup(store.Close)
+
+	s3 := testenv.S3(t)
+	fakeOpts.APIKey = apiKey
+	fake := fakeapi.New(fakeOpts)
+	api := httptest.NewServer(fake)
+	t.Cleanup(api.Close)
+	return &bundle{
+		store: store, s3: s3, objs: objects.New(s3.Client),
+		redis: asynq.RedisClientOpt{Addr: testenv.RedisAddr(t)}, queue: testenv.Queue(t),
+		fake: fake, apiURL: api.URL,
+	}
+}
+
+// startWorker runs a worker until the test ends.
+func (b *bundle) startWorker(t *testing.T, key string, cfg worker.HandlerConfig) {
+	t.Helper()
+	api, err := liveness.New(b.apiURL, key, liveness.NewHTTPClient(20, 5*time.Second))
+	require.NoError(t, err)
+	h := worker.NewHandler(b.objs, api, b.store, cfg)
+	srv := worker.NewServer(b.redis, h, b.store, worker.Config{
+		Concurrency:     20,
+		Queues:          map[string]int{b.queue: 1},
+		CloseRunsEvery:  100 * time.Millisecond,
+		RetryCheckEvery: 200 * time.Millisecond,
+		ShutdownTimeout: 5 * time.Second,
+		Backoff:         worker.Backoff{Base: 50 * time.Millisecond, Cap: 300 * time.Millisecond, Min: 10 * time.Millisecond},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+func (b *bundle) enqueue(t *testing.T, run postgres.Run, src tasks.Source, opts ...tasks.ProducerOption) tasks.Stats {
+	t.Helper()
+	client := asynq.NewClient(b.redis)
+	t.Cleanup(func() { client.Close() })
+	stats, err := tasks.NewProducer(b.store, client, opts...).Enqueue(context.Background(), run, src, nil)
+	require.NoError(t, err)
+	return stats
+}
+
+func (b *bundle) newRun(t *testing.T) postgres.Run {
+	t.Helper()
+	run, err := b.store.CreateRun(context.Background(), postgres.NewRun{Name: t.Name(), Queue: b.queue, Source: map[string]string{"kind": "test"}})
+	require.NoError(t, err)
+	return run
+}
+
+func (b *bundle) waitForStatus(t *testing.T, runID, status string, within time.Duration) postgres.Progress {
+	t.Helper()
+	var p postgres.Progress
+	require.Eventually(t, func() bool {
+		var err error
+		p, err = b.store.Progress(context.Background(), runID)
+		require.NoError(t, err)
+		return p.Run.Status == status
+	}, within, 50*time.Millisecond, "run %s never became %s (last: %+v)", runID, status, p.ByStatus)
+	return p
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func withMissing(src tasks.Source, bucket string, keys ...string) tasks.Source {
+	return func(ctx context.Context, fn func(tasks.Object) error) error {
+		if err := src(ctx, fn); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := fn(tasks.Object{Bucket: bucket, Key: k, Size: -1}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// TestPipelineEndToEnd sends a prefix of good and bad objects through real
+// S3, Redis, PostgreSQL and the fake API (with 429s and 5xx switched on) and
+// checks every object's terminal row against what the API answered.
+func TestPipelineEndToEnd(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fakeapi.Options{RateLimitRate: 0.15, RetryAfter: time.Second, ErrorRate: 0.1, Seed: 42})
+	ctx := context.Background()
+	const bucket = "kyc-images"
+	b.s3.CreateBucket(t, bucket)
+
+	type want struct {
+		status string
+		code   int
+		body   []byte
+	}
+	objectsWant := map[string]want{}
+	put := func(key string, body []byte, status string, code int) {
+		b.s3.PutObject(t, bucket, key, body)
+		objectsWant[key] = want{status: status, code: code, body: body}
+	}
+	for i := range 24 {
+		put("selfies/jpeg-"+string(rune('a'+i))+".jpg", fakeapi.GenerateJPEG(int64(i), 96+i, 120), postgres.StatusScored, 0)
+	}
+	for i := range 6 {
+		put("selfies/png-"+string(rune('a'+i))+".png", fakeapi.GeneratePNG(int64(100+i), 100, 90+i), postgres.StatusScored, 0)
+	}
+	put("selfies/Zoë Ångström/ü 1.jpg", fakeapi.GenerateJPEG(500, 80, 80), postgres.StatusScored, 0)
+	put("selfies/a+b%20c&d=e.jpg", fakeapi.GenerateJPEG(501, 80, 80), postgres.StatusScored, 0)
+	long := "selfies/" + strings.Repeat(strings.Repeat("L", 250)+"/", 4)
+	long += strings.Repeat("z", 1024-len(long)-4) + ".jpg"
+	require.Len(t, long, 1024)
+	put(long, fakeapi.GenerateJPEG(502, 80, 80), postgres.StatusScored, 0)
+	put("selfies/tiny.jpg", fakeapi.GenerateJPEG(503, 32, 32), postgres.StatusRejected, liveness.ErrCodeAnalyzeFailed)
+	put("selfies/empty.jpg", nil, postgres.StatusInvalidImage, 0)
+	put("selfies/note.jpg", []byte("this upload is a note, not a photo"), postgres.StatusInvalidImage, 0)
+	huge := append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, bytes.Repeat([]byte{7}, 300<<10)...)
+	put("selfies/huge.jpg", huge, postgres.StatusInvalidImage, 0)
+	b.s3.PutObject(t, bucket, "elsewhere/ignored.jpg", fakeapi.GenerateJPEG(1, 80, 80)) // outside the prefix
+	objectsWant["selfies/missing.jpg"] = want{status: postgres.StatusNotFound}
+
+	run := b.newRun(t)
+	src := withMissing(tasks.ListingSource(b.objs, bucket, "selfies/"), bucket, "selfies/missing.jpg")
+	stats := b.enqueue(t, run, src)
+	require.EqualValues(t, len(objectsWant), stats.Recorded)
+	require.EqualValues(t, len(objectsWant), stats.Enqueued)
+
+	b.startWorker(t, apiKey, worker.HandlerConfig{MaxObjectBytes: 256 << 10})
+	p := b.waitForStatus(t, run.ID, postgres.RunCompleted, 90*time.Second)
+	require.Zero(t, p.Pending)
+	require.EqualValues(t, len(objectsWant), p.Done)
+	require.NotNil(t, p.Run.FinishedAt)
+
+	// What the fake API answered, by image.
+	ledger := b.fake.Ledger()
+	scoreBySHA := map[string]float64{}
+	issued := map[string]bool{}
+	for _, c := range ledger {
+		if c.HTTPStatus == 200 {
+			scoreBySHA[c.ImageSHA256] = c.Score
+		}
+		if c.TransactionID != "" {
+			issued[c.TransactionID] = true
+		}
+	}
+	require.Less(t, len(issued), len(ledger), "faults were injected, so some answers had no transaction ID")
+
+	for key, w := range objectsWant {
+		r, err := b.store.ResultOf(ctx, run.ID, postgres.ObjectRef{Bucket: bucket, Key: key})
+		require.NoError(t, err, key)
+		require.Equal(t, w.status, r.Status, "status of %q (%s)", key, r.Message)
+		switch w.status {
+		case postgres.StatusScored:
+			require.NotNil(t, r.Score, key)
+			require.InDelta(t, scoreBySHA[sha(w.body)], *r.Score, 0.005, "score of %q is the API's", key)
+			require.True(t, issued[r.TransactionID], "transaction ID of %q was issued by the API", key)
+			require.Equal(t, int64(len(w.body)), r.Size)
+			require.NotEmpty(t, r.ETag)
+		case postgres.StatusRejected:
+			require.Equal(t, w.code, r.ErrorCode, key)
+			require.True(t, issued[r.TransactionID], key)
+		default:
+			require.Empty(t, r.TransactionID, key)
+			require.NotEmpty(t, r.Message, key)
+		}
+	}
+
+	// Every call the API answered is on record, and nothing else.
+	var calls, inFlight, recordedTx int
+	require.NoError(t, b.store.Pool().QueryRow(ctx, `
+		SELECT count(*), count(*) FILTER (WHERE outcome = 'in_flight'), count(transaction_id)
+		FROM api_calls WHERE run_id = $1`, run.ID).Scan(&calls, &inFlight, &recordedTx))
+	require.Equal(t, len(ledger), calls, "one api_calls row per answered call")
+	require.Zero(t, inFlight)
+	require.Equal(t, len(issued), recordedTx)
+	rows, err := b.store.Pool().Query(ctx, `SELECT transaction_id FROM api_calls WHERE run_id = $1 AND transaction_id IS NOT NULL`, run.ID)
+	require.NoError(t, err)
+	for rows.Next() {
+		var tx string
+		require.NoError(t, rows.Scan(&tx))
+		require.True(t, issued[tx], "recorded transaction %s was issued", tx)
+	}
+	require.NoError(t, rows.Err())
+	var noCallKeys int
+	require.NoError(t, b.store.Pool().QueryRow(ctx, `
+		SELECT count(*) FROM api_calls WHERE run_id = $1
+		AND object_key IN ('selfies/empty.jpg', 'selfies/note.jpg', 'selfies/huge.jpg', 'selfies/missing.jpg')`, run.ID).Scan(&noCallKeys))
+	require.Zero(t, noCallKeys, "bad input never reaches the paid API")
+
+	// Enqueuing the same source into the same run again adds nothing.
+	again := b.enqueue(t, run, src)
+	require.Zero(t, again.Recorded)
+	require.Zero(t, again.Enqueued)
+	require.EqualValues(t, len(objectsWant), again.Seen)
+	time.Sleep(500 * time.Millisecond)
+	require.Len(t, b.fake.Ledger(), len(ledger), "no further paid calls")
+	p, err = b.store.Progress(ctx, run.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, len(objectsWant), p.Run.Total)
+}
+
+// TestRequeueDoesNotDuplicateQueuedTasks re-enqueues a run's pending
+// objects while their tasks are still in Redis: task IDs collide, nothing
+// is added.
+func TestRequeueDoesNotDuplicateQueuedTasks(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fakeapi.Options{})
+	const bucket = "requeue"
+	run := b.newRun(t)
+	src := func(ctx context.Context, fn func(tasks.Object) error) error {
+		for _, k := range []string{"a.jpg", "b.jpg", "c.jpg"} {
+			if err := fn(tasks.Object{Bucket: bucket, Key: k, Size: -1}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	first := b.enqueue(t, run, src)
+	require.EqualValues(t, 3, first.Enqueued)
+	client := asynq.NewClient(b.redis)
+	t.Cleanup(func() { client.Close() })
+	again, err := tasks.NewProducer(b.store, client).Requeue(context.Background(), run)
+	require.NoError(t, err)
+	require.EqualValues(t, 0, again.Enqueued)
+	require.EqualValues(t, 3, again.Duplicate)
+
+	insp := asynq.NewInspector(b.redis)
+	t.Cleanup(func() { insp.Close() })
+	q, err := insp.GetQueueInfo(b.queue)
+	require.NoError(t, err)
+	require.Equal(t, 3, q.Pending)
+}
+
+// TestRetriesExhaustedRecordFailure makes every call fail: each object ends
+// failed, with each paid attempt on record.
+func TestRetriesExhaustedRecordFailure(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fakeapi.Options{ErrorRate: 1})
+	const bucket = "down"
+	b.s3.CreateBucket(t, bucket)
+	for i := range 3 {
+		b.s3.PutObject(t, bucket, "f"+string(rune('0'+i))+".jpg", fakeapi.GenerateJPEG(int64(i), 80, 80))
+	}
+	run := b.newRun(t)
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(2)))
+	b.startWorker(t, apiKey, worker.HandlerConfig{})
+	p := b.waitForStatus(t, run.ID, postgres.RunCompleted, 60*time.Second)
+	require.EqualValues(t, 3, p.ByStatus[postgres.StatusFailed])
+	require.EqualValues(t, 9, p.PaidCalls, "1 call + 2 retries per object")
+	r, err := b.store.ResultOf(context.Background(), run.ID, postgres.ObjectRef{Bucket: bucket, Key: "f0.jpg"})
+	require.NoError(t, err)
+	require.Contains(t, r.Message, "retries exhausted")
+}
+
+// TestAuthFailureKeepsTasks sends a wrong key: nothing is marked failed,
+// calls stop during the cool-down, and the run finishes once the key works.
+func TestAuthFailureKeepsTasks(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fakeapi.Options{})
+	const bucket = "auth"
+	b.s3.CreateBucket(t, bucket)
+	for i := range 10 {
+		b.s3.PutObject(t, bucket, "a"+string(rune('0'+i))+".jpg", fakeapi.GenerateJPEG(int64(i), 80, 80))
+	}
+	run := b.newRun(t)
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(1)))
+	// The fleet is given a key the API does not accept yet.
+	const rotated = "rotated-key"
+	b.startWorker(t, rotated, worker.HandlerConfig{AuthCooldown: 2 * time.Second})
+	require.Eventually(t, func() bool { return b.fake.Stats().ByStatus[401] > 0 }, 20*time.Second, 20*time.Millisecond)
+	time.Sleep(time.Second)
+	p, err := b.store.Progress(context.Background(), run.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 10, p.Pending, "auth failures are not terminal")
+	require.LessOrEqual(t, b.fake.Stats().ByStatus[401], 20, "the circuit stops the flood of calls with a bad key")
+
+	// The API starts accepting the rotated key.
+	opts := b.fake.Options()
+	opts.APIKey = rotated
+	b.fake.SetOptions(opts)
+	p = b.waitForStatus(t, run.ID, postgres.RunCompleted, 60*time.Second)
+	require.EqualValues(t, 10, p.ByStatus[postgres.StatusScored])
+}
