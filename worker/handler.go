@@ -41,6 +41,8 @@ type HandlerConfig struct {
 	MaxObjectBytes int64         // larger objects are invalid_image, never read whole
 	AuthCooldown   time.Duration // how long a 401/403 stops all calls
 	Logger         *slog.Logger
+	Observer       Observer // metrics; nil = none
+	Runs           RunGate  // run status checks (cancel, pause); nil = every run is active
 }
 
 // Handler processes liveness:verify tasks.
@@ -66,6 +68,9 @@ func NewHandler(objs ObjectGetter, api Verifier, ledger Ledger, cfg HandlerConfi
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	h := &Handler{objects: objs, api: api, ledger: ledger, cfg: cfg, log: cfg.Logger, now: time.Now}
 	h.auth = newCircuit(h.now)
 	h.bufs.New = func() any { return new(bytes.Buffer) }
@@ -84,7 +89,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	j.last = retried >= maxRetry
-	return j.run(ctx)
+	err = j.run(ctx)
+	j.observeWait(err)
+	return err
 }
 
 // job is one attempt at one object.
@@ -99,8 +106,11 @@ type job struct {
 
 func (j *job) run(ctx context.Context) error {
 	h := j.h
+	if stop := j.gate(ctx); stop != nil {
+		return stop
+	}
 	if left, why := h.auth.open(); left > 0 {
-		return &WaitError{After: left, Err: fmt.Errorf("liveness API refused the key: %s", why)}
+		return &WaitError{After: left, Reason: "circuit_open", Err: fmt.Errorf("liveness API refused the key: %s", why)}
 	}
 
 	buf := h.bufs.Get().(*bytes.Buffer)
@@ -110,7 +120,9 @@ func (j *job) run(ctx context.Context) error {
 			h.bufs.Put(buf)
 		}
 	}()
+	fetchStart := h.now()
 	meta, err := h.objects.Get(ctx, j.p.Bucket, j.p.Key, j.p.Version, h.cfg.MaxObjectBytes, buf)
+	h.cfg.Observer.ObjectFetched(h.now().Sub(fetchStart), int64(buf.Len()), err)
 	switch {
 	case errors.Is(err, objects.ErrNotFound), errors.Is(err, objects.ErrBucketNotFound):
 		return j.record(ctx, postgres.Result{Status: postgres.StatusNotFound, Message: "object not found in storage"})
@@ -156,14 +168,14 @@ func (j *job) run(ctx context.Context) error {
 			}
 		case liveness.RateLimited:
 			call.Outcome, final = postgres.OutcomeRateLimited, nil
-			retry = &WaitError{After: max(le.RetryAfter, time.Second), Err: apiErr}
+			retry = &WaitError{After: max(le.RetryAfter, time.Second), Reason: "rate_limited", Err: apiErr}
 		case liveness.Auth:
 			call.Outcome, final = postgres.OutcomeAuth, nil
 			if h.auth.trip(h.cfg.AuthCooldown, le.Message) {
 				j.log.ErrorContext(ctx, "liveness API refused the API key; pausing all calls",
 					"http_status", le.HTTPStatus, "cooldown", h.cfg.AuthCooldown.String())
 			}
-			retry = &WaitError{After: h.cfg.AuthCooldown, Err: apiErr}
+			retry = &WaitError{After: h.cfg.AuthCooldown, Reason: "circuit_open", Err: apiErr}
 		default:
 			call.Outcome = postgres.OutcomeTransient
 			final, retry = j.transient(apiErr, final)
@@ -172,6 +184,7 @@ func (j *job) run(ctx context.Context) error {
 		call.Outcome, call.Message = postgres.OutcomeTransient, apiErr.Error()
 		final, retry = j.transient(apiErr, final)
 	}
+	h.cfg.Observer.APICalled(call.Outcome, call.Latency, call.Score)
 	if call.Message == "" && apiErr != nil {
 		call.Message = apiErr.Error()
 	}
@@ -186,6 +199,9 @@ func (j *job) run(ctx context.Context) error {
 	}
 	j.log.InfoContext(ctx, "api call", "outcome", call.Outcome, "transaction_id", call.TransactionID,
 		"http_status", call.HTTPStatus, "latency_ms", call.Latency.Milliseconds())
+	if final != nil {
+		h.cfg.Observer.ResultRecorded(final.Status)
+	}
 	return retry
 }
 
@@ -219,7 +235,16 @@ func (j *job) record(ctx context.Context, r postgres.Result) error {
 		return j.ledgerError(err)
 	}
 	j.log.InfoContext(ctx, "result", "status", r.Status, "duration_ms", r.Duration.Milliseconds())
+	j.h.cfg.Observer.ResultRecorded(r.Status)
 	return nil
+}
+
+// observeWait reports a retry that does not count as a failure.
+func (j *job) observeWait(err error) {
+	var w *WaitError
+	if errors.As(err, &w) {
+		j.h.cfg.Observer.Waited(w.Reason, w.After)
+	}
 }
 
 func (j *job) fill(r *postgres.Result) {
@@ -250,7 +275,7 @@ func (j *job) persist(ctx context.Context, write func(context.Context) error) er
 func (j *job) ledgerError(err error) error {
 	switch {
 	case errors.Is(err, postgres.ErrUnavailable):
-		return &WaitError{After: 5 * time.Second, Err: err}
+		return &WaitError{After: 5 * time.Second, Reason: "ledger_unavailable", Err: err}
 	case errors.Is(err, postgres.ErrUnknownRun):
 		j.log.Error("dropping task of unknown run", "err", err)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)

@@ -14,8 +14,9 @@ import (
 // WaitError asks for the task to be retried after at least After, without
 // using up its retry budget: the image is fine, the pipeline has to wait.
 type WaitError struct {
-	After time.Duration
-	Err   error
+	After  time.Duration
+	Reason string // short label for metrics: rate_limited, circuit_open, ledger_unavailable, …
+	Err    error
 }
 
 func (e *WaitError) Error() string {

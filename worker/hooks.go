@@ -1,0 +1,35 @@
+package worker
+
+import (
+	"context"
+	"time"
+)
+
+// Observer is told what the pipeline does, for metrics. Methods must be
+// cheap and safe for concurrent use.
+type Observer interface {
+	// ObjectFetched reports one S3 get: its latency, the bytes read, and
+	// err (nil on success).
+	ObjectFetched(d time.Duration, bytes int64, err error)
+	// APICalled reports one paid call: outcome is an api_calls outcome
+	// (scored, rejected, rate_limited, auth, transient); score is set when scored.
+	APICalled(outcome string, d time.Duration, score *float64)
+	// ResultRecorded reports an object's terminal status.
+	ResultRecorded(status string)
+	// Waited reports a task put back without a failure, and why
+	// (rate_limited, circuit_open, ledger_unavailable, run_paused, …).
+	Waited(reason string, d time.Duration)
+}
+
+// RunGate says whether a run's objects may still be sent to the API.
+type RunGate interface {
+	// RunState returns the run's status (running, paused, cancelled, …).
+	RunState(ctx context.Context, runID string) (string, error)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObjectFetched(time.Duration, int64, error) {}
+func (nopObserver) APICalled(string, time.Duration, *float64) {}
+func (nopObserver) ResultRecorded(string)                     {}
+func (nopObserver) Waited(string, time.Duration)              {}
