@@ -8,15 +8,27 @@ VERSITYGW_VER := v1.8.0
 
 export REVERIFY_VERSITYGW := $(VERSITYGW)
 
-.PHONY: demo test build vet fmt-check services tools bench clean
+.PHONY: demo test chaos build vet fmt-check services tools bench clean install scaleout
 
 ## demo: migrate, seed an in-process S3, run the fake API and a worker, show the results
 demo: services
 	$(GO) run ./cmd/reverify demo
 
 ## test: gofmt, go vet and the race-enabled tests against real PostgreSQL, Redis and S3
-test: services tools fmt-check vet
+test: install services tools fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## chaos: the chaos test at full size: workers killed, Redis and PostgreSQL restarted, API faults
+chaos: services tools
+	REVERIFY_CHAOS_OBJECTS=$${REVERIFY_CHAOS_OBJECTS:-5000} $(GO) test -count=1 -run TestChaos -v -timeout 30m ./worker/
+
+## install: system packages the tests need (Debian's chromium for the dashboard's browser test)
+install:
+	@bash .ci/install
+
+## scaleout: 1, 2 and 4 worker processes against the fake API (200ms latency); prints throughput of each
+scaleout: services
+	$(GO) run ./deploy/scaleout $(SCALEOUT_ARGS)
 
 ## build: the reverify binary in bin/
 build:

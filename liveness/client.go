@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -214,11 +215,16 @@ type successBody struct {
 }
 
 func (c *Client) parseSuccess(ctx context.Context, resp *http.Response) (*Result, error) {
+	var data []byte
+	// A paid answer we cannot use still names its transaction when it can,
+	// so the call can be matched to the vendor's invoice.
 	invalid := func(msg string, err error) error {
-		return &Error{Kind: Transient, HTTPStatus: resp.StatusCode, Message: msg, Err: err}
+		return &Error{Kind: Transient, HTTPStatus: resp.StatusCode, Message: msg, Err: err,
+			TransactionID: truncate(c.redact(salvageTransactionID(data)), 100)}
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxSuccessBody+1))
 	if err != nil {
+		data = nil
 		e := c.transportError(ctx, err)
 		e.HTTPStatus = resp.StatusCode
 		e.Message = "reading response: " + e.Message
@@ -278,6 +284,17 @@ func (c *Client) parseFailure(resp *http.Response) *Error {
 		e.ErrorCode = parseErrorCode(body.ErrorCode)
 	}
 	return e
+}
+
+var transactionIDField = regexp.MustCompile(`"transactionId"\s*:\s*"([A-Za-z0-9_.:-]{1,100})"`)
+
+// salvageTransactionID finds a transactionId in an answer that does not
+// parse as a whole (truncated or otherwise broken JSON).
+func salvageTransactionID(body []byte) string {
+	if m := transactionIDField.FindSubmatch(body); m != nil {
+		return string(m[1])
+	}
+	return ""
 }
 
 func parseErrorCode(raw json.RawMessage) int {

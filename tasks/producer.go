@@ -46,6 +46,7 @@ type Producer struct {
 	concurrent int
 	progress   func(Stats)
 	taskOpts   []asynq.Option
+	replace    TaskDeleter
 }
 
 // ProducerOption configures a Producer.
@@ -195,6 +196,8 @@ func (p *Producer) enqueue(ctx context.Context, run postgres.Run, o postgres.Obj
 	}
 	_, err = p.queue.EnqueueContext(ctx, task)
 	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict) && p.replace != nil:
+		return p.replaceTask(ctx, task, run.Queue)
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		return true, nil
 	case err != nil:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,11 +18,13 @@ import (
 	"reverify/storage/objects"
 	"reverify/storage/postgres"
 	"reverify/tasks"
+	"reverify/worker/fleet"
 )
 
 // ObjectGetter fetches an object into buf, refusing objects over maxBytes.
 type ObjectGetter interface {
 	Get(ctx context.Context, bucket, key, versionID string, maxBytes int64, buf *bytes.Buffer) (objects.Object, error)
+	CheckBucket(ctx context.Context, bucket string) error
 }
 
 // Verifier calls the liveness API.
@@ -31,15 +34,34 @@ type Verifier interface {
 
 // Ledger records calls and results.
 type Ledger interface {
-	BeginCall(ctx context.Context, runID string, obj postgres.ObjectRef) (callID int64, ok bool, err error)
+	BeginCall(ctx context.Context, runID string, obj postgres.ObjectRef, inFlightFor time.Duration) (int64, postgres.CallStart, error)
 	FinishCall(ctx context.Context, c postgres.Call, runID string, obj postgres.ObjectRef, final *postgres.Result) error
 	RecordResult(ctx context.Context, r postgres.Result) error
 }
 
+// Governor admits API calls for the whole fleet and keeps its circuits.
+type Governor interface {
+	Admit(ctx context.Context, holder string) (fleet.Permit, error)
+	Release(ctx context.Context, p fleet.Permit)
+	Report(ctx context.Context, o fleet.Outcome, reason string) (opened bool, err error)
+}
+
+// Stash keeps a paid call's answer beside its task until the ledger has it.
+type Stash interface {
+	Save(ctx context.Context, taskID string, data []byte) error
+	Load(ctx context.Context, taskID string) ([]byte, error)
+	Drop(ctx context.Context, taskID string) error
+}
+
 // HandlerConfig tunes the verify handler.
 type HandlerConfig struct {
-	MaxObjectBytes int64         // larger objects are invalid_image, never read whole
-	AuthCooldown   time.Duration // how long a 401/403 stops all calls
+	MaxObjectBytes int64 // larger objects are invalid_image, never read whole
+	// CallTimeout bounds one API call; a call recorded longer ago than
+	// twice this without an answer is taken as lost (its worker died).
+	CallTimeout time.Duration
+	// LedgerRetryFor is how long a finished call's record is retried while
+	// PostgreSQL is unreachable before the task is put back (its answer kept).
+	LedgerRetryFor time.Duration
 	Logger         *slog.Logger
 	Observer       Observer // metrics; nil = none
 	Runs           RunGate  // run status checks (cancel, pause); nil = every run is active
@@ -50,20 +72,25 @@ type Handler struct {
 	objects ObjectGetter
 	api     Verifier
 	ledger  Ledger
+	gov     Governor
+	stash   Stash
 	cfg     HandlerConfig
 	log     *slog.Logger
-	auth    *circuit
 	bufs    sync.Pool
+	denied  sync.Map // bucket -> struct{}: buckets already reported as access denied
 	now     func() time.Time
 }
 
-// NewHandler returns a verify handler over its three dependencies.
-func NewHandler(objs ObjectGetter, api Verifier, ledger Ledger, cfg HandlerConfig) *Handler {
+// NewHandler returns a verify handler over its dependencies.
+func NewHandler(objs ObjectGetter, api Verifier, ledger Ledger, gov Governor, stash Stash, cfg HandlerConfig) *Handler {
 	if cfg.MaxObjectBytes <= 0 {
 		cfg.MaxObjectBytes = 15 << 20
 	}
-	if cfg.AuthCooldown <= 0 {
-		cfg.AuthCooldown = time.Minute
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
+	if cfg.LedgerRetryFor <= 0 {
+		cfg.LedgerRetryFor = 30 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -71,8 +98,7 @@ func NewHandler(objs ObjectGetter, api Verifier, ledger Ledger, cfg HandlerConfi
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
-	h := &Handler{objects: objs, api: api, ledger: ledger, cfg: cfg, log: cfg.Logger, now: time.Now}
-	h.auth = newCircuit(h.now)
+	h := &Handler{objects: objs, api: api, ledger: ledger, gov: gov, stash: stash, cfg: cfg, log: cfg.Logger, now: time.Now}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	return h
 }
@@ -85,6 +111,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	j := &job{h: h, p: p, obj: postgres.ObjectRef{Bucket: p.Bucket, Key: p.Key, Version: p.Version}, start: h.now()}
+	j.taskID, _ = asynq.GetTaskID(ctx)
+	if j.taskID == "" {
+		j.taskID = p.TaskID()
+	}
 	j.log = h.log.With("run_id", p.RunID, "key_hash", keyHash(p.Bucket, p.Key))
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
@@ -96,12 +126,28 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 // job is one attempt at one object.
 type job struct {
-	h     *Handler
-	p     tasks.VerifyPayload
-	obj   postgres.ObjectRef
-	start time.Time
-	last  bool // no retries left
-	log   *slog.Logger
+	h      *Handler
+	p      tasks.VerifyPayload
+	obj    postgres.ObjectRef
+	taskID string
+	start  time.Time
+	last   bool // no retries left
+	log    *slog.Logger
+}
+
+// answer is a paid call's outcome, as kept in the stash.
+type answer struct {
+	Call  postgres.Call    `json:"call"`
+	Final *postgres.Result `json:"final,omitempty"`
+	Retry *answerRetry     `json:"retry,omitempty"`
+	err   error            // the API's error, when this attempt made the call
+}
+
+// answerRetry is how the task goes on after a non-final answer.
+type answerRetry struct {
+	WaitFor time.Duration `json:"wait_for,omitempty"` // a wait, not a failure
+	Reason  string        `json:"reason,omitempty"`
+	Error   string        `json:"error"`
 }
 
 func (j *job) run(ctx context.Context) error {
@@ -109,8 +155,13 @@ func (j *job) run(ctx context.Context) error {
 	if stop := j.gate(ctx); stop != nil {
 		return stop
 	}
-	if left, why := h.auth.open(); left > 0 {
-		return &WaitError{After: left, Reason: "circuit_open", Err: fmt.Errorf("liveness API refused the key: %s", why)}
+	// An answer paid for by an earlier attempt that could not be recorded.
+	if a, err := j.stashed(ctx); err != nil || a != nil {
+		if err != nil {
+			return &WaitError{After: 5 * time.Second, Reason: "stash_unavailable", Err: err}
+		}
+		j.log.InfoContext(ctx, "recording the answer of an earlier attempt instead of calling again")
+		return j.finish(ctx, *a)
 	}
 
 	buf := h.bufs.Get().(*bytes.Buffer)
@@ -129,6 +180,8 @@ func (j *job) run(ctx context.Context) error {
 	case errors.Is(err, objects.ErrTooLarge):
 		return j.record(ctx, postgres.Result{Status: postgres.StatusInvalidImage, Size: meta.Size,
 			Message: fmt.Sprintf("object is larger than the %d-byte limit", h.cfg.MaxObjectBytes)})
+	case errors.Is(err, objects.ErrAccessDenied):
+		return j.accessDenied(ctx, err)
 	case err != nil:
 		return j.retryOrFail(ctx, fmt.Errorf("fetch object: %w", err), "could not fetch object: ")
 	}
@@ -136,19 +189,45 @@ func (j *job) run(ctx context.Context) error {
 		return j.record(ctx, postgres.Result{Status: postgres.StatusInvalidImage, Message: why, ETag: meta.ETag, Size: meta.Size})
 	}
 
-	callID, ok, err := h.ledger.BeginCall(ctx, j.p.RunID, j.obj)
+	permit, err := h.gov.Admit(ctx, j.taskID)
 	if err != nil {
-		return j.ledgerError(err)
+		var d *fleet.Denied
+		if errors.As(err, &d) {
+			return &WaitError{After: d.After, Reason: d.Reason, Err: err}
+		}
+		return &WaitError{After: 5 * time.Second, Reason: "fleet_unavailable", Err: err}
 	}
-	if !ok {
+	callID, st, err := h.ledger.BeginCall(ctx, j.p.RunID, j.obj, 2*h.cfg.CallTimeout)
+	if err != nil || st != postgres.CallRecorded {
+		h.gov.Release(context.WithoutCancel(ctx), permit)
+		switch {
+		case err != nil:
+			return j.ledgerError(err)
+		case st == postgres.CallInFlight:
+			return &WaitError{After: h.cfg.CallTimeout, Reason: "call_in_flight",
+				Err: errors.New("an earlier call for this object has no answer yet")}
+		}
 		j.log.InfoContext(ctx, "object already has a result; not calling the API again")
 		return nil
 	}
 	sent := h.now()
-	res, apiErr := h.api.Verify(ctx, buf.Bytes())
-	call := postgres.Call{ID: callID, Latency: h.now().Sub(sent)}
+	callCtx, cancel := context.WithTimeout(ctx, h.cfg.CallTimeout)
+	res, apiErr := h.api.Verify(callCtx, buf.Bytes())
+	cancel()
+	h.gov.Release(context.WithoutCancel(ctx), permit)
+	a := j.interpret(ctx, callID, h.now().Sub(sent), meta, res, apiErr)
+	h.cfg.Observer.APICalled(a.Call.Outcome, a.Call.Latency, a.Call.Score)
+	j.log.InfoContext(ctx, "api call", "outcome", a.Call.Outcome, "transaction_id", a.Call.TransactionID,
+		"http_status", a.Call.HTTPStatus, "latency_ms", a.Call.Latency.Milliseconds())
+	return j.finish(ctx, a)
+}
+
+// interpret classifies the API's answer once: the call's record, the
+// object's terminal result if there is one, and how the task goes on.
+func (j *job) interpret(ctx context.Context, callID int64, latency time.Duration, meta objects.Object, res *liveness.Result, apiErr error) answer {
+	call := postgres.Call{ID: callID, Latency: latency}
 	final := &postgres.Result{ETag: meta.ETag, Size: meta.Size}
-	var retry error
+	var retry *answerRetry
 
 	var le *liveness.Error
 	switch {
@@ -156,6 +235,7 @@ func (j *job) run(ctx context.Context) error {
 		score := res.Score
 		call.Outcome, call.TransactionID, call.HTTPStatus, call.Score = postgres.OutcomeScored, res.TransactionID, res.HTTPStatus, &score
 		final.Status, final.Score, final.TransactionID = postgres.StatusScored, &score, res.TransactionID
+		j.report(ctx, fleet.OK, "")
 	case errors.As(apiErr, &le):
 		call.TransactionID, call.HTTPStatus, call.ErrorCode, call.Message = le.TransactionID, le.HTTPStatus, le.ErrorCode, le.Message
 		switch le.Kind {
@@ -166,53 +246,123 @@ func (j *job) run(ctx context.Context) error {
 			if final.ErrorCode == 0 {
 				final.ErrorCode = le.HTTPStatus
 			}
+			j.report(ctx, fleet.OK, "")
 		case liveness.RateLimited:
 			call.Outcome, final = postgres.OutcomeRateLimited, nil
-			retry = &WaitError{After: max(le.RetryAfter, time.Second), Reason: "rate_limited", Err: apiErr}
+			retry = &answerRetry{WaitFor: max(le.RetryAfter, time.Second), Reason: "rate_limited", Error: apiErr.Error()}
 		case liveness.Auth:
 			call.Outcome, final = postgres.OutcomeAuth, nil
-			if h.auth.trip(h.cfg.AuthCooldown, le.Message) {
-				j.log.ErrorContext(ctx, "liveness API refused the API key; pausing all calls",
-					"http_status", le.HTTPStatus, "cooldown", h.cfg.AuthCooldown.String())
-			}
-			retry = &WaitError{After: h.cfg.AuthCooldown, Reason: "circuit_open", Err: apiErr}
+			j.report(ctx, fleet.AuthError, fmt.Sprintf("HTTP %d", le.HTTPStatus))
+			retry = &answerRetry{WaitFor: time.Second, Reason: fleet.ReasonAuth, Error: apiErr.Error()}
 		default:
 			call.Outcome = postgres.OutcomeTransient
-			final, retry = j.transient(apiErr, final)
+			final, retry = j.transient(ctx, apiErr, final)
 		}
 	default:
-		call.Outcome, call.Message = postgres.OutcomeTransient, apiErr.Error()
-		final, retry = j.transient(apiErr, final)
+		call.Outcome = postgres.OutcomeTransient
+		final, retry = j.transient(ctx, apiErr, final)
 	}
-	h.cfg.Observer.APICalled(call.Outcome, call.Latency, call.Score)
 	if call.Message == "" && apiErr != nil {
 		call.Message = apiErr.Error()
 	}
 	if final != nil {
 		j.fill(final)
 	}
-	// The call is paid for: keep trying to record it rather than call again.
-	if err := j.persist(ctx, func(ctx context.Context) error {
-		return h.ledger.FinishCall(ctx, call, j.p.RunID, j.obj, final)
-	}); err != nil {
-		return j.ledgerError(err)
-	}
-	j.log.InfoContext(ctx, "api call", "outcome", call.Outcome, "transaction_id", call.TransactionID,
-		"http_status", call.HTTPStatus, "latency_ms", call.Latency.Milliseconds())
-	if final != nil {
-		h.cfg.Observer.ResultRecorded(final.Status)
-	}
-	return retry
+	return answer{Call: call, Final: final, Retry: retry, err: apiErr}
 }
 
 // transient decides what a retryable API failure does: retry while the
 // budget lasts, then record the object as failed.
-func (j *job) transient(apiErr error, final *postgres.Result) (*postgres.Result, error) {
+func (j *job) transient(ctx context.Context, apiErr error, final *postgres.Result) (*postgres.Result, *answerRetry) {
+	j.report(ctx, fleet.Transient, "")
 	if !j.last {
-		return nil, apiErr
+		return nil, &answerRetry{Error: apiErr.Error()}
 	}
 	final.Status, final.Message = postgres.StatusFailed, "retries exhausted: "+apiErr.Error()
-	return final, fmt.Errorf("%w: %w", apiErr, asynq.SkipRetry)
+	return final, nil
+}
+
+// report feeds the fleet's circuits; losing a report only delays a circuit.
+func (j *job) report(ctx context.Context, o fleet.Outcome, reason string) {
+	opened, err := j.h.gov.Report(ctx, o, reason)
+	switch {
+	case err != nil:
+		j.log.WarnContext(ctx, "could not report call outcome to the fleet", "err", err)
+	case opened && o == fleet.AuthError:
+		j.log.ErrorContext(ctx, "liveness API refused the API key; the fleet stops calling for the cool-down", "reason", reason)
+	case opened:
+		j.log.ErrorContext(ctx, "liveness API looks down; the fleet stops calling for the cool-down")
+	}
+}
+
+// finish records a paid call's answer. If PostgreSQL cannot take it, the
+// answer is stashed beside the task, so the retry records it instead of
+// calling again.
+func (j *job) finish(ctx context.Context, a answer) error {
+	h := j.h
+	write := func(ctx context.Context) error { return h.ledger.FinishCall(ctx, a.Call, j.p.RunID, j.obj, a.Final) }
+	err := write(ctx)
+	if errors.Is(err, postgres.ErrUnavailable) {
+		if b, merr := json.Marshal(a); merr == nil {
+			if serr := h.stash.Save(ctx, j.taskID, b); serr != nil {
+				j.log.ErrorContext(ctx, "ledger and stash both unavailable; the answer may be paid for again", "err", serr)
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, h.cfg.LedgerRetryFor)
+		err = j.persist(wctx, write)
+		cancel()
+	}
+	if err != nil {
+		return j.ledgerError(err)
+	}
+	if err := h.stash.Drop(ctx, j.taskID); err != nil {
+		j.log.WarnContext(ctx, "could not drop stashed answer; a retry would record it again harmlessly", "err", err)
+	}
+	if a.Final != nil {
+		h.cfg.Observer.ResultRecorded(a.Final.Status)
+		if a.Final.Status == postgres.StatusFailed {
+			return fmt.Errorf("%s: %w", a.Final.Message, asynq.SkipRetry)
+		}
+		return nil
+	}
+	if a.Retry == nil {
+		return nil
+	}
+	cause := a.err
+	if cause == nil {
+		cause = errors.New(a.Retry.Error)
+	}
+	if a.Retry.WaitFor > 0 {
+		return &WaitError{After: a.Retry.WaitFor, Reason: a.Retry.Reason, Err: cause}
+	}
+	return cause
+}
+
+func (j *job) stashed(ctx context.Context) (*answer, error) {
+	b, err := j.h.stash.Load(ctx, j.taskID)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var a answer
+	if err := json.Unmarshal(b, &a); err != nil {
+		j.log.WarnContext(ctx, "ignoring unreadable stashed answer", "err", err)
+		return nil, nil
+	}
+	return &a, nil
+}
+
+// accessDenied tells a refused object from a refused bucket: the first is
+// this object's failure; the second is a configuration problem, reported
+// once per bucket, and the tasks wait for it to be fixed.
+func (j *job) accessDenied(ctx context.Context, err error) error {
+	if berr := j.h.objects.CheckBucket(ctx, j.p.Bucket); errors.Is(berr, objects.ErrAccessDenied) {
+		if _, seen := j.h.denied.LoadOrStore(j.p.Bucket, struct{}{}); !seen {
+			j.log.ErrorContext(ctx, "access to the bucket is denied: check the worker's S3 credentials and policy", "bucket", j.p.Bucket)
+		}
+		return &WaitError{After: time.Minute, Reason: "s3_access_denied", Err: err}
+	}
+	j.h.denied.Delete(j.p.Bucket)
+	return j.record(ctx, postgres.Result{Status: postgres.StatusFailed, Message: "access to the object is denied"})
 }
 
 // retryOrFail retries a failure before the API call, or records it as the
@@ -239,20 +389,11 @@ func (j *job) record(ctx context.Context, r postgres.Result) error {
 	return nil
 }
 
-// observeWait reports a retry that does not count as a failure.
-func (j *job) observeWait(err error) {
-	var w *WaitError
-	if errors.As(err, &w) {
-		j.h.cfg.Observer.Waited(w.Reason, w.After)
-	}
-}
-
 func (j *job) fill(r *postgres.Result) {
 	r.RunID, r.Object, r.Duration = j.p.RunID, j.obj, j.h.now().Sub(j.start)
 }
 
-// persist retries a ledger write while PostgreSQL is unreachable, until the
-// task's deadline.
+// persist retries a ledger write while PostgreSQL is unreachable, until ctx ends.
 func (j *job) persist(ctx context.Context, write func(context.Context) error) error {
 	delay := 100 * time.Millisecond
 	for {
@@ -274,13 +415,21 @@ func (j *job) persist(ctx context.Context, write func(context.Context) error) er
 // waited out; a run that no longer exists is dropped.
 func (j *job) ledgerError(err error) error {
 	switch {
-	case errors.Is(err, postgres.ErrUnavailable):
+	case errors.Is(err, postgres.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return &WaitError{After: 5 * time.Second, Reason: "ledger_unavailable", Err: err}
 	case errors.Is(err, postgres.ErrUnknownRun):
 		j.log.Error("dropping task of unknown run", "err", err)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	return err
+}
+
+// observeWait reports a retry that does not count as a failure.
+func (j *job) observeWait(err error) {
+	var w *WaitError
+	if errors.As(err, &w) {
+		j.h.cfg.Observer.Waited(w.Reason, w.After)
+	}
 }
 
 // keyHash identifies an object in logs without writing its key, which can

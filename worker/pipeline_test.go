@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"reverify/internal/testenv"
@@ -20,6 +21,7 @@ import (
 	"reverify/storage/postgres"
 	"reverify/tasks"
 	"reverify/worker"
+	"reverify/worker/fleet"
 )
 
 const apiKey = "test-key-5f1e"
@@ -58,12 +60,16 @@ func setup(t *testing.T, fakeOpts fakeapi.Options) *bundle {
 	}
 }
 
-// startWorker runs a worker until the test ends.
-func (b *bundle) startWorker(t *testing.T, key string, cfg worker.HandlerConfig) {
+// startWorker runs a worker until the test ends. Its fleet state lives
+// under the test's own Redis prefix.
+func (b *bundle) startWorker(t *testing.T, key string, cfg worker.HandlerConfig, fc fleet.Config) {
 	t.Helper()
 	api, err := liveness.New(b.apiURL, key, liveness.NewHTTPClient(20, 5*time.Second))
 	require.NoError(t, err)
-	h := worker.NewHandler(b.objs, api, b.store, cfg)
+	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	fc.Prefix = "{" + b.queue + "}:"
+	h := worker.NewHandler(b.objs, api, b.store, fleet.New(rdb, fc), fleet.NewStash(rdb, b.queue+":outcome:", time.Hour), cfg)
 	srv := worker.NewServer(b.redis, h, b.store, worker.Config{
 		Concurrency:     20,
 		Queues:          map[string]int{b.queue: 1},
@@ -167,18 +173,33 @@ func TestPipelineEndToEnd(t *testing.T) {
 	put("selfies/huge.jpg", huge, postgres.StatusInvalidImage, 0)
 	b.s3.PutObject(t, bucket, "elsewhere/ignored.jpg", fakeapi.GenerateJPEG(1, 80, 80)) // outside the prefix
 	objectsWant["selfies/missing.jpg"] = want{status: postgres.StatusNotFound}
+	const noBucket = "no-such-bucket"
 
 	run := b.newRun(t)
-	src := withMissing(tasks.ListingSource(b.objs, bucket, "selfies/"), bucket, "selfies/missing.jpg")
+	src := withMissing(withMissing(tasks.ListingSource(b.objs, bucket, "selfies/"), bucket, "selfies/missing.jpg"), noBucket, "x.jpg")
 	stats := b.enqueue(t, run, src)
-	require.EqualValues(t, len(objectsWant), stats.Recorded)
-	require.EqualValues(t, len(objectsWant), stats.Enqueued)
+	require.EqualValues(t, len(objectsWant)+1, stats.Recorded)
+	require.EqualValues(t, len(objectsWant)+1, stats.Enqueued)
 
-	b.startWorker(t, apiKey, worker.HandlerConfig{MaxObjectBytes: 256 << 10})
+	// A payload that does not decode is archived without harming the rest.
+	client := asynq.NewClient(b.redis)
+	t.Cleanup(func() { client.Close() })
+	_, err := client.Enqueue(asynq.NewTask(tasks.TypeVerify, []byte("{not json")), asynq.Queue(b.queue))
+	require.NoError(t, err)
+
+	b.startWorker(t, apiKey, worker.HandlerConfig{MaxObjectBytes: 256 << 10}, fleet.Config{MaxInFlight: 4, RatePerSecond: 200})
 	p := b.waitForStatus(t, run.ID, postgres.RunCompleted, 90*time.Second)
 	require.Zero(t, p.Pending)
-	require.EqualValues(t, len(objectsWant), p.Done)
+	require.EqualValues(t, len(objectsWant)+1, p.Done)
 	require.NotNil(t, p.Run.FinishedAt)
+	r, err := b.store.ResultOf(ctx, run.ID, postgres.ObjectRef{Bucket: noBucket, Key: "x.jpg"})
+	require.NoError(t, err)
+	require.Equal(t, postgres.StatusNotFound, r.Status, "an unknown bucket is a not_found object, not a crash")
+	insp := asynq.NewInspector(b.redis)
+	t.Cleanup(func() { insp.Close() })
+	archived, err := insp.ListArchivedTasks(b.queue)
+	require.NoError(t, err)
+	require.Len(t, archived, 1, "the undecodable task is archived, visible to the on-call")
 
 	// What the fake API answered, by image.
 	ledger := b.fake.Ledger()
@@ -193,6 +214,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 		}
 	}
 	require.Less(t, len(issued), len(ledger), "faults were injected, so some answers had no transaction ID")
+	require.LessOrEqual(t, b.fake.Stats().MaxInFlight, 4, "the fleet's in-flight cap holds at the API")
 
 	for key, w := range objectsWant {
 		r, err := b.store.ResultOf(ctx, run.ID, postgres.ObjectRef{Bucket: bucket, Key: key})
@@ -240,12 +262,12 @@ func TestPipelineEndToEnd(t *testing.T) {
 	again := b.enqueue(t, run, src)
 	require.Zero(t, again.Recorded)
 	require.Zero(t, again.Enqueued)
-	require.EqualValues(t, len(objectsWant), again.Seen)
+	require.EqualValues(t, len(objectsWant)+1, again.Seen)
 	time.Sleep(500 * time.Millisecond)
 	require.Len(t, b.fake.Ledger(), len(ledger), "no further paid calls")
 	p, err = b.store.Progress(ctx, run.ID)
 	require.NoError(t, err)
-	require.EqualValues(t, len(objectsWant), p.Run.Total)
+	require.EqualValues(t, len(objectsWant)+1, p.Run.Total)
 }
 
 // TestRequeueDoesNotDuplicateQueuedTasks re-enqueues a run's pending
@@ -292,7 +314,8 @@ func TestRetriesExhaustedRecordFailure(t *testing.T) {
 	}
 	run := b.newRun(t)
 	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(2)))
-	b.startWorker(t, apiKey, worker.HandlerConfig{})
+	// A high outage threshold keeps the circuit out of this test.
+	b.startWorker(t, apiKey, worker.HandlerConfig{}, fleet.Config{OutageMinFails: 1000})
 	p := b.waitForStatus(t, run.ID, postgres.RunCompleted, 60*time.Second)
 	require.EqualValues(t, 3, p.ByStatus[postgres.StatusFailed])
 	require.EqualValues(t, 9, p.PaidCalls, "1 call + 2 retries per object")
@@ -315,7 +338,7 @@ func TestAuthFailureKeepsTasks(t *testing.T) {
 	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(1)))
 	// The fleet is given a key the API does not accept yet.
 	const rotated = "rotated-key"
-	b.startWorker(t, rotated, worker.HandlerConfig{AuthCooldown: 2 * time.Second})
+	b.startWorker(t, rotated, worker.HandlerConfig{}, fleet.Config{AuthCooldown: 2 * time.Second})
 	require.Eventually(t, func() bool { return b.fake.Stats().ByStatus[401] > 0 }, 20*time.Second, 20*time.Millisecond)
 	time.Sleep(time.Second)
 	p, err := b.store.Progress(context.Background(), run.ID)

@@ -83,19 +83,3 @@ func TestCheckImage(t *testing.T) {
 		}
 	}
 }
-
-func TestCircuit(t *testing.T) {
-	t.Parallel()
-	now := time.Unix(1000, 0)
-	c := newCircuit(func() time.Time { return now })
-	left, _ := c.open()
-	require.Zero(t, left)
-	require.True(t, c.trip(time.Minute, "401"), "first trip reports a closed circuit")
-	require.False(t, c.trip(time.Minute, "401"), "second trip while open")
-	left, why := c.open()
-	require.Equal(t, time.Minute, left)
-	require.Equal(t, "401", why)
-	now = now.Add(61 * time.Second)
-	left, _ = c.open()
-	require.Zero(t, left)
-}

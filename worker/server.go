@@ -12,9 +12,11 @@ import (
 	"reverify/tasks"
 )
 
-// RunCloser moves runs with nothing left to do to completed.
+// RunCloser ends runs: completed when nothing is left to do, failed when
+// their failures passed the run's threshold.
 type RunCloser interface {
 	CompleteFinishedRuns(ctx context.Context) ([]string, error)
+	FailRunsOverThreshold(ctx context.Context) ([]string, error)
 }
 
 // Config configures the asynq server.
@@ -24,10 +26,17 @@ type Config struct {
 	ShutdownTimeout time.Duration  // how long SIGTERM waits for in-flight tasks; default 30s
 	CloseRunsEvery  time.Duration  // how often finished runs are closed; default 2s
 	// RetryCheckEvery is how often due retries move back to their queue;
-	// default asynq's 5s.
+	// default 1s.
 	RetryCheckEvery time.Duration
 	Backoff         Backoff
 	Logger          *slog.Logger
+	// RunEnded, when set, is called once per run this process ended
+	// (status completed or failed), e.g. to write its completion report.
+	RunEnded func(ctx context.Context, runID, status string)
+	// Reconcile, when set, runs every ReconcileEvery (default 5m): it puts
+	// back tasks Redis lost (see tasks.Producer.RequeueActive).
+	Reconcile      func(ctx context.Context) error
+	ReconcileEvery time.Duration
 }
 
 // Server processes verify tasks until its context ends.
@@ -52,6 +61,12 @@ func NewServer(redis asynq.RedisConnOpt, h *Handler, runs RunCloser, cfg Config)
 	}
 	if cfg.CloseRunsEvery <= 0 {
 		cfg.CloseRunsEvery = 2 * time.Second
+	}
+	if cfg.RetryCheckEvery <= 0 {
+		cfg.RetryCheckEvery = time.Second
+	}
+	if cfg.ReconcileEvery <= 0 {
+		cfg.ReconcileEvery = 5 * time.Minute
 	}
 	if cfg.Backoff == (Backoff{}) {
 		cfg.Backoff = DefaultBackoff()
@@ -88,8 +103,16 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.InfoContext(ctx, "worker started", "concurrency", s.cfg.Concurrency, "queues", s.cfg.Queues)
 	tick := time.NewTicker(s.cfg.CloseRunsEvery)
 	defer tick.Stop()
+	reconcile := time.NewTicker(s.cfg.ReconcileEvery)
+	defer reconcile.Stop()
 	for {
 		select {
+		case <-reconcile.C:
+			if s.cfg.Reconcile != nil {
+				if err := s.cfg.Reconcile(ctx); err != nil && ctx.Err() == nil {
+					s.log.WarnContext(ctx, "reconcile failed; will try again", "err", err)
+				}
+			}
 		case <-ctx.Done():
 			s.log.Info("shutting down: finishing in-flight tasks", "timeout", s.cfg.ShutdownTimeout.String())
 			s.srv.Shutdown()
@@ -102,14 +125,32 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) closeRuns(ctx context.Context) {
+	failed, err := s.runs.FailRunsOverThreshold(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.log.WarnContext(ctx, "could not check failure thresholds", "err", err)
+	}
+	for _, id := range failed {
+		s.log.WarnContext(ctx, "run failed: failure threshold crossed", "run_id", id)
+		s.runEnded(ctx, id, "failed")
+	}
 	ids, err := s.runs.CompleteFinishedRuns(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.WarnContext(ctx, "could not close finished runs", "err", err)
 	}
 	for _, id := range ids {
 		s.log.InfoContext(ctx, "run completed", "run_id", id)
+		s.runEnded(ctx, id, "completed")
 	}
 }
+
+func (s *Server) runEnded(ctx context.Context, id, status string) {
+	if s.cfg.RunEnded != nil {
+		s.cfg.RunEnded(ctx, id, status)
+	}
+}
+
+// Handle registers another task handler (e.g. run:plan) before Run.
+func (s *Server) Handle(taskType string, h asynq.Handler) { s.mux.Handle(taskType, h) }
 
 // asynqLogger routes asynq's own logs through slog.
 type asynqLogger struct{ l *slog.Logger }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
@@ -61,8 +62,11 @@ Liveness API and records one result per image in PostgreSQL.
 		a.enqueueCommand(),
 		a.workerCommand(),
 		a.runsCommand(),
+		a.reportCommand(),
+		a.schedulerCommand(),
 		a.fakeAPICommand(),
 		a.demoCommand(),
+		a.dashboardCommand(),
 	)
 	return root
 }
@@ -83,6 +87,32 @@ func (a *app) openStore(ctx context.Context, maxConns int32) (*postgres.Store, e
 		return nil, fmt.Errorf("%w (REVERIFY_DATABASE_URL)", err)
 	}
 	return store, nil
+}
+
+// waitForStore connects to the ledger, waiting out a database that is
+// restarting or not up yet, so a worker does not crash-loop; a schema that
+// is not migrated is a configuration error and returns at once.
+func (a *app) waitForStore(ctx context.Context, log *slog.Logger, maxConns int32) (*postgres.Store, error) {
+	delay := time.Second
+	for {
+		store, err := a.openStore(ctx, maxConns)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err == nil || errors.Is(err, postgres.ErrNotMigrated) {
+			return store, err
+		}
+		if _, cerr := a.cfg.database(); cerr != nil {
+			return nil, cerr
+		}
+		log.WarnContext(ctx, "PostgreSQL unreachable; retrying", "err", err, "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
 }
 
 // openQueue returns an asynq client after checking Redis answers.

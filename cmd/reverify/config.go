@@ -93,6 +93,18 @@ func (e *envErrors) intSetting(fs *pflag.FlagSet, p *int, flag, env string, def 
 	fs.IntVar(p, flag, v, setting{flag, env}.usage(usage))
 }
 
+func (e *envErrors) int64Setting(fs *pflag.FlagSet, p *int64, flag, env string, def int64, usage string) {
+	v := def
+	if raw, ok := os.LookupEnv(env); ok {
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			*e = append(*e, fmt.Errorf("invalid %s=%q: want a whole number", env, raw))
+		}
+		v = n
+	}
+	fs.Int64Var(p, flag, v, setting{flag, env}.usage(usage))
+}
+
 func (e envErrors) err() error { return errors.Join(e...) }
 
 func (c *config) register(fs *pflag.FlagSet, e *envErrors) {

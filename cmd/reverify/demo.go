@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hibiken/asynq"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -25,6 +26,7 @@ import (
 	"reverify/storage/postgres"
 	"reverify/tasks"
 	"reverify/worker"
+	"reverify/worker/fleet"
 )
 
 type demoOptions struct {
@@ -140,7 +142,15 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	h := worker.NewHandler(objs, api, store, worker.HandlerConfig{Logger: log})
+	rdb, ok := redisOpt.MakeRedisClient().(goredis.UniversalClient)
+	if !ok {
+		return fmt.Errorf("unsupported redis connection")
+	}
+	defer rdb.Close()
+	// The demo's fleet state is its own, whatever else shares this Redis.
+	gov := fleet.New(rdb, fleet.Config{Prefix: "{" + run.Queue + "}:", MaxInFlight: o.concurrency})
+	h := worker.NewHandler(objs, api, store, gov, fleet.NewStash(rdb, run.Queue+":outcome:", time.Hour),
+		worker.HandlerConfig{Logger: log, CallTimeout: 10 * time.Second})
 	srv := worker.NewServer(redisOpt, h, store, worker.Config{
 		Concurrency:     o.concurrency,
 		Queues:          map[string]int{run.Queue: 1},

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -157,4 +158,38 @@ func TestCommandLineEndToEnd(t *testing.T) {
 	_, stderr, code = cli(t, ctx, "", append([]string{"runs", "show", "00000000-0000-0000-0000-000000000000"}, common...)...)
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "run not found")
+}
+
+// TestWorkerWaitsForPostgreSQL: a worker started while PostgreSQL is down
+// waits and retries instead of exiting (and crash-looping under a
+// supervisor); SIGTERM still stops it cleanly.
+func TestWorkerWaitsForPostgreSQL(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens here now
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct {
+		code   int
+		stderr string
+	}, 1)
+	go func() {
+		_, stderr, code := cli(t, ctx, "", "worker", "--api-key", "sk-wait-4b1d", "--log-format", "text",
+			"--database-url", "postgres://postgres@"+addr+"/reverify?sslmode=disable&connect_timeout=1")
+		done <- struct {
+			code   int
+			stderr string
+		}{code, stderr}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("worker exited while PostgreSQL was down (code %d): %s", r.code, r.stderr)
+	case <-time.After(2500 * time.Millisecond):
+	}
+	stop()
+	r := <-done
+	require.Contains(t, r.stderr, "PostgreSQL unreachable; retrying")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NotContains(t, r.stderr, "sk-wait-4b1d", "no API key in logs")
 }

@@ -2,16 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"reverify/liveness"
+	"reverify/scheduler"
 	"reverify/tasks"
 	"reverify/worker"
+	"reverify/worker/fleet"
 )
 
 type workerOptions struct {
@@ -19,7 +25,10 @@ type workerOptions struct {
 	queues          []string
 	shutdownTimeout time.Duration
 	maxObjectBytes  int64
-	authCooldown    time.Duration
+	fleet           fleet.Config
+	reconcileEvery  time.Duration
+	metricsAddr     string
+	backoff         worker.Backoff
 }
 
 func (a *app) workerCommand() *cobra.Command {
@@ -37,11 +46,29 @@ finishes in-flight images (up to --shutdown-timeout) and exits 0.`,
 	f := cmd.Flags()
 	a.envErrs.intSetting(f, &o.concurrency, "concurrency", "REVERIFY_WORKER_CONCURRENCY", 100,
 		"images processed at once by this process (I/O bound: many more than CPUs)")
-	f.StringSliceVar(&o.queues, "queues", []string{tasks.DefaultQueue}, "queues to serve, as name or name:weight")
+	f.StringSliceVar(&o.queues, "queues", defaultQueues(), "queues to serve, as name or name:weight (runs of priority high/low use <queue>-high/-low)")
 	a.envErrs.durationSetting(f, &o.shutdownTimeout, "shutdown-timeout", "REVERIFY_SHUTDOWN_TIMEOUT", 30*time.Second,
 		"how long SIGTERM waits for in-flight images")
 	f.Int64Var(&o.maxObjectBytes, "max-object-bytes", 15<<20, "objects larger than this are recorded as invalid_image, unread")
-	f.DurationVar(&o.authCooldown, "auth-cooldown", time.Minute, "pause after the API refuses the key (401/403)")
+	a.envErrs.intSetting(f, &o.fleet.RatePerSecond, "api-rate", "REVERIFY_API_RATE", 0,
+		"API calls per second for the whole fleet (0 = no limit)")
+	a.envErrs.intSetting(f, &o.fleet.MaxInFlight, "api-max-in-flight", "REVERIFY_API_MAX_IN_FLIGHT", 0,
+		"API calls in flight at once for the whole fleet (0 = no limit)")
+	a.envErrs.int64Setting(f, &o.fleet.DailyBudget, "api-daily-budget", "REVERIFY_API_DAILY_BUDGET", 0,
+		"API calls per UTC day for the whole fleet; when spent, tasks wait for the next day (0 = no limit)")
+	a.envErrs.durationSetting(f, &o.fleet.AuthCooldown, "auth-cooldown", "REVERIFY_AUTH_COOLDOWN", time.Minute,
+		"how long the fleet stops calling after the API refuses the key (401/403)")
+	a.envErrs.durationSetting(f, &o.fleet.OutageCooldown, "outage-cooldown", "REVERIFY_OUTAGE_COOLDOWN", 30*time.Second,
+		"how long the fleet stops calling when most calls fail (5xx, timeouts)")
+	def := worker.DefaultBackoff()
+	a.envErrs.durationSetting(f, &o.backoff.Base, "retry-base", "REVERIFY_RETRY_BASE", def.Base,
+		"backoff of the first retry after a failure; doubles each time, with full jitter")
+	a.envErrs.durationSetting(f, &o.backoff.Cap, "retry-cap", "REVERIFY_RETRY_CAP", def.Cap, "longest backoff between retries")
+	o.backoff.Min = def.Min
+	a.envErrs.durationSetting(f, &o.reconcileEvery, "reconcile-every", "REVERIFY_RECONCILE_EVERY", 5*time.Minute,
+		"how often one worker re-enqueues pending objects whose tasks Redis lost")
+	stringSetting(f, &o.metricsAddr, "metrics-addr", "REVERIFY_METRICS_ADDR", "",
+		"serve /metrics, /healthz and /readyz on this address, e.g. :9090 (empty = off)")
 	return cmd
 }
 
@@ -66,6 +93,9 @@ func parseQueues(specs []string) (map[string]int, error) {
 }
 
 func (a *app) worker(ctx context.Context, o workerOptions) error {
+	if o.fleet.RatePerSecond < 0 || o.fleet.MaxInFlight < 0 || o.fleet.DailyBudget < 0 {
+		return fmt.Errorf("invalid fleet limits: REVERIFY_API_RATE, REVERIFY_API_MAX_IN_FLIGHT and REVERIFY_API_DAILY_BUDGET must not be negative")
+	}
 	if o.concurrency < 1 {
 		return fmt.Errorf("invalid REVERIFY_WORKER_CONCURRENCY (--concurrency) %d: want at least 1", o.concurrency)
 	}
@@ -73,6 +103,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	if err != nil {
 		return err
 	}
+	queues[scheduler.ControlQueue] = max(queues[scheduler.ControlQueue], tasks.WeightHigh) // scheduled firings
 	log, err := a.logger()
 	if err != nil {
 		return err
@@ -93,25 +124,69 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	if err != nil {
 		return err
 	}
-	store, err := a.openStore(ctx, int32(max(8, o.concurrency/4)))
+	store, err := a.waitForStore(ctx, log, int32(max(8, o.concurrency/4)))
+	if errors.Is(err, context.Canceled) {
+		return nil // stopped before PostgreSQL came up
+	}
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	rdb, ok := redis.MakeRedisClient().(goredis.UniversalClient)
+	if !ok {
+		return fmt.Errorf("REVERIFY_REDIS_URL (--redis-url): unsupported connection type")
+	}
+	defer rdb.Close()
+	queue := asynq.NewClientFromRedisClient(rdb)
+	producer := tasks.NewProducer(store, queue)
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("%s/%d", host, os.Getpid())
+	ops, err := startWorkerOps(o.metricsAddr, redis, store.Pool(), log)
+	if err != nil {
+		return err
+	}
+	defer ops.Close(ctx)
 	api, err := liveness.New(apiURL, key, liveness.NewHTTPClient(o.concurrency, a.cfg.APITimeout))
 	if err != nil {
 		return fmt.Errorf("REVERIFY_API_URL (--api-url): %w", err)
 	}
-	h := worker.NewHandler(objs, api, store, worker.HandlerConfig{
+	// A slot held by a worker that died frees itself once its call must be over.
+	o.fleet.SlotLease = 2*a.cfg.APITimeout + 5*time.Second
+	gov := fleet.New(rdb, o.fleet)
+	if err := gov.Announce(ctx); err != nil {
+		log.WarnContext(ctx, "could not publish the fleet's daily budget", "err", err)
+	}
+	h := worker.NewHandler(objs, api, store, gov, fleet.NewStash(rdb, "", 0), worker.HandlerConfig{
 		MaxObjectBytes: o.maxObjectBytes,
-		AuthCooldown:   o.authCooldown,
+		CallTimeout:    a.cfg.APITimeout,
 		Logger:         log,
+		Observer:       ops.Observer(),
+		Runs:           worker.NewCachedRunGate(store, 2*time.Second),
 	})
+	planner, err := a.planner(ctx, store, queue, log)
+	if err != nil {
+		return err
+	}
 	srv := worker.NewServer(redis, h, store, worker.Config{
+		RunEnded:        a.runEnded(store, log),
 		Concurrency:     o.concurrency,
 		Queues:          queues,
 		ShutdownTimeout: o.shutdownTimeout,
 		Logger:          log,
+		ReconcileEvery:  o.reconcileEvery,
+		Backoff:         o.backoff,
+		Reconcile: func(ctx context.Context) error {
+			if ok, err := fleet.TryLock(ctx, rdb, "reconcile", holder, o.reconcileEvery*9/10); err != nil || !ok {
+				return err
+			}
+			s, err := producer.RequeueActive(ctx, store)
+			if s.Enqueued > 0 {
+				log.WarnContext(ctx, "reconcile re-enqueued tasks Redis had lost", "tasks", s.Enqueued, "pending", s.Seen)
+			}
+			return err
+		},
 	})
+	srv.Handle(tasks.TypePlan, planner)
+	srv.Handle(scheduler.TypeFire, scheduler.NewFirer(store, queue))
 	return srv.Run(ctx)
 }

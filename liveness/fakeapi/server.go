@@ -88,6 +88,9 @@ type Stats struct {
 	ByStatus    map[int]int `json:"byStatus"`
 	MaxInFlight int         `json:"maxInFlight"` // peak concurrent /liveness requests
 	InFlight    int         `json:"inFlight"`
+	// MaxPerSecond is the most /liveness requests that arrived within any
+	// one second (a sliding window): the rate the callers really sent.
+	MaxPerSecond int `json:"maxPerSecond"`
 }
 
 // Server is the fake API. It implements http.Handler and is safe for
@@ -97,6 +100,8 @@ type Server struct {
 	maxInFlight atomic.Int64
 
 	mu       sync.Mutex
+	arrivals []time.Time // /liveness arrivals within the last second
+	maxRate  int
 	opts     Options
 	rng      *mrand.Rand
 	ledger   []Call
@@ -143,11 +148,12 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Stats{
-		Calls:       len(s.ledger),
-		Scored:      s.scored,
-		ByStatus:    make(map[int]int, len(s.byStatus)),
-		MaxInFlight: int(s.maxInFlight.Load()),
-		InFlight:    int(s.inFlight.Load()),
+		Calls:        len(s.ledger),
+		Scored:       s.scored,
+		ByStatus:     make(map[int]int, len(s.byStatus)),
+		MaxInFlight:  int(s.maxInFlight.Load()),
+		InFlight:     int(s.inFlight.Load()),
+		MaxPerSecond: s.maxRate,
 	}
 	for k, v := range s.byStatus {
 		st.ByStatus[k] = v
@@ -163,6 +169,7 @@ func (s *Server) Reset() {
 	s.ledger = nil
 	s.byStatus = map[int]int{}
 	s.scored = 0
+	s.arrivals, s.maxRate = nil, 0
 	s.maxInFlight.Store(s.inFlight.Load())
 }
 
@@ -193,8 +200,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// enter counts a request in flight and raises the peak if needed.
+// enter counts a request in flight and raises the peaks if needed.
 func (s *Server) enter() {
+	now := time.Now()
+	s.mu.Lock()
+	drop := 0
+	for drop < len(s.arrivals) && now.Sub(s.arrivals[drop]) >= time.Second {
+		drop++
+	}
+	s.arrivals = append(s.arrivals[drop:], now)
+	s.maxRate = max(s.maxRate, len(s.arrivals))
+	s.mu.Unlock()
+
 	n := s.inFlight.Add(1)
 	for {
 		m := s.maxInFlight.Load()

@@ -166,7 +166,10 @@ func (s *Store) Get(ctx context.Context, bucket, key, versionID string, maxBytes
 		if obj.Size > maxBytes {
 			return obj, tooLarge(bucket, key, obj.Size, maxBytes)
 		}
-		buf.Grow(int(obj.Size))
+		// Room for the body and for the read that finds its end:
+		// bytes.Buffer.ReadFrom wants MinRead bytes free before every read,
+		// and would otherwise double an exactly-sized buffer just to see EOF.
+		buf.Grow(int(obj.Size) + bytes.MinRead)
 	}
 
 	limit := maxBytes + 1

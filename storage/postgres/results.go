@@ -59,28 +59,55 @@ type Call struct {
 	Latency       time.Duration
 }
 
+// CallStart says whether a call may be made.
+type CallStart int
+
+// BeginCall results.
+const (
+	CallRecorded CallStart = iota + 1 // the call is on record: make it
+	AlreadyDone                       // the object has a terminal result: do not call
+	CallInFlight                      // another call for the object may still be in flight: wait
+)
+
 // BeginCall records, before it is sent, that an API call is being made for
-// an object, and counts the attempt. ok is false when the object already has
-// a terminal result: the call must not be made.
-func (s *Store) BeginCall(ctx context.Context, runID string, obj ObjectRef) (callID int64, ok bool, err error) {
+// an object, and counts the attempt. An object with a terminal result, or
+// with a call recorded less than inFlightFor ago and not yet answered (a
+// duplicate task, or a worker that died mid-call), gets no new call.
+func (s *Store) BeginCall(ctx context.Context, runID string, obj ObjectRef, inFlightFor time.Duration) (callID int64, st CallStart, err error) {
 	err = s.pool.QueryRow(ctx, `
-		WITH v AS (
+		WITH busy AS (
+			SELECT 1 FROM api_calls
+			WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3
+			  AND outcome = 'in_flight' AND called_at > now() - make_interval(secs => $5)
+			LIMIT 1
+		), v AS (
 			INSERT INTO verifications (run_id, bucket, object_key, object_version, attempts)
-			VALUES ($1::uuid, $2, $3, $4, 1)
+			SELECT $1::uuid, $2, $3, $4, 1 WHERE NOT EXISTS (SELECT 1 FROM busy)
 			ON CONFLICT (run_id, bucket, object_key) DO UPDATE SET attempts = verifications.attempts + 1
 			WHERE verifications.status = 'pending'
 			RETURNING attempts
 		)
 		INSERT INTO api_calls (run_id, bucket, object_key, attempt)
 		SELECT $1::uuid, $2, $3, attempts FROM v
-		RETURNING id`, runID, obj.Bucket, obj.Key, obj.Version).Scan(&callID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, nil
+		RETURNING id`, runID, obj.Bucket, obj.Key, obj.Version, inFlightFor.Seconds()).Scan(&callID)
+	if err == nil {
+		return callID, CallRecorded, nil
 	}
-	if err != nil {
-		return 0, false, classify(fmt.Errorf("record api call for %s/%s: %w", obj.Bucket, obj.Key, err))
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, classify(fmt.Errorf("record api call for %s/%s: %w", obj.Bucket, obj.Key, err))
 	}
-	return callID, true, nil
+	var status string
+	err = s.pool.QueryRow(ctx, `SELECT status FROM verifications WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3`,
+		runID, obj.Bucket, obj.Key).Scan(&status)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, CallInFlight, nil // a busy call without a row cannot happen; wait and look again
+	case err != nil:
+		return 0, 0, classify(fmt.Errorf("record api call for %s/%s: %w", obj.Bucket, obj.Key, err))
+	case status == StatusPending:
+		return 0, CallInFlight, nil
+	}
+	return 0, AlreadyDone, nil
 }
 
 // FinishCall records a call's outcome and, when final is not nil, the

@@ -15,11 +15,20 @@ var ErrRunNotFound = errors.New("run not found")
 
 // Run statuses.
 const (
-	RunEnqueuing = "enqueuing"
-	RunRunning   = "running"
-	RunCompleted = "completed"
-	RunCancelled = "cancelled"
-	RunFailed    = "failed"
+	RunAwaitingConfirmation = "awaiting_confirmation"
+	RunEnqueuing            = "enqueuing"
+	RunRunning              = "running"
+	RunPaused               = "paused"
+	RunCompleted            = "completed"
+	RunCancelled            = "cancelled"
+	RunFailed               = "failed"
+)
+
+// Run priorities.
+const (
+	PriorityHigh   = "high"
+	PriorityNormal = "normal"
+	PriorityLow    = "low"
 )
 
 // Run is one campaign.
@@ -34,25 +43,59 @@ type Run struct {
 	CreatedAt  time.Time
 	StartedAt  *time.Time
 	FinishedAt *time.Time
+
+	Labels          map[string]string
+	Priority        string
+	Threshold       Threshold
+	ReportTo        string // "" = no automatic completion report
+	PlanToken       string // continuation token of the next page a run:plan task lists
+	PlannedAt       *time.Time
+	StatusChangedAt time.Time
 }
+
+// Threshold is when a run fails on its own: more than Percent of its
+// finished objects failed once MinDone are finished, or Count failed (when
+// Count > 0). Failed means status failed or not_found.
+type Threshold struct {
+	Percent float64
+	MinDone int64
+	Count   int64
+}
+
+// DefaultThreshold is S3 Batch Operations' rule: more than 50% failed once
+// at least 1,000 tasks have run.
+func DefaultThreshold() Threshold { return Threshold{Percent: 50, MinDone: 1000} }
 
 // NewRun describes a run to create. Source and Options are stored as JSON.
 type NewRun struct {
-	Name    string
-	Queue   string
-	Source  any
-	Options any
+	Name      string
+	Queue     string
+	Source    any
+	Options   any
+	Status    string // enqueuing (default) or awaiting_confirmation
+	Labels    map[string]string
+	Priority  string     // default normal
+	Threshold *Threshold // nil = DefaultThreshold
+	ReportTo  string
+	// TriggerKey makes creation idempotent: a second CreateRun with the
+	// same key returns the first run.
+	TriggerKey string
+	Actor      Actor
 }
 
-const runColumns = `id::text, name, status, queue, source, options, total, created_at, started_at, finished_at`
+const runColumns = `id::text, name, status, queue, source, options, total, created_at, started_at, finished_at,
+	labels, priority, fail_percent::float8, fail_min_done, coalesce(fail_count, 0), coalesce(report_to, ''),
+	coalesce(plan_token, ''), planned_at, status_changed_at`
 
 func scanRun(row pgx.Row) (Run, error) {
 	var r Run
-	err := row.Scan(&r.ID, &r.Name, &r.Status, &r.Queue, &r.Source, &r.Options, &r.Total, &r.CreatedAt, &r.StartedAt, &r.FinishedAt)
+	err := row.Scan(&r.ID, &r.Name, &r.Status, &r.Queue, &r.Source, &r.Options, &r.Total, &r.CreatedAt, &r.StartedAt, &r.FinishedAt,
+		&r.Labels, &r.Priority, &r.Threshold.Percent, &r.Threshold.MinDone, &r.Threshold.Count, &r.ReportTo,
+		&r.PlanToken, &r.PlannedAt, &r.StatusChangedAt)
 	return r, err
 }
 
-// CreateRun inserts a run in status enqueuing.
+// CreateRun inserts a run, in status enqueuing unless nr says otherwise.
 func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 	source, err := json.Marshal(nr.Source)
 	if err != nil {
@@ -65,9 +108,34 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 	if err != nil {
 		return Run{}, fmt.Errorf("encode run options: %w", err)
 	}
-	r, err := scanRun(s.pool.QueryRow(ctx,
-		`INSERT INTO runs (name, queue, source, options) VALUES ($1, $2, $3, $4) RETURNING `+runColumns,
-		nr.Name, nr.Queue, source, options))
+	if nr.Status == "" {
+		nr.Status = RunEnqueuing
+	}
+	if nr.Priority == "" {
+		nr.Priority = PriorityNormal
+	}
+	if nr.Labels == nil {
+		nr.Labels = map[string]string{}
+	}
+	th := DefaultThreshold()
+	if nr.Threshold != nil {
+		th = *nr.Threshold
+	}
+	var r Run
+	err = s.withActor(ctx, nr.Actor, func(tx pgx.Tx) error {
+		r, err = scanRun(tx.QueryRow(ctx, `
+			INSERT INTO runs (name, queue, source, options, status, labels, priority, fail_percent, fail_min_done,
+				fail_count, report_to, trigger_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, 0), nullif($11, ''), nullif($12, ''))
+			ON CONFLICT (trigger_key) DO NOTHING
+			RETURNING `+runColumns,
+			nr.Name, nr.Queue, source, options, nr.Status, nr.Labels, nr.Priority, th.Percent, th.MinDone,
+			th.Count, nr.ReportTo, nr.TriggerKey))
+		if errors.Is(err, pgx.ErrNoRows) {
+			r, err = scanRun(tx.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE trigger_key = $1`, nr.TriggerKey))
+		}
+		return err
+	})
 	if err != nil {
 		return Run{}, fmt.Errorf("create run: %w", err)
 	}
@@ -86,9 +154,24 @@ func (s *Store) Run(ctx context.Context, id string) (Run, error) {
 	return r, nil
 }
 
-// Runs returns the newest runs first.
-func (s *Store) Runs(ctx context.Context, limit int) ([]Run, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+` FROM runs ORDER BY created_at DESC LIMIT $1`, limit)
+// RunFilter selects runs; zero fields match everything.
+type RunFilter struct {
+	Labels map[string]string // every label must match
+	Status string
+	Limit  int
+}
+
+// Runs returns the newest runs matching f first.
+func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
+	if f.Labels == nil {
+		f.Labels = map[string]string{}
+	}
+	if f.Limit <= 0 {
+		f.Limit = 20
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+` FROM runs
+		WHERE labels @> $2 AND ($3 = '' OR status = $3)
+		ORDER BY created_at DESC LIMIT $1`, f.Limit, f.Labels, f.Status)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -99,11 +182,16 @@ func (s *Store) Runs(ctx context.Context, limit int) ([]Run, error) {
 	return runs, nil
 }
 
-// StartRun moves a run from enqueuing to running once all its objects are recorded.
+// StartRun moves a run from enqueuing to running once all its objects are
+// recorded. A run paused meanwhile stays paused (and resumes as running).
 func (s *Store) StartRun(ctx context.Context, id string) error {
-	_, err := s.pool.Exec(ctx,
-		`UPDATE runs SET status = 'running', started_at = coalesce(started_at, now())
-		 WHERE id::text = $1 AND status = 'enqueuing'`, id)
+	err := s.withActor(ctx, Actor{Who: "reverify", Why: "all objects recorded and queued"}, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx,
+			`UPDATE runs SET status = CASE WHEN status = 'enqueuing' THEN 'running' ELSE status END,
+				started_at = coalesce(started_at, now())
+			 WHERE id::text = $1 AND status IN ('enqueuing', 'paused')`, id)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("start run %s: %w", id, err)
 	}
@@ -113,16 +201,20 @@ func (s *Store) StartRun(ctx context.Context, id string) error {
 // CompleteFinishedRuns marks running runs that have no pending objects left
 // as completed and returns their IDs.
 func (s *Store) CompleteFinishedRuns(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `
-		UPDATE runs r SET status = 'completed',
-			finished_at = coalesce((SELECT max(completed_at) FROM verifications v WHERE v.run_id = r.id), now())
-		WHERE r.status = 'running'
-		  AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.run_id = r.id AND v.status = 'pending')
-		RETURNING r.id::text`)
-	if err != nil {
-		return nil, fmt.Errorf("complete runs: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var ids []string
+	err := s.withActor(ctx, Actor{Who: "reverify-worker", Why: "no objects left to process"}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			UPDATE runs r SET status = 'completed',
+				finished_at = coalesce((SELECT max(completed_at) FROM verifications v WHERE v.run_id = r.id), now())
+			WHERE r.status = 'running'
+			  AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.run_id = r.id AND v.status = 'pending')
+			RETURNING r.id::text`)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("complete runs: %w", err)
 	}

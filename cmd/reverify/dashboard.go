@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"reverify/dashboard"
+	"reverify/health"
+	"reverify/storage/objects"
+)
+
+type dashboardOptions struct {
+	addr           string
+	user           string
+	passwordHash   string
+	token          string
+	tokenFile      string
+	readOnly       bool
+	maskKeys       bool
+	threshold      int
+	prometheusAddr string
+}
+
+func (a *app) dashboardCommand() *cobra.Command {
+	var o dashboardOptions
+	cmd := &cobra.Command{
+		Use:   "dashboard",
+		Short: "Serve the web dashboard: runs, score histograms, the review queue, and asynqmon under /monitoring",
+		Long: `dashboard serves reverify's pages and asynqmon (under /monitoring) on --addr.
+It refuses an address beyond loopback unless basic auth (a user and a bcrypt
+hash from 'reverify dashboard hash-password') or a bearer token is configured.
+/healthz and /readyz answer without credentials.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.dashboard(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	stringSetting(f, &o.addr, "addr", "REVERIFY_DASHBOARD_ADDR", "127.0.0.1:8080", "listen address")
+	stringSetting(f, &o.user, "user", "REVERIFY_DASHBOARD_USER", "", "basic auth user name")
+	stringSetting(f, &o.passwordHash, "password-hash", "REVERIFY_DASHBOARD_PASSWORD_HASH", "",
+		"bcrypt hash of the basic auth password (from `reverify dashboard hash-password`)")
+	stringSetting(f, &o.token, "token", "REVERIFY_DASHBOARD_TOKEN", "", "bearer token (prefer the file)")
+	stringSetting(f, &o.tokenFile, "token-file", "REVERIFY_DASHBOARD_TOKEN_FILE", "", "file holding the bearer token")
+	a.envErrs.boolSetting(f, &o.readOnly, "read-only", "REVERIFY_DASHBOARD_READ_ONLY", false,
+		"no review decisions and a read-only asynqmon")
+	a.envErrs.boolSetting(f, &o.maskKeys, "mask-keys", "REVERIFY_DASHBOARD_MASK_KEYS", true,
+		"show object keys as hashes, in pages, links and asynqmon task payloads")
+	a.envErrs.intSetting(f, &o.threshold, "review-threshold", "REVERIFY_REVIEW_THRESHOLD", 50,
+		"scores under this are queued for review")
+	stringSetting(f, &o.prometheusAddr, "prometheus-url", "REVERIFY_PROMETHEUS_URL", "",
+		"Prometheus that asynqmon draws queue charts from (empty = no charts)")
+	cmd.AddCommand(a.hashPasswordCommand())
+	return cmd
+}
+
+func (a *app) hashPasswordCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "hash-password",
+		Short: "Read a password on standard input and print its bcrypt hash for REVERIFY_DASHBOARD_PASSWORD_HASH",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			line, err := bufio.NewReader(a.stdin).ReadString('\n')
+			if err != nil && line == "" {
+				return fmt.Errorf("read password from standard input: %w", err)
+			}
+			hash, err := dashboard.HashPassword(strings.TrimRight(line, "\r\n"))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, hash)
+			return nil
+		},
+	}
+}
+
+func (o dashboardOptions) auth() (dashboard.Auth, error) {
+	auth := dashboard.Auth{User: o.user, PasswordHash: o.passwordHash, Token: strings.TrimSpace(o.token)}
+	if o.tokenFile != "" {
+		if auth.Token != "" {
+			return auth, fmt.Errorf("set one of REVERIFY_DASHBOARD_TOKEN (--token) and REVERIFY_DASHBOARD_TOKEN_FILE (--token-file), not both")
+		}
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return auth, fmt.Errorf("REVERIFY_DASHBOARD_TOKEN_FILE (--token-file): %w", err)
+		}
+		auth.Token = strings.TrimSpace(string(b))
+	}
+	if err := auth.Validate(); err != nil {
+		return auth, fmt.Errorf("dashboard credentials (REVERIFY_DASHBOARD_USER, REVERIFY_DASHBOARD_PASSWORD_HASH, REVERIFY_DASHBOARD_TOKEN): %w", err)
+	}
+	return auth, nil
+}
+
+func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
+	auth, err := o.auth()
+	if err != nil {
+		return err
+	}
+	if err := dashboard.CheckExposure(o.addr, auth); err != nil {
+		return fmt.Errorf("REVERIFY_DASHBOARD_ADDR (--addr): %w", err)
+	}
+	if o.threshold < 0 || o.threshold > 100 {
+		return fmt.Errorf("invalid REVERIFY_REVIEW_THRESHOLD (--review-threshold) %d: want 0 to 100", o.threshold)
+	}
+	log, err := a.logger()
+	if err != nil {
+		return err
+	}
+	redisOpt, err := a.cfg.redis()
+	if err != nil {
+		return err
+	}
+	s3cfg, err := a.cfg.s3()
+	if err != nil {
+		return err
+	}
+	s3client, err := objects.NewClient(ctx, s3cfg)
+	if err != nil {
+		return fmt.Errorf("configure s3: %w", err)
+	}
+	store, err := a.openStore(ctx, 8)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	monitor := dashboard.NewMonitor(redisOpt, dashboard.MonitorOptions{
+		ReadOnly: o.readOnly, MaskKeys: o.maskKeys, PrometheusAddr: o.prometheusAddr,
+	})
+	defer monitor.Close()
+	checks, closeChecks := readinessChecks(redisOpt, store.Pool())
+	defer closeChecks()
+	probes := health.New(log, 0, checks...)
+
+	srv, err := dashboard.New(dashboard.NewLedger(store.Pool()), dashboard.NewS3Images(s3client), monitor, probes.Register,
+		dashboard.Config{
+			Auth: auth, ReadOnly: o.readOnly, MaskKeys: o.maskKeys,
+			ReviewThreshold: float64(o.threshold), Logger: log,
+		})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("REVERIFY_DASHBOARD_ADDR (--addr): %w", err)
+	}
+	hs := serveHTTP(ln, srv, log)
+	log.InfoContext(ctx, "dashboard listening", "addr", ln.Addr().String(), "read_only", o.readOnly,
+		"mask_keys", o.maskKeys, "auth", auth.Configured())
+	fmt.Fprintf(a.stderr, "dashboard on http://%s/ (asynqmon on /monitoring/)\n", ln.Addr())
+	select {
+	case <-ctx.Done():
+	case err := <-hs.errc:
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	return hs.Close(ctx)
+}

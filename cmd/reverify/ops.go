@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"reverify/health"
+	"reverify/metrics"
+	"reverify/migrations"
+	"reverify/worker"
+)
+
+// httpServer serves one handler on a listener already bound, so a busy
+// port fails the command before it starts work.
+type httpServer struct {
+	srv  *http.Server
+	addr string
+	errc chan error
+}
+
+func serveHTTP(ln net.Listener, h http.Handler, log *slog.Logger) *httpServer {
+	s := &httpServer{
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		addr: ln.Addr().String(),
+		errc: make(chan error, 1),
+	}
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.errc <- err
+	}()
+	return s
+}
+
+// Close stops accepting connections and waits up to 5s for open requests.
+func (s *httpServer) Close(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("stop http server: %w", err)
+	}
+	return <-s.errc
+}
+
+// workerOps is the worker's /metrics, /healthz and /readyz, and the
+// observer that feeds the metrics. Its zero value (no --metrics-addr)
+// observes nothing.
+type workerOps struct {
+	http     *httpServer
+	pipeline *metrics.Pipeline
+	close    []func() error
+}
+
+// Observer is nil when metrics are off, so the handler uses its no-op.
+func (o *workerOps) Observer() worker.Observer {
+	if o.pipeline == nil {
+		return nil
+	}
+	return o.pipeline
+}
+
+// addr is where the server listens ("" when off).
+func (o *workerOps) addr() string {
+	if o.http == nil {
+		return ""
+	}
+	return o.http.addr
+}
+
+func (o *workerOps) Close(ctx context.Context) {
+	if o.http != nil {
+		_ = o.http.Close(ctx)
+	}
+	for _, f := range o.close {
+		_ = f()
+	}
+}
+
+// startWorkerOps binds addr and serves the worker's metrics and probes.
+func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, pool *pgxpool.Pool, log *slog.Logger) (*workerOps, error) {
+	o := &workerOps{}
+	if addr == "" {
+		return o, nil
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("REVERIFY_METRICS_ADDR (--metrics-addr): %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	o.pipeline = metrics.NewPipeline(reg)
+	inspector := asynq.NewInspector(redisOpt)
+	o.close = append(o.close, inspector.Close)
+	if err := errors.Join(metrics.RegisterQueues(reg, inspector), metrics.RegisterProcess(reg)); err != nil {
+		ln.Close()
+		o.Close(context.Background())
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	checks, closeChecks := readinessChecks(redisOpt, pool)
+	o.close = append(o.close, closeChecks)
+	checks = append(checks, health.Check{Name: "api_circuit", Func: func(context.Context) error {
+		if o.pipeline.CircuitOpen() {
+			return errors.New("liveness API refused the key; calls are held")
+		}
+		return nil
+	}})
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	health.New(log, 0, checks...).Register(mux)
+	o.http = serveHTTP(ln, mux, log)
+	log.Info("serving metrics and probes", "addr", ln.Addr().String())
+	return o, nil
+}
+
+// readinessChecks are the dependencies every long-running command needs:
+// Redis, PostgreSQL, and a schema at this binary's version.
+func readinessChecks(redisOpt asynq.RedisConnOpt, pool *pgxpool.Pool) ([]health.Check, func() error) {
+	rc, _ := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	checks := []health.Check{
+		{Name: "postgres", Func: func(ctx context.Context) error { return pool.Ping(ctx) }},
+		{Name: "migrations", Func: func(ctx context.Context) error { return migrationsCurrent(ctx, pool) }},
+	}
+	if rc == nil {
+		return checks, func() error { return nil }
+	}
+	checks = append(checks, health.Check{Name: "redis", Func: func(ctx context.Context) error { return rc.Ping(ctx).Err() }})
+	return checks, rc.Close
+}
+
+// migrationsCurrent fails when the schema is older than this binary, e.g.
+// while a rollout waits for `reverify migrate`.
+func migrationsCurrent(ctx context.Context, pool *pgxpool.Pool) error {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("load migrations: %w", err)
+	}
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return fmt.Errorf("check migrations: %w", err)
+	}
+	if pending {
+		return errors.New("migrations pending: run `reverify migrate`")
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"reverify/internal/testenv"
+	"reverify/storage/postgres"
+)
+
+func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := testenv.Postgres(t)
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	redis := asynq.RedisClientOpt{Addr: testenv.RedisAddr(t)}
+
+	ops, err := startWorkerOps("127.0.0.1:0", redis, pool, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { ops.Close(ctx) })
+	base := "http://" + ops.addr()
+
+	code, _ := httpGet(t, base+"/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code, "not ready before migrations")
+	_, err = postgres.Migrate(ctx, dsn)
+	require.NoError(t, err)
+	code, body := httpGet(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, code, body)
+
+	score := 80.0
+	ops.Observer().APICalled("scored", 250*time.Millisecond, &score)
+	ops.Observer().ResultRecorded("scored")
+	code, body = httpGet(t, base+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `reverify_results_total{status="scored"} 1`)
+	require.Contains(t, body, `reverify_api_paid_calls_total 1`)
+	require.Contains(t, body, "asynq_queue_size")
+
+	ops.Observer().Waited("circuit_open", time.Minute)
+	code, _ = httpGet(t, base+"/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code, "not ready while the API refuses the key")
+
+	off, err := startWorkerOps("", redis, pool, nil)
+	require.NoError(t, err)
+	require.Nil(t, off.Observer(), "no --metrics-addr, no observer")
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	res, err := http.DefaultTransport.RoundTrip(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, string(b)
+}

@@ -1,0 +1,97 @@
+package dashboard_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"reverify/dashboard"
+)
+
+// TestReviewInBrowser drives the dashboard in headless Chromium: the runs
+// page, a run with its histogram, an object's image, and a review decision
+// that must land in PostgreSQL with the reviewer's name.
+func TestReviewInBrowser(t *testing.T) {
+	t.Parallel()
+	exec := chromium(t)
+	b := setup(t, dashboard.Config{ReviewThreshold: 50})
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exec),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(testContext(t, 60*time.Second), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+
+	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
+	require.NoError(t, err)
+	_, err = chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+		Headers: network.Headers{"Authorization": b.basic()},
+	})
+	require.NoError(t, err)
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(b.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`a.run-link`)),
+		chromedp.Click(chromedp.CSS(`a.run-link`)),
+		chromedp.WaitVisible(chromedp.CSS(`svg.histogram`)),
+	))
+	bars := evaluate[int](t, ctx, `document.querySelectorAll('svg.histogram rect.bar').length`)
+	lowBand := evaluate[int](t, ctx, `Number(document.querySelector('svg.histogram rect[data-band="10"]').dataset.count)`)
+	reviewLinks := evaluate[int](t, ctx, `document.querySelectorAll('a.review-link').length`)
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`a.review-link`)), // unreviewed, lowest score first
+		chromedp.WaitVisible(chromedp.CSS(`#review`)),
+	))
+	imgWidth, err := chromedp.Run(ctx, chromedp.Poll[int](
+		`document.getElementById('face').complete && document.getElementById('face').naturalWidth`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#decision-suspected_spoof`)),
+		chromedp.SendKeys(chromedp.CSS(`#note`), "printed photo held to the camera"),
+		chromedp.Click(chromedp.CSS(`#submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#saved`)),
+	))
+	require.Equal(t, 10, bars, "ten score bands are drawn")
+	require.Equal(t, 1, lowBand, "one score in [10,20)")
+	require.Equal(t, 2, reviewLinks, "the low score and the rejection are queued")
+	require.Equal(t, 96, imgWidth, "the image streamed from S3 decoded in the browser")
+
+	var decision, note, reviewer string
+	require.NoError(t, b.pool.QueryRow(context.Background(),
+		`SELECT decision, note, reviewer FROM reviews WHERE run_id = $1 AND bucket = $2 AND object_key = $3`,
+		b.runID, b.bucket, b.low).Scan(&decision, &note, &reviewer))
+	require.Equal(t, "suspected_spoof", decision)
+	require.Equal(t, "printed photo held to the camera", note)
+	require.Equal(t, user, reviewer)
+
+	var queued string
+	require.NoError(t, b.pool.QueryRow(context.Background(),
+		`SELECT coalesce(decision, '') FROM review_queue WHERE run_id = $1 AND object_key = $2`, b.runID, b.low).Scan(&queued))
+	require.Equal(t, "suspected_spoof", queued, "the review_queue view shows the decision")
+}
+
+func evaluate[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	require.NoError(t, err, expr)
+	return v
+}

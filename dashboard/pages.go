@@ -1,0 +1,181 @@
+package dashboard
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// pages renders the server-side HTML; there is no script on reverify's
+// own pages.
+type pages struct{ t *template.Template }
+
+func newPages(cfg Config, refs objRefs) *pages {
+	funcs := template.FuncMap{
+		"key": func(bucket, key string) string {
+			if cfg.MaskKeys {
+				return "sha256:" + KeyHash(bucket, key)
+			}
+			return bucket + "/" + key
+		},
+		"objectURL": func(runID, bucket, key string) string { return refs.url(runID, "object", bucket, key) },
+		"imageURL":  func(runID, bucket, key string) string { return refs.url(runID, "image", bucket, key) },
+		"ref":       refs.encode,
+		"progress":  progressSVG,
+		"color":     func(s string) string { return statusColors[s] },
+		"statuses":  func() []string { return statusOrder },
+		"readOnly":  func() bool { return cfg.ReadOnly },
+		"score": func(f *float64) string {
+			if f == nil {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f", *f)
+		},
+		"code": func(c *int32) string {
+			if c == nil {
+				return ""
+			}
+			return fmt.Sprint(*c)
+		},
+		"when": func(t any) string {
+			switch v := t.(type) {
+			case time.Time:
+				return v.UTC().Format("2006-01-02 15:04:05Z")
+			case *time.Time:
+				if v != nil {
+					return v.UTC().Format("2006-01-02 15:04:05Z")
+				}
+			}
+			return "–"
+		},
+		"pct": func(done, total int64) string {
+			if total <= 0 {
+				return "0%"
+			}
+			return fmt.Sprintf("%.1f%%", 100*float64(done)/float64(total))
+		},
+		"label": func(d string) string {
+			for _, x := range Decisions {
+				if x.Value == d {
+					return x.Label
+				}
+			}
+			return d
+		},
+	}
+	return &pages{t: template.Must(template.New("").Funcs(funcs).Parse(pageTemplates))}
+}
+
+// render buffers the page so a template error never sends half a page.
+func (p *pages) render(w http.ResponseWriter, r *http.Request, log *slog.Logger, name string, data map[string]any) {
+	var buf bytes.Buffer
+	if err := p.t.ExecuteTemplate(&buf, name, data); err != nil {
+		log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = buf.WriteTo(w)
+}
+
+const pageTemplates = `
+{{define "head"}}<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>{{.}} · reverify</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#222}
+header{background:#263238;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:center}
+header a{color:#fff;text-decoration:none}
+main{padding:1em 1.2em;max-width:1200px}
+table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}
+th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #e0e0e0;vertical-align:top}
+th{background:#f5f5f5}
+.num{text-align:right;font-variant-numeric:tabular-nums}
+.status{display:inline-block;padding:0 .4em;border-radius:3px;color:#fff;font-size:12px}
+.histogram .bar{fill:#1565c0}.histogram .bar.low{fill:#ef6c00}
+.key{font-family:ui-monospace,monospace;word-break:break-all}
+.saved{background:#e8f5e9;border:1px solid #2e7d32;padding:.5em}
+.face{max-width:420px;max-height:420px;border:1px solid #ccc}
+.ro{color:#b71c1c}
+</style></head><body>
+<header><a href="/"><strong>reverify</strong></a><a href="/">Runs</a><a href="/monitoring/">Queues (asynqmon)</a>{{if readOnly}}<span class="ro">read-only</span>{{end}}</header><main>{{end}}
+
+{{define "foot"}}</main></body></html>{{end}}
+
+{{define "runs"}}{{template "head" "Runs"}}
+<h1>Runs</h1>
+<table id="runs"><thead><tr><th>Run</th><th>Status</th><th>Progress</th><th class="num">Done / total</th><th>Created</th></tr></thead><tbody>
+{{range .Runs}}<tr>
+<td><a class="run-link" href="/runs/{{.ID}}">{{.Name}}</a><br><small class="key">{{.ID}}</small></td>
+<td>{{.Status}}</td>
+<td>{{progress .}}</td>
+<td class="num">{{.Done}} / {{.Total}} ({{pct .Done .Total}})</td>
+<td>{{when .CreatedAt}}</td>
+</tr>{{else}}<tr><td colspan="5">No runs yet: start one with <code>reverify enqueue</code>.</td></tr>{{end}}
+</tbody></table>
+{{template "foot"}}{{end}}
+
+{{define "run"}}{{template "head" .Run.Name}}
+{{with .Run}}<h1>{{.Name}}</h1>
+<p><span class="key">{{.ID}}</span> · <strong id="run-status">{{.Status}}</strong> · created {{when .CreatedAt}} · started {{when .StartedAt}} · finished {{when .FinishedAt}}</p>
+<p>{{progress .}} {{.Done}} of {{.Total}} done ({{pct .Done .Total}})</p>
+<table id="counts" style="width:auto"><thead><tr><th>Status</th><th class="num">Objects</th></tr></thead><tbody>
+{{$by := .ByStatus}}{{range statuses}}{{$n := index $by .}}{{if $n}}<tr data-status="{{.}}"><td><span class="status" style="background:{{color .}}">&nbsp;</span> {{.}}</td><td class="num">{{$n}}</td></tr>{{end}}{{end}}
+</tbody></table>{{end}}
+
+<h2>Scores</h2>
+{{.Histogram}}
+<p><small>Bars under the review threshold ({{.Threshold}}) are orange.</small></p>
+
+<h2>Review queue</h2>
+<p><small>Scores under {{.Threshold}} and refusals by the API; unreviewed first.</small></p>
+<table id="review-queue"><thead><tr><th>Object</th><th>Status</th><th class="num">Score</th><th>Code</th><th>Decision</th></tr></thead><tbody>
+{{range .Queue}}<tr>
+<td><a class="key review-link" href="{{objectURL .RunID .Bucket .Key}}">{{key .Bucket .Key}}</a></td>
+<td>{{.Status}}</td><td class="num">{{score .Score}}</td><td>{{code .ErrorCode}}</td>
+<td>{{if .Decision}}{{label .Decision}} <small>by {{.Reviewer}}</small>{{else}}<em>to review</em>{{end}}</td>
+</tr>{{else}}<tr><td colspan="5">Nothing to review.</td></tr>{{end}}
+</tbody></table>
+
+<h2>Failures</h2>
+<table id="failures"><thead><tr><th>Object</th><th>Status</th><th>Why</th><th>When</th></tr></thead><tbody>
+{{range .Failures}}<tr>
+<td><a class="key" href="{{objectURL .RunID .Bucket .Key}}">{{key .Bucket .Key}}</a></td>
+<td>{{.Status}}</td><td>{{.Message}}</td><td>{{when .CompletedAt}}</td>
+</tr>{{else}}<tr><td colspan="4">No failures.</td></tr>{{end}}
+</tbody></table>
+{{template "foot"}}{{end}}
+
+{{define "object"}}{{template "head" "Object"}}
+{{with .Item}}<p><a href="/runs/{{.RunID}}">← run</a></p>
+<h1 class="key">{{key .Bucket .Key}}</h1>
+<table style="width:auto"><tbody>
+<tr><th>Status</th><td id="item-status">{{.Status}}</td></tr>
+<tr><th>Score</th><td>{{score .Score}}</td></tr>
+<tr><th>Error code</th><td>{{code .ErrorCode}}</td></tr>
+<tr><th>Transaction</th><td class="key">{{.TransactionID}}</td></tr>
+<tr><th>Message</th><td>{{.Message}}</td></tr>
+<tr><th>Completed</th><td>{{when .CompletedAt}}</td></tr>
+</tbody></table>
+<p><img class="face" id="face" alt="stored image" src="{{imageURL .RunID .Bucket .Key}}"></p>{{end}}
+
+{{if .Saved}}<p class="saved" id="saved">Decision recorded.</p>{{end}}
+{{if not readOnly}}{{with .Item}}
+<h2>Decision</h2>
+<form id="review" method="post" action="/runs/{{.RunID}}/reviews">
+<input type="hidden" name="o" value="{{ref .Bucket .Key}}">
+{{range $.Decisions}}<label><input type="radio" name="decision" value="{{.Value}}" id="decision-{{.Value}}" required> {{.Label}}</label><br>{{end}}
+<p><label>Note<br><textarea name="note" id="note" rows="3" cols="60" maxlength="2000"></textarea></label></p>
+<p><button type="submit" id="submit">Record decision as {{$.Reviewer}}</button></p>
+</form>{{end}}{{end}}
+
+<h2>History</h2>
+<table id="reviews"><thead><tr><th>When</th><th>Decision</th><th>Reviewer</th><th>Note</th></tr></thead><tbody>
+{{range .Reviews}}<tr><td>{{when .ReviewedAt}}</td><td>{{label .Decision}}</td><td>{{.Reviewer}}</td><td>{{.Note}}</td></tr>
+{{else}}<tr><td colspan="4">No decisions yet.</td></tr>{{end}}
+</tbody></table>
+{{template "foot"}}{{end}}
+`

@@ -1,0 +1,327 @@
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// Ledger is what the pages read and the review form writes.
+type Ledger interface {
+	Runs(ctx context.Context, limit int) ([]Run, error)
+	Run(ctx context.Context, id string) (Run, error)
+	Histogram(ctx context.Context, runID string) ([10]int64, error)
+	Failures(ctx context.Context, runID string, limit int) ([]Item, error)
+	ReviewQueue(ctx context.Context, runID string, threshold float64, limit int) ([]Item, error)
+	Item(ctx context.Context, runID, bucket, key string) (Item, []Review, error)
+	RecordReview(ctx context.Context, r Review) error
+}
+
+// Images opens stored images. Errors wrap ErrImageNotFound for missing objects.
+type Images interface {
+	Open(ctx context.Context, bucket, key, version string) (io.ReadCloser, int64, error)
+}
+
+// Config tunes the dashboard.
+type Config struct {
+	Auth            Auth
+	ReadOnly        bool    // no review decisions (and asynqmon read-only, see MonitorOptions)
+	MaskKeys        bool    // show object keys as hashes in lists
+	ReviewThreshold float64 // scores under this are queued for review; default 50
+	MaxImageBytes   int64   // larger objects are not streamed; default 15 MiB
+	Logger          *slog.Logger
+}
+
+// Server is the dashboard's HTTP handler.
+type Server struct {
+	ledger  Ledger
+	images  Images
+	monitor http.Handler
+	probes  func(*http.ServeMux)
+	cfg     Config
+	auth    *authenticator
+	log     *slog.Logger
+	pages   *pages
+	refs    objRefs
+	handler http.Handler
+}
+
+// New builds the dashboard. monitor (asynqmon, see NewMonitor) may be nil;
+// probes registers unauthenticated /healthz and /readyz and may be nil.
+func New(ledger Ledger, images Images, monitor http.Handler, probes func(*http.ServeMux), cfg Config) (*Server, error) {
+	if err := cfg.Auth.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ReviewThreshold <= 0 {
+		cfg.ReviewThreshold = 50
+	}
+	if cfg.MaxImageBytes <= 0 {
+		cfg.MaxImageBytes = 15 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	refs, err := newObjRefs(cfg.MaskKeys)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{ledger: ledger, images: images, monitor: monitor, probes: probes, cfg: cfg,
+		auth: newAuthenticator(cfg.Auth), log: cfg.Logger, refs: refs}
+	s.pages = newPages(cfg, refs)
+	s.handler = s.routes()
+	return s, nil
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) routes() http.Handler {
+	app := http.NewServeMux()
+	app.HandleFunc("GET /{$}", s.runsPage)
+	app.HandleFunc("GET /runs/{id}", s.runPage)
+	app.HandleFunc("GET /runs/{id}/object", s.objectPage)
+	app.HandleFunc("GET /runs/{id}/image", s.image)
+	app.HandleFunc("POST /runs/{id}/reviews", s.recordReview)
+	if s.monitor != nil {
+		app.Handle(MonitorPath+"/", s.monitor)
+		app.Handle("GET "+MonitorPath, http.RedirectHandler(MonitorPath+"/", http.StatusFound))
+	}
+	var h http.Handler = app
+	if s.cfg.ReadOnly {
+		h = readOnly(h)
+	}
+	// Basic auth credentials ride along on cross-site requests: refuse
+	// unsafe cross-origin ones.
+	h = http.NewCrossOriginProtection().Handler(h)
+	h = s.auth.middleware(h)
+
+	root := http.NewServeMux()
+	if s.probes != nil {
+		s.probes(root)
+	}
+	root.Handle("/", h)
+	return securityHeaders(root)
+}
+
+func readOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "the dashboard is read-only", http.StatusMethodNotAllowed)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer") // URLs carry object keys
+		if !strings.HasPrefix(r.URL.Path, MonitorPath) {
+			h.Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type reviewerKey struct{}
+
+func withReviewer(ctx context.Context, who string) context.Context {
+	return context.WithValue(ctx, reviewerKey{}, who)
+}
+
+func reviewer(ctx context.Context) string {
+	who, _ := ctx.Value(reviewerKey{}).(string)
+	return who
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// runID returns the run ID of the path, answering 404 when it is no UUID.
+func runID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !uuidRE.MatchString(id) {
+		http.NotFound(w, r)
+		return "", false
+	}
+	return id, true
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, ErrNotFound) {
+		http.NotFound(w, r)
+		return
+	}
+	s.log.ErrorContext(r.Context(), "dashboard request failed", "path", r.URL.Path, "err", err)
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
+	runs, err := s.ledger.Runs(r.Context(), 100)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.pages.render(w, r, s.log, "runs", map[string]any{"Runs": runs})
+}
+
+func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
+	id, ok := runID(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	run, err := s.ledger.Run(ctx, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	hist, err := s.ledger.Histogram(ctx, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	failures, err := s.ledger.Failures(ctx, id, 100)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	queue, err := s.ledger.ReviewQueue(ctx, id, s.cfg.ReviewThreshold, 200)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.pages.render(w, r, s.log, "run", map[string]any{
+		"Run": run, "Histogram": histogramSVG(hist, s.cfg.ReviewThreshold), "Bands": hist,
+		"Failures": failures, "Queue": queue, "Threshold": s.cfg.ReviewThreshold,
+	})
+}
+
+func (s *Server) objectQuery(r *http.Request) (bucket, key string, ok bool) {
+	return s.refs.decode(r.FormValue("o"))
+}
+
+func (s *Server) objectPage(w http.ResponseWriter, r *http.Request) {
+	id, ok := runID(w, r)
+	if !ok {
+		return
+	}
+	bucket, key, ok := s.objectQuery(r)
+	if !ok {
+		http.Error(w, "missing or unknown object reference (o)", http.StatusBadRequest)
+		return
+	}
+	item, reviews, err := s.ledger.Item(r.Context(), id, bucket, key)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.pages.render(w, r, s.log, "object", map[string]any{
+		"Item": item, "Reviews": reviews, "Decisions": Decisions,
+		"Saved": r.URL.Query().Get("saved") != "", "Reviewer": reviewer(r.Context()),
+	})
+}
+
+// image streams an object of the run from S3 to the browser: nothing is
+// written to disk and nothing may be cached, since faces are personal data.
+func (s *Server) image(w http.ResponseWriter, r *http.Request) {
+	id, ok := runID(w, r)
+	if !ok {
+		return
+	}
+	bucket, key, ok := s.objectQuery(r)
+	if !ok {
+		http.Error(w, "missing or unknown object reference (o)", http.StatusBadRequest)
+		return
+	}
+	// Only objects the run recorded: the dashboard is no general S3 reader.
+	item, _, err := s.ledger.Item(r.Context(), id, bucket, key)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, size, err := s.images.Open(r.Context(), item.Bucket, item.Key, item.Version)
+	if errors.Is(err, ErrImageNotFound) {
+		http.Error(w, "the image is no longer in storage", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer body.Close()
+	if size > s.cfg.MaxImageBytes {
+		http.Error(w, "the image is larger than the display limit", http.StatusRequestEntityTooLarge)
+		return
+	}
+	head := make([]byte, 512)
+	n, err := io.ReadFull(body, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		s.fail(w, r, fmt.Errorf("read image: %w", err))
+		return
+	}
+	head = head[:n]
+	ctype := http.DetectContentType(head)
+	if !strings.HasPrefix(ctype, "image/") {
+		http.Error(w, "the object is not an image", http.StatusUnsupportedMediaType)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Disposition", "inline")
+	if size > 0 {
+		h.Set("Content-Length", fmt.Sprint(size))
+	}
+	if _, err := w.Write(head); err != nil {
+		return
+	}
+	if _, err := io.Copy(w, io.LimitReader(body, s.cfg.MaxImageBytes-int64(n))); err != nil {
+		s.log.WarnContext(r.Context(), "image stream interrupted", "run_id", id, "key_hash", KeyHash(bucket, key), "err", err)
+	}
+}
+
+const maxNote = 2000
+
+func (s *Server) recordReview(w http.ResponseWriter, r *http.Request) {
+	id, ok := runID(w, r)
+	if !ok {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	bucket, key, _ := s.objectQuery(r)
+	rev := Review{
+		RunID: id, Bucket: bucket, Key: key,
+		Decision: r.PostForm.Get("decision"), Note: strings.TrimSpace(r.PostForm.Get("note")),
+		Reviewer: reviewer(r.Context()),
+	}
+	switch {
+	case rev.Bucket == "" || rev.Key == "":
+		http.Error(w, "missing or unknown object reference (o)", http.StatusBadRequest)
+		return
+	case !validDecision(rev.Decision):
+		http.Error(w, "choose a decision", http.StatusBadRequest)
+		return
+	case !utf8.ValidString(rev.Note) || len(rev.Note) > maxNote:
+		http.Error(w, fmt.Sprintf("the note must be UTF-8 text of at most %d bytes", maxNote), http.StatusBadRequest)
+		return
+	}
+	if err := s.ledger.RecordReview(r.Context(), rev); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.InfoContext(r.Context(), "review recorded", "run_id", id, "key_hash", KeyHash(rev.Bucket, rev.Key),
+		"decision", rev.Decision, "reviewer", rev.Reviewer)
+	http.Redirect(w, r, s.refs.url(id, "object", rev.Bucket, rev.Key)+"&saved=1", http.StatusSeeOther)
+}

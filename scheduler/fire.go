@@ -1,0 +1,103 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"reverify/storage/postgres"
+	"reverify/tasks"
+)
+
+// TypeFire is the task asynq's scheduler enqueues at each firing.
+const TypeFire = "schedule:fire"
+
+// ControlQueue is where firings go; workers serve it besides their queues.
+const ControlQueue = "reverify-control"
+
+// NewFireTask builds the firing task of s.
+func NewFireTask(s Schedule) (*asynq.Task, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encode schedule %q: %w", s.Name, err)
+	}
+	return asynq.NewTask(TypeFire, b, asynq.Queue(ControlQueue), asynq.MaxRetry(10)), nil
+}
+
+// RunCreator creates runs; *postgres.Store satisfies it.
+type RunCreator interface {
+	CreateRun(ctx context.Context, nr postgres.NewRun) (postgres.Run, error)
+}
+
+// Firer turns schedule:fire tasks into runs planned by the fleet.
+type Firer struct {
+	runs  RunCreator
+	queue tasks.Enqueuer
+	now   func() time.Time
+}
+
+// NewFirer returns the schedule:fire handler.
+func NewFirer(runs RunCreator, queue tasks.Enqueuer) *Firer {
+	return &Firer{runs: runs, queue: queue, now: time.Now}
+}
+
+// ProcessTask implements asynq.Handler. The run is keyed by the task ID, so
+// a retried firing reuses its run instead of creating another.
+func (f *Firer) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var s Schedule
+	if err := json.Unmarshal(t.Payload(), &s); err != nil {
+		return fmt.Errorf("%w: schedule:fire: %w: %w", tasks.ErrBadPayload, err, asynq.SkipRetry)
+	}
+	id, _ := asynq.GetTaskID(ctx)
+	loc, err := time.LoadLocation(s.TimeZone)
+	if err != nil {
+		return fmt.Errorf("schedule %q: %w: %w", s.Name, err, asynq.SkipRetry)
+	}
+	now := f.now().In(loc)
+	if id == "" { // not run by asynq (tests): key by schedule and minute
+		id = s.Name + "@" + now.Truncate(time.Minute).Format(time.RFC3339)
+	}
+	filters := s.Filters
+	if s.ModifiedWithin > 0 {
+		after := now.Add(-time.Duration(s.ModifiedWithin))
+		filters.ModifiedAfter = &after
+	}
+	base := s.Queue
+	if base == "" {
+		base = tasks.DefaultQueue
+	}
+	queue, err := tasks.QueueFor(base, s.Priority)
+	if err != nil {
+		return fmt.Errorf("schedule %q: %w: %w", s.Name, err, asynq.SkipRetry)
+	}
+	labels := map[string]string{"schedule": s.Name}
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	run, err := f.runs.CreateRun(ctx, postgres.NewRun{
+		Name:       fmt.Sprintf("schedule %s @ %s", s.Name, now.Truncate(time.Minute).Format("2006-01-02 15:04 MST")),
+		Queue:      queue,
+		Source:     tasks.SourceSpec{Kind: "prefix", Bucket: s.Bucket, Prefix: s.Prefix},
+		Options:    tasks.RunOptions{Filters: filters},
+		Labels:     labels,
+		Priority:   s.Priority,
+		ReportTo:   s.ReportTo,
+		TriggerKey: "schedule:" + id,
+		Actor:      postgres.Actor{Who: "scheduler:" + s.Name, Why: "scheduled firing " + s.Spec()},
+	})
+	if err != nil {
+		return err
+	}
+	plan, err := tasks.NewPlanTask(run.ID, run.Queue)
+	if err != nil {
+		return err
+	}
+	if _, err := f.queue.EnqueueContext(ctx, plan); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("schedule %q: queue run:plan of run %s: %w", s.Name, run.ID, err)
+	}
+	return nil
+}

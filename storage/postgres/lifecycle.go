@@ -1,0 +1,337 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// StatusCancelled is a verification that will not be sent: its run was
+// cancelled or failed first.
+const StatusCancelled = "cancelled"
+
+// ErrInvalidTransition means a run is not in a status the change applies to
+// (e.g. resuming a run that is not paused).
+var ErrInvalidTransition = errors.New("invalid run status change")
+
+// Actor is who changes a run's status and why; it lands in run_status_history.
+type Actor struct {
+	Who string
+	Why string
+}
+
+// withActor runs fn in a transaction whose status changes are attributed
+// to a (the runs trigger reads these settings).
+func (s *Store) withActor(ctx context.Context, a Actor, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('reverify.actor', $1, true), set_config('reverify.reason', $2, true)`,
+			a.Who, a.Why); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// transition moves run id to status to when it is in one of from.
+func transition(ctx context.Context, tx pgx.Tx, id, to string, from []string, extra string) (Run, error) {
+	r, err := scanRun(tx.QueryRow(ctx, `UPDATE runs SET status = $2`+extra+`
+		WHERE id::text = $1 AND status = ANY($3) RETURNING `+runColumns, id, to, from))
+	if errors.Is(err, pgx.ErrNoRows) {
+		var status string
+		serr := tx.QueryRow(ctx, `SELECT status FROM runs WHERE id::text = $1`, id).Scan(&status)
+		if errors.Is(serr, pgx.ErrNoRows) {
+			return Run{}, fmt.Errorf("run %s: %w", id, ErrRunNotFound)
+		}
+		if serr != nil {
+			return Run{}, serr
+		}
+		return Run{}, fmt.Errorf("%w: run %s is %s, not %s", ErrInvalidTransition, id, status, strings.Join(from, " or "))
+	}
+	return r, err
+}
+
+// RunState returns a run's status; "" when the run does not exist.
+func (s *Store) RunState(ctx context.Context, id string) (string, error) {
+	var status string
+	err := s.pool.QueryRow(ctx, `SELECT status FROM runs WHERE id::text = $1`, id).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", classify(fmt.Errorf("load status of run %s: %w", id, err))
+	}
+	return status, nil
+}
+
+// stopPending marks the run's pending rows cancelled, so no task of the run
+// can start a paid call any more (BeginCall needs a pending row).
+func stopPending(ctx context.Context, tx pgx.Tx, id, why string) (int64, error) {
+	tag, err := tx.Exec(ctx, `UPDATE verifications SET status = 'cancelled', message = $2, completed_at = now()
+		WHERE run_id::text = $1 AND status = 'pending'`, id, why)
+	return tag.RowsAffected(), err
+}
+
+// CancelRun cancels a run that has not ended: its pending objects become
+// cancelled and are never sent. It returns the run and how many objects
+// were cancelled.
+func (s *Store) CancelRun(ctx context.Context, id string, a Actor) (Run, int64, error) {
+	var r Run
+	var n int64
+	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
+		var err error
+		r, err = transition(ctx, tx, id, RunCancelled,
+			[]string{RunAwaitingConfirmation, RunEnqueuing, RunRunning, RunPaused}, `, finished_at = now()`)
+		if err != nil {
+			return err
+		}
+		n, err = stopPending(ctx, tx, r.ID, "run cancelled: "+orDefault(a.Why, "by "+a.Who))
+		return err
+	})
+	if err != nil {
+		return Run{}, 0, fmt.Errorf("cancel run %s: %w", id, err)
+	}
+	return r, n, nil
+}
+
+// PauseRun stops a running (or enqueuing) run's objects from being sent
+// until ResumeRun; its tasks wait in the queue.
+func (s *Store) PauseRun(ctx context.Context, id string, a Actor) (Run, error) {
+	return s.simpleTransition(ctx, id, a, RunPaused, []string{RunEnqueuing, RunRunning}, "")
+}
+
+// ResumeRun continues a paused run: running again, or enqueuing when it was
+// paused before its objects were all queued.
+func (s *Store) ResumeRun(ctx context.Context, id string, a Actor) (Run, error) {
+	var r Run
+	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
+		var started bool
+		err := tx.QueryRow(ctx, `SELECT started_at IS NOT NULL FROM runs WHERE id::text = $1`, id).Scan(&started)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("run %s: %w", id, ErrRunNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		to := RunRunning
+		if !started {
+			to = RunEnqueuing
+		}
+		r, err = transition(ctx, tx, id, to, []string{RunPaused}, "")
+		return err
+	})
+	if err != nil {
+		return Run{}, fmt.Errorf("resume run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// HoldForConfirmation moves a run whose objects are recorded but not yet
+// queued to awaiting_confirmation.
+func (s *Store) HoldForConfirmation(ctx context.Context, id string, a Actor) (Run, error) {
+	return s.simpleTransition(ctx, id, a, RunAwaitingConfirmation, []string{RunEnqueuing}, "")
+}
+
+// ConfirmRun releases a run awaiting confirmation; the caller then queues
+// its pending objects and starts it.
+func (s *Store) ConfirmRun(ctx context.Context, id string, a Actor) (Run, error) {
+	return s.simpleTransition(ctx, id, a, RunEnqueuing, []string{RunAwaitingConfirmation}, "")
+}
+
+func (s *Store) simpleTransition(ctx context.Context, id string, a Actor, to string, from []string, extra string) (Run, error) {
+	var r Run
+	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
+		var err error
+		r, err = transition(ctx, tx, id, to, from, extra)
+		return err
+	})
+	if err != nil {
+		return Run{}, fmt.Errorf("%s run %s: %w", to, id, err)
+	}
+	return r, nil
+}
+
+// RetryObjects puts a run's objects with one of statuses back to pending
+// and the run back to running (a paused run stays paused), so a requeue
+// re-drives them. It returns how many objects were reset.
+func (s *Store) RetryObjects(ctx context.Context, id string, statuses []string, a Actor) (Run, int64, error) {
+	for _, st := range statuses {
+		if st == StatusPending || st == StatusScored {
+			return Run{}, 0, fmt.Errorf("retry run %s: status %q cannot be retried", id, st)
+		}
+	}
+	var r Run
+	var n int64
+	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
+		var err error
+		r, err = scanRun(tx.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE id::text = $1 FOR UPDATE`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("run %s: %w", id, ErrRunNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if r.Status == RunAwaitingConfirmation || r.Status == RunEnqueuing {
+			return fmt.Errorf("%w: run %s is %s", ErrInvalidTransition, id, r.Status)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE verifications SET status = 'pending', liveness_score = NULL,
+				transaction_id = NULL, error_code = NULL, message = 'retried: was ' || status, completed_at = NULL
+			WHERE run_id = $1::uuid AND status = ANY($2)`, r.ID, statuses)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		if n == 0 || r.Status == RunPaused || r.Status == RunRunning {
+			return nil
+		}
+		r, err = transition(ctx, tx, id, RunRunning, []string{r.Status}, `, finished_at = NULL`)
+		return err
+	})
+	if err != nil {
+		return Run{}, 0, fmt.Errorf("retry run %s: %w", id, err)
+	}
+	return r, n, nil
+}
+
+// FailRunsOverThreshold fails every active run whose failures passed its
+// threshold; their pending objects become cancelled. It returns the IDs.
+func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
+	type cand struct {
+		id           string
+		failed, done int64
+		th           Threshold
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT r.id::text, f.failed, r.total - p.pending, r.fail_percent::float8, r.fail_min_done, coalesce(r.fail_count, 0)
+		FROM runs r,
+		LATERAL (SELECT count(*) AS failed FROM verifications v
+		         WHERE v.run_id = r.id AND v.status IN ('failed', 'not_found')) f,
+		LATERAL (SELECT count(*) AS pending FROM verifications v WHERE v.run_id = r.id AND v.status = 'pending') p
+		WHERE r.status IN ('running', 'enqueuing', 'paused')`)
+	if err != nil {
+		return nil, classify(fmt.Errorf("check failure thresholds: %w", err))
+	}
+	cands, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (cand, error) {
+		var c cand
+		err := row.Scan(&c.id, &c.failed, &c.done, &c.th.Percent, &c.th.MinDone, &c.th.Count)
+		return c, err
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("check failure thresholds: %w", err))
+	}
+	var failed []string
+	for _, c := range cands {
+		why := c.th.Crossed(c.failed, c.done)
+		if why == "" {
+			continue
+		}
+		err := s.withActor(ctx, Actor{Who: "reverify-worker", Why: why}, func(tx pgx.Tx) error {
+			r, err := transition(ctx, tx, c.id, RunFailed, []string{RunRunning, RunEnqueuing, RunPaused}, `, finished_at = now()`)
+			if err != nil {
+				return err
+			}
+			_, err = stopPending(ctx, tx, r.ID, "run failed: "+why)
+			return err
+		})
+		if errors.Is(err, ErrInvalidTransition) {
+			continue // changed meanwhile
+		}
+		if err != nil {
+			return failed, classify(fmt.Errorf("fail run %s: %w", c.id, err))
+		}
+		failed = append(failed, c.id)
+	}
+	return failed, nil
+}
+
+// Crossed says why failed of done finished objects pass the threshold, or
+// "" when they do not.
+func (t Threshold) Crossed(failed, done int64) string {
+	if t.Count > 0 && failed >= t.Count {
+		return fmt.Sprintf("failure threshold crossed: %d objects failed (limit %d)", failed, t.Count)
+	}
+	if done > 0 && done >= t.MinDone && float64(failed)*100 > t.Percent*float64(done) {
+		return fmt.Sprintf("failure threshold crossed: %d of %d finished objects failed (%.1f%% > %g%%)",
+			failed, done, 100*float64(failed)/float64(done), t.Percent)
+	}
+	return ""
+}
+
+// StatusChange is one row of a run's status history.
+type StatusChange struct {
+	From, To  string // From is "" for the creation
+	Actor     string
+	Reason    string
+	ChangedAt time.Time
+}
+
+// History returns a run's status changes, oldest first.
+func (s *Store) History(ctx context.Context, id string) ([]StatusChange, error) {
+	rows, err := s.pool.Query(ctx, `SELECT coalesce(from_status, ''), to_status, actor, coalesce(reason, ''), changed_at
+		FROM run_status_history WHERE run_id::text = $1 ORDER BY changed_at, id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("history of run %s: %w", id, err)
+	}
+	h, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StatusChange, error) {
+		var c StatusChange
+		err := row.Scan(&c.From, &c.To, &c.Actor, &c.Reason, &c.ChangedAt)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of run %s: %w", id, err)
+	}
+	return h, nil
+}
+
+// SavePlanToken stores the continuation token of the next page to list.
+func (s *Store) SavePlanToken(ctx context.Context, id, token string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE runs SET plan_token = nullif($2, '') WHERE id::text = $1`, id, token); err != nil {
+		return classify(fmt.Errorf("save plan token of run %s: %w", id, err))
+	}
+	return nil
+}
+
+// FinishPlan records that a run's listing is done.
+func (s *Store) FinishPlan(ctx context.Context, id string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE runs SET plan_token = NULL, planned_at = now() WHERE id::text = $1`, id); err != nil {
+		return classify(fmt.Errorf("finish plan of run %s: %w", id, err))
+	}
+	return nil
+}
+
+// RecentlyScored returns which of objs have a scored result completed after
+// since, in any run.
+func (s *Store) RecentlyScored(ctx context.Context, objs []ObjectRef, since time.Time) (map[ObjectRef]bool, error) {
+	buckets := make([]string, len(objs))
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		buckets[i], keys[i] = o.Bucket, o.Key
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT DISTINCT t.b, t.k FROM unnest($1::text[], $2::text[]) AS t(b, k)
+		WHERE EXISTS (SELECT 1 FROM verifications v WHERE v.bucket = t.b AND v.object_key = t.k
+		              AND v.status = 'scored' AND v.completed_at > $3)`, buckets, keys, since)
+	if err != nil {
+		return nil, classify(fmt.Errorf("look up recent results: %w", err))
+	}
+	out := map[ObjectRef]bool{}
+	var b, k string
+	_, err = pgx.ForEachRow(rows, []any{&b, &k}, func() error {
+		out[ObjectRef{Bucket: b, Key: k}] = true
+		return nil
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("look up recent results: %w", err))
+	}
+	return out, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

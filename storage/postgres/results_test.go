@@ -1,0 +1,119 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"reverify/storage/postgres"
+)
+
+func score(f float64) *float64 { return &f }
+
+// TestResultsNeverGetWorse: a terminal row is only replaced by a better
+// one, so retried and duplicated tasks are harmless.
+func TestResultsNeverGetWorse(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	run, err := s.CreateRun(ctx, postgres.NewRun{Name: "r", Queue: "q", Source: map[string]string{}})
+	require.NoError(t, err)
+	obj := postgres.ObjectRef{Bucket: "b", Key: "k.jpg"}
+	_, err = s.AddObjects(ctx, run.ID, []postgres.ObjectRef{obj})
+	require.NoError(t, err)
+
+	steps := []struct {
+		write postgres.Result
+		want  string
+	}{
+		{postgres.Result{Status: postgres.StatusFailed, Message: "retries exhausted"}, postgres.StatusFailed},
+		{postgres.Result{Status: postgres.StatusScored, Score: score(87.5), TransactionID: "tx1"}, postgres.StatusScored},
+		{postgres.Result{Status: postgres.StatusFailed, Message: "late duplicate"}, postgres.StatusScored},
+		{postgres.Result{Status: postgres.StatusRejected, ErrorCode: 1017, TransactionID: "tx2"}, postgres.StatusScored},
+		{postgres.Result{Status: postgres.StatusScored, Score: score(12), TransactionID: "tx3"}, postgres.StatusScored},
+	}
+	for i, st := range steps {
+		st.write.RunID, st.write.Object = run.ID, obj
+		require.NoError(t, s.RecordResult(ctx, st.write))
+		got, err := s.ResultOf(ctx, run.ID, obj)
+		require.NoError(t, err)
+		require.Equal(t, st.want, got.Status, "step %d", i)
+	}
+	got, err := s.ResultOf(ctx, run.ID, obj)
+	require.NoError(t, err)
+	require.Equal(t, "tx1", got.TransactionID, "the first score stands")
+	require.InDelta(t, 87.5, *got.Score, 0.001)
+}
+
+// TestBeginCall: a call is recorded before it is made; none is made for a
+// finished object, or while an earlier call may still be in flight.
+func TestBeginCall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	run, err := s.CreateRun(ctx, postgres.NewRun{Name: "r", Queue: "q", Source: map[string]string{}})
+	require.NoError(t, err)
+	obj := postgres.ObjectRef{Bucket: "b", Key: "k.jpg"}
+	_, err = s.AddObjects(ctx, run.ID, []postgres.ObjectRef{obj})
+	require.NoError(t, err)
+
+	id, st, err := s.BeginCall(ctx, run.ID, obj, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, postgres.CallRecorded, st)
+	require.Positive(t, id)
+
+	// The answer never came (the worker died): a second call waits.
+	_, st, err = s.BeginCall(ctx, run.ID, obj, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, postgres.CallInFlight, st)
+	// Once the call must be over, a new one may be made.
+	id2, st, err := s.BeginCall(ctx, run.ID, obj, 0)
+	require.NoError(t, err)
+	require.Equal(t, postgres.CallRecorded, st)
+
+	sc := 55.0
+	final := &postgres.Result{RunID: run.ID, Object: obj, Status: postgres.StatusScored, Score: &sc, TransactionID: "tx"}
+	require.NoError(t, s.FinishCall(ctx, postgres.Call{ID: id2, Outcome: postgres.OutcomeScored, TransactionID: "tx",
+		HTTPStatus: 200, Score: &sc, Latency: 120 * time.Millisecond}, run.ID, obj, final))
+	_, st, err = s.BeginCall(ctx, run.ID, obj, 0)
+	require.NoError(t, err)
+	require.Equal(t, postgres.AlreadyDone, st)
+
+	var attempts, calls, unknown int
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT attempts FROM verifications WHERE run_id = $1`, run.ID).Scan(&attempts))
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE outcome = 'in_flight') FROM api_calls WHERE run_id = $1`,
+		run.ID).Scan(&calls, &unknown))
+	require.Equal(t, 2, attempts)
+	require.Equal(t, 2, calls)
+	require.Equal(t, 1, unknown, "the lost call stays visible as in_flight")
+}
+
+func TestUnknownRunIsClassified(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	err := s.RecordResult(context.Background(), postgres.Result{RunID: "00000000-0000-0000-0000-000000000000",
+		Object: postgres.ObjectRef{Bucket: "b", Key: "k"}, Status: postgres.StatusFailed})
+	require.ErrorIs(t, err, postgres.ErrUnknownRun)
+}
+
+// TestAddObjectsSkipsDuplicates: a key twice in one batch, or again in a
+// later batch, is one row, enqueued once.
+func TestAddObjectsSkipsDuplicates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	run, err := s.CreateRun(ctx, postgres.NewRun{Name: "r", Queue: "q", Source: map[string]string{}})
+	require.NoError(t, err)
+	a, b := postgres.ObjectRef{Bucket: "b", Key: "a.jpg"}, postgres.ObjectRef{Bucket: "b", Key: "b c+%.jpg"}
+	added, err := s.AddObjects(ctx, run.ID, []postgres.ObjectRef{a, b, a})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []postgres.ObjectRef{a, b}, added)
+	added, err = s.AddObjects(ctx, run.ID, []postgres.ObjectRef{b, {Bucket: "b", Key: "new.jpg"}})
+	require.NoError(t, err)
+	require.Equal(t, []postgres.ObjectRef{{Bucket: "b", Key: "new.jpg"}}, added)
+	got, err := s.Run(ctx, run.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, got.Total)
+}

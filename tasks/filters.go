@@ -1,0 +1,161 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"reverify/storage/postgres"
+)
+
+// Filters select which objects of a source become part of a run. They are
+// stored with the run (and in schedules) as JSON. Size and LastModified
+// filters need a source that knows them (a listing or an S3 Inventory);
+// objects whose size or time is unknown pass those filters.
+type Filters struct {
+	Suffixes       []string   `json:"suffixes,omitempty"`
+	ModifiedAfter  *time.Time `json:"modified_after,omitempty"`
+	ModifiedBefore *time.Time `json:"modified_before,omitempty"`
+	MinSize        int64      `json:"min_size,omitempty"` // bytes, inclusive
+	MaxSize        int64      `json:"max_size,omitempty"` // bytes, inclusive; 0 = no limit
+	// NotVerifiedSince skips objects with a scored result newer than this
+	// long before the run starts (saves paid calls).
+	NotVerifiedSince Duration `json:"not_verified_since,omitempty"`
+}
+
+// Duration is a time.Duration that reads and writes JSON as "36h".
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", b, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Validate reports contradictory bounds.
+func (f Filters) Validate() error {
+	switch {
+	case f.MinSize < 0 || f.MaxSize < 0:
+		return fmt.Errorf("size bounds must not be negative")
+	case f.MaxSize > 0 && f.MinSize > f.MaxSize:
+		return fmt.Errorf("min size %d is above max size %d", f.MinSize, f.MaxSize)
+	case f.ModifiedAfter != nil && f.ModifiedBefore != nil && !f.ModifiedAfter.Before(*f.ModifiedBefore):
+		return fmt.Errorf("modified-after %s is not before modified-before %s",
+			f.ModifiedAfter.Format(time.RFC3339), f.ModifiedBefore.Format(time.RFC3339))
+	case f.NotVerifiedSince < 0:
+		return fmt.Errorf("not-verified-since must not be negative")
+	}
+	return nil
+}
+
+// Keep returns the per-object filter (everything but NotVerifiedSince,
+// which needs the ledger: see SkipRecentlyScored). nil keeps everything.
+func (f Filters) Keep() Filter {
+	suffix := SuffixFilter(f.Suffixes)
+	if suffix == nil && f.ModifiedAfter == nil && f.ModifiedBefore == nil && f.MinSize == 0 && f.MaxSize == 0 {
+		return nil
+	}
+	return func(o Object) bool {
+		if suffix != nil && !suffix(o) {
+			return false
+		}
+		if !o.LastModified.IsZero() {
+			if f.ModifiedAfter != nil && !o.LastModified.After(*f.ModifiedAfter) {
+				return false
+			}
+			if f.ModifiedBefore != nil && !o.LastModified.Before(*f.ModifiedBefore) {
+				return false
+			}
+		}
+		if o.Size >= 0 {
+			if o.Size < f.MinSize || (f.MaxSize > 0 && o.Size > f.MaxSize) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// Describe is a short human form of the filters, for run names and logs.
+func (f Filters) Describe() string {
+	var parts []string
+	if len(f.Suffixes) > 0 {
+		parts = append(parts, "suffix "+strings.Join(f.Suffixes, ","))
+	}
+	if f.ModifiedAfter != nil {
+		parts = append(parts, "modified after "+f.ModifiedAfter.Format(time.RFC3339))
+	}
+	if f.ModifiedBefore != nil {
+		parts = append(parts, "modified before "+f.ModifiedBefore.Format(time.RFC3339))
+	}
+	if f.MinSize > 0 || f.MaxSize > 0 {
+		parts = append(parts, fmt.Sprintf("size %d..%d", f.MinSize, f.MaxSize))
+	}
+	if f.NotVerifiedSince > 0 {
+		parts = append(parts, "not scored in "+time.Duration(f.NotVerifiedSince).String())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// RecentLookup tells which objects already have a recent scored result;
+// *postgres.Store satisfies it.
+type RecentLookup interface {
+	RecentlyScored(ctx context.Context, objs []postgres.ObjectRef, since time.Time) (map[postgres.ObjectRef]bool, error)
+}
+
+// SkipRecentlyScored wraps src: objects scored after since (in any run) are
+// dropped, looked up a batch at a time. skipped, when not nil, is told how
+// many each batch dropped.
+func SkipRecentlyScored(src Source, lookup RecentLookup, since time.Time, skipped func(n int)) Source {
+	const batch = 1000
+	return func(ctx context.Context, fn func(Object) error) error {
+		buf := make([]Object, 0, batch)
+		flush := func() error {
+			refs := make([]postgres.ObjectRef, len(buf))
+			for i, o := range buf {
+				refs[i] = postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key}
+			}
+			recent, err := lookup.RecentlyScored(ctx, refs, since)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, o := range buf {
+				if recent[postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key}] {
+					n++
+					continue
+				}
+				if err := fn(o); err != nil {
+					return err
+				}
+			}
+			if n > 0 && skipped != nil {
+				skipped(n)
+			}
+			buf = buf[:0]
+			return nil
+		}
+		err := src(ctx, func(o Object) error {
+			buf = append(buf, o)
+			if len(buf) == batch {
+				return flush()
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(buf) > 0 {
+			return flush()
+		}
+		return nil
+	}
+}

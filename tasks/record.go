@@ -1,0 +1,97 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+
+	"reverify/storage/postgres"
+)
+
+// TaskDeleter removes a task from a queue; *asynq.Inspector satisfies it.
+type TaskDeleter interface {
+	DeleteTask(queue, id string) error
+}
+
+// WithReplaceArchived makes the producer replace a task whose ID is taken by
+// an archived (or still queued) task instead of counting it as a duplicate.
+// Retrying objects needs it: a task that failed for good stays archived
+// under the ID a new task must use. Active tasks are never replaced.
+func WithReplaceArchived(d TaskDeleter) ProducerOption {
+	return func(p *Producer) { p.replace = d }
+}
+
+func (p *Producer) replaceTask(ctx context.Context, task *asynq.Task, queue string) (duplicate bool, err error) {
+	id := ""
+	if pl, perr := ParseVerifyPayload(task.Payload()); perr == nil {
+		id = pl.TaskID()
+	}
+	if err := p.replace.DeleteTask(queue, id); err != nil {
+		if errors.Is(err, asynq.ErrTaskNotFound) {
+			// Finished meanwhile: enqueue below.
+		} else {
+			return true, nil // active or otherwise busy: it will run anyway
+		}
+	}
+	_, err = p.queue.EnqueueContext(ctx, task)
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("re-enqueue task %s: %w", id, err)
+	}
+	return false, nil
+}
+
+// Record streams src into the run's ledger as pending rows without
+// enqueuing anything, e.g. to count a run before it is confirmed. Queue
+// them later with Requeue.
+func (p *Producer) Record(ctx context.Context, run postgres.Run, src Source, keep Filter) (Stats, error) {
+	var c counters
+	batch := make([]postgres.ObjectRef, 0, p.batchSize)
+	flush := func() error {
+		added, err := p.ledger.AddObjects(ctx, run.ID, batch)
+		if err != nil {
+			return err
+		}
+		c.recorded.Add(int64(len(added)))
+		batch = batch[:0]
+		p.progress(c.stats())
+		return nil
+	}
+	err := src(ctx, func(o Object) error {
+		c.seen.Add(1)
+		if keep != nil && !keep(o) {
+			c.filtered.Add(1)
+			return nil
+		}
+		batch = append(batch, postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key, Version: o.Version})
+		if len(batch) == p.batchSize {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	return c.stats(), err
+}
+
+// EnqueueObjects enqueues tasks for objects already recorded for the run.
+func (p *Producer) EnqueueObjects(ctx context.Context, run postgres.Run, objs []postgres.ObjectRef) (Stats, error) {
+	var c counters
+	err := p.pipeline(ctx, run, &c, func(ctx context.Context, out chan<- postgres.ObjectRef) error {
+		for _, o := range objs {
+			c.seen.Add(1)
+			select {
+			case out <- o:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	return c.stats(), err
+}

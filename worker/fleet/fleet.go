@@ -1,0 +1,348 @@
+// Package fleet governs calls to the liveness API across every worker
+// process: one request rate, one in-flight cap and one daily budget shared
+// through Redis (the API key's quota is the fleet's, not a process's), and
+// circuits that stop the whole fleet when the API refuses the key or is down.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+)
+
+// Reasons a call is not admitted.
+const (
+	ReasonAuth   = "auth_circuit_open"
+	ReasonOutage = "outage_circuit_open"
+	ReasonBusy   = "fleet_concurrency"
+	ReasonRate   = "fleet_rate"
+	ReasonBudget = "daily_budget_spent"
+)
+
+// Denied means the fleet may not call the API now; try again after After.
+// It is not a failure of the image.
+type Denied struct {
+	Reason string
+	After  time.Duration
+}
+
+func (d *Denied) Error() string {
+	return fmt.Sprintf("api call not admitted (%s); retry in %s", d.Reason, d.After.Round(time.Millisecond))
+}
+
+// Config sets the fleet's limits. Zero values mean "no limit".
+type Config struct {
+	Prefix         string        // Redis key prefix; default "{reverify-fleet}:"
+	RatePerSecond  int           // calls per second for the whole fleet
+	MaxInFlight    int           // calls in flight at once for the whole fleet
+	DailyBudget    int64         // calls per UTC day
+	SlotLease      time.Duration // an in-flight slot a crashed process never released frees itself after this; default 2m
+	MaxWait        time.Duration // how long Admit waits for a slot or a rate token before giving up; default 2s
+	AuthCooldown   time.Duration // how long a 401/403 stops the fleet; default 1m
+	OutageMinFails int           // transient failures in one window that, when at least half of its calls, open the outage circuit; default 20
+	OutageWindow   time.Duration // default 30s
+	OutageCooldown time.Duration // default 30s
+	Now            func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Prefix == "" {
+		c.Prefix = "{reverify-fleet}:" // one hash slot, so the scripts work on Redis Cluster
+	}
+	if c.SlotLease <= 0 {
+		c.SlotLease = 2 * time.Minute
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 2 * time.Second
+	}
+	if c.AuthCooldown <= 0 {
+		c.AuthCooldown = time.Minute
+	}
+	if c.OutageMinFails <= 0 {
+		c.OutageMinFails = 20
+	}
+	if c.OutageWindow <= 0 {
+		c.OutageWindow = 30 * time.Second
+	}
+	if c.OutageCooldown <= 0 {
+		c.OutageCooldown = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Governor admits API calls. It is safe for concurrent use.
+type Governor struct {
+	rdb     redis.UniversalClient
+	limiter *redis_rate.Limiter
+	cfg     Config
+}
+
+// New returns a governor over rdb.
+func New(rdb redis.UniversalClient, cfg Config) *Governor {
+	cfg.defaults()
+	return &Governor{rdb: rdb, limiter: redis_rate.NewLimiter(rdb), cfg: cfg}
+}
+
+func (g *Governor) key(parts ...string) string {
+	k := g.cfg.Prefix
+	for i, p := range parts {
+		if i > 0 {
+			k += ":"
+		}
+		k += p
+	}
+	return k
+}
+
+func (g *Governor) budgetKey(now time.Time) string {
+	return g.key("budget", now.UTC().Format(time.DateOnly))
+}
+
+func (g *Governor) windowKey(kind string, now time.Time) string {
+	return g.key(kind, strconv.FormatInt(now.UnixMilli()/g.cfg.OutageWindow.Milliseconds(), 10))
+}
+
+// admitScript checks the circuits, the in-flight cap and the daily budget,
+// and takes a slot and a unit of budget, atomically.
+//
+// KEYS: auth circuit, outage circuit, in-flight set, budget, window calls
+// ARGV: now ms, max in flight, holder, lease expiry ms, budget, budget ttl s, window ttl ms
+var admitScript = redis.NewScript(`
+local t = redis.call('PTTL', KEYS[1])
+if t > 0 then return {1, t} end
+t = redis.call('PTTL', KEYS[2])
+if t > 0 then return {2, t} end
+local maxin = tonumber(ARGV[2])
+if maxin > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+  if redis.call('ZCARD', KEYS[3]) >= maxin then return {3, 0} end
+end
+local budget = tonumber(ARGV[5])
+if budget > 0 then
+  local used = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if used >= budget then return {4, 0} end
+end
+if maxin > 0 then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[4] - ARGV[1])
+end
+redis.call('INCR', KEYS[4])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+redis.call('INCR', KEYS[5])
+redis.call('PEXPIRE', KEYS[5], ARGV[7])
+return {0, 0}
+`)
+
+// Permit is an admitted call; release it when the call has returned.
+type Permit struct {
+	holder string
+}
+
+// Admit waits (up to MaxWait) until the fleet may make one more call, and
+// counts it against the daily budget. It returns a *Denied when the call
+// must wait longer: an open circuit, a spent budget, or a fleet at its cap.
+func (g *Governor) Admit(ctx context.Context, holder string) (Permit, error) {
+	deadline := g.cfg.Now().Add(g.cfg.MaxWait)
+	for {
+		p, wait, err := g.tryAdmit(ctx, holder)
+		if err != nil {
+			return Permit{}, err
+		}
+		if wait == nil {
+			if err := g.waitForRate(ctx, deadline); err != nil {
+				g.Release(context.WithoutCancel(ctx), p)
+				return Permit{}, err
+			}
+			return p, nil
+		}
+		if wait.Reason != ReasonBusy || !g.cfg.Now().Add(wait.After).Before(deadline) {
+			return Permit{}, wait
+		}
+		if err := sleep(ctx, wait.After); err != nil {
+			return Permit{}, err
+		}
+	}
+}
+
+func (g *Governor) tryAdmit(ctx context.Context, holder string) (Permit, *Denied, error) {
+	now := g.cfg.Now()
+	res, err := admitScript.Run(ctx, g.rdb,
+		[]string{g.key("circuit", "auth"), g.key("circuit", "outage"), g.key("inflight"), g.budgetKey(now), g.windowKey("calls", now)},
+		now.UnixMilli(), g.cfg.MaxInFlight, holder, now.Add(g.cfg.SlotLease).UnixMilli(), g.cfg.DailyBudget,
+		int((48 * time.Hour).Seconds()), 2*g.cfg.OutageWindow.Milliseconds()).Int64Slice()
+	if err != nil {
+		return Permit{}, nil, fmt.Errorf("fleet admit: %w", err)
+	}
+	switch res[0] {
+	case 0:
+		return Permit{holder: holder}, nil, nil
+	case 1:
+		return Permit{}, &Denied{Reason: ReasonAuth, After: time.Duration(res[1]) * time.Millisecond}, nil
+	case 2:
+		return Permit{}, &Denied{Reason: ReasonOutage, After: time.Duration(res[1]) * time.Millisecond}, nil
+	case 3:
+		return Permit{}, &Denied{Reason: ReasonBusy, After: 20 * time.Millisecond}, nil
+	default:
+		return Permit{}, &Denied{Reason: ReasonBudget, After: untilNextUTCDay(now)}, nil
+	}
+}
+
+// waitForRate takes a token from the fleet's GCRA rate limiter.
+func (g *Governor) waitForRate(ctx context.Context, deadline time.Time) error {
+	if g.cfg.RatePerSecond <= 0 {
+		return nil
+	}
+	for {
+		// No burst: no one-second window may hold more than the rate (+1).
+		limit := redis_rate.Limit{Rate: g.cfg.RatePerSecond, Period: time.Second, Burst: 1}
+		res, err := g.limiter.Allow(ctx, g.key("rate"), limit)
+		if err != nil {
+			return fmt.Errorf("fleet rate limit: %w", err)
+		}
+		if res.Allowed > 0 {
+			return nil
+		}
+		if g.cfg.Now().Add(res.RetryAfter).After(deadline) {
+			return &Denied{Reason: ReasonRate, After: max(res.RetryAfter, 100*time.Millisecond)}
+		}
+		if err := sleep(ctx, res.RetryAfter); err != nil {
+			return err
+		}
+	}
+}
+
+// Release frees the permit's in-flight slot.
+func (g *Governor) Release(ctx context.Context, p Permit) {
+	if g.cfg.MaxInFlight <= 0 || p.holder == "" {
+		return
+	}
+	// A slot that cannot be released here expires with its lease.
+	_ = g.rdb.ZRem(ctx, g.key("inflight"), p.holder).Err()
+}
+
+// Outcome of a call, as far as the circuits care.
+type Outcome int
+
+// Outcomes.
+const (
+	OK        Outcome = iota // the API answered (scored or rejected the image)
+	Transient                // 5xx, timeout, network error, malformed answer
+	AuthError                // 401/403
+)
+
+// failScript counts a transient failure in the current window and opens
+// the outage circuit when failures are many and at least half of the calls.
+//
+// KEYS: window fails, window calls, outage circuit
+// ARGV: min fails, window ttl ms, cooldown ms
+var failScript = redis.NewScript(`
+local f = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local c = tonumber(redis.call('GET', KEYS[2]) or '0')
+if f >= tonumber(ARGV[1]) and f * 2 >= c then
+  if redis.call('SET', KEYS[3], 'open', 'PX', ARGV[3], 'NX') then return 1 end
+end
+return 0
+`)
+
+// Report tells the circuits how a call went. It returns true when this
+// report opened a circuit (so the caller logs it once).
+func (g *Governor) Report(ctx context.Context, o Outcome, reason string) (opened bool, err error) {
+	now := g.cfg.Now()
+	switch o {
+	case AuthError:
+		ok, err := g.rdb.SetNX(ctx, g.key("circuit", "auth"), reason, g.cfg.AuthCooldown).Result()
+		if err != nil {
+			return false, fmt.Errorf("open auth circuit: %w", err)
+		}
+		return ok, nil
+	case Transient:
+		n, err := failScript.Run(ctx, g.rdb,
+			[]string{g.windowKey("fails", now), g.windowKey("calls", now), g.key("circuit", "outage")},
+			g.cfg.OutageMinFails, 2*g.cfg.OutageWindow.Milliseconds(), g.cfg.OutageCooldown.Milliseconds()).Int()
+		if err != nil {
+			return false, fmt.Errorf("count api failure: %w", err)
+		}
+		return n == 1, nil
+	}
+	return false, nil
+}
+
+// Status is the fleet's state, for health checks and `runs show`.
+type Status struct {
+	AuthOpenFor   time.Duration // 0 when closed
+	AuthReason    string
+	OutageOpenFor time.Duration
+	InFlight      int64
+	MaxInFlight   int
+	RatePerSecond int
+	BudgetUsed    int64
+	DailyBudget   int64
+	BudgetResets  time.Duration // until the next UTC day
+}
+
+// BudgetSpent reports whether today's budget is used up.
+func (s Status) BudgetSpent() bool { return s.DailyBudget > 0 && s.BudgetUsed >= s.DailyBudget }
+
+// Status reads the fleet's state.
+func (g *Governor) Status(ctx context.Context) (Status, error) {
+	now := g.cfg.Now()
+	pipe := g.rdb.Pipeline()
+	authTTL := pipe.PTTL(ctx, g.key("circuit", "auth"))
+	authReason := pipe.Get(ctx, g.key("circuit", "auth"))
+	outageTTL := pipe.PTTL(ctx, g.key("circuit", "outage"))
+	inflight := pipe.ZCount(ctx, g.key("inflight"), strconv.FormatInt(now.UnixMilli(), 10), "+inf")
+	used := pipe.Get(ctx, g.budgetKey(now))
+	announced := pipe.Get(ctx, g.key("budget", "limit"))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Status{}, fmt.Errorf("read fleet status: %w", err)
+	}
+	s := Status{
+		MaxInFlight: g.cfg.MaxInFlight, RatePerSecond: g.cfg.RatePerSecond, DailyBudget: g.cfg.DailyBudget,
+		BudgetResets: untilNextUTCDay(now), InFlight: inflight.Val(),
+	}
+	if d := authTTL.Val(); d > 0 {
+		s.AuthOpenFor, s.AuthReason = d, authReason.Val()
+	}
+	if d := outageTTL.Val(); d > 0 {
+		s.OutageOpenFor = d
+	}
+	s.BudgetUsed, _ = used.Int64()
+	if s.DailyBudget == 0 {
+		s.DailyBudget, _ = announced.Int64()
+	}
+	return s, nil
+}
+
+// Announce publishes this process's daily budget, so tools that do not
+// know the workers' settings (`runs show`) can tell when it is spent.
+func (g *Governor) Announce(ctx context.Context) error {
+	if err := g.rdb.Set(ctx, g.key("budget", "limit"), g.cfg.DailyBudget, 0).Err(); err != nil {
+		return fmt.Errorf("announce daily budget: %w", err)
+	}
+	return nil
+}
+
+func untilNextUTCDay(now time.Time) time.Duration {
+	u := now.UTC()
+	next := time.Date(u.Year(), u.Month(), u.Day()+1, 0, 0, 0, 0, time.UTC)
+	return next.Sub(u)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
