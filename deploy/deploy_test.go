@@ -37,7 +37,7 @@ var probePaths = map[string]bool{"/healthz": true, "/readyz": true}
 
 // listenEnv is the variable that sets where a command serves HTTP
 // (probes included); commands not listed serve none.
-var listenEnv = map[string]string{"worker": "REVERIFY_METRICS_ADDR", "dashboard": "REVERIFY_DASHBOARD_ADDR"}
+var listenEnv = map[string]string{"worker": "REVERIFY_METRICS_ADDR", "scheduler": "REVERIFY_METRICS_ADDR", "dashboard": "REVERIFY_DASHBOARD_ADDR"}
 
 // binary is what the reverify command line accepts, read from its source.
 type binary struct {

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -127,7 +128,7 @@ func (p *Pipeline) ResultRecorded(status string) { p.results.WithLabelValues(sta
 func (p *Pipeline) Waited(reason string, d time.Duration) {
 	p.waits.WithLabelValues(reason).Inc()
 	p.waitSeconds.WithLabelValues(reason).Add(max(d, 0).Seconds()) // a counter panics on negatives
-	if reason == "circuit_open" {
+	if strings.HasSuffix(reason, "circuit_open") {                 // auth_circuit_open, outage_circuit_open
 		until := p.now().Add(d)
 		p.mu.Lock()
 		if until.After(p.openUntil) {

@@ -80,12 +80,7 @@ func TestOneLeader(t *testing.T) {
 func TestFireCreatesOneRunPerFiring(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dsn := testenv.Postgres(t)
-	_, err := postgres.Migrate(ctx, dsn)
-	require.NoError(t, err)
-	store, err := postgres.Open(ctx, dsn, 2)
-	require.NoError(t, err)
-	t.Cleanup(store.Close)
+	store := testenv.Ledger(t)
 	redisOpt := asynq.RedisClientOpt{Addr: testenv.RedisAddr(t)}
 	client := asynq.NewClient(redisOpt)
 	t.Cleanup(func() { client.Close() })

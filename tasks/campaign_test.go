@@ -142,12 +142,7 @@ func (c *crashingLister) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2
 func TestPlannerResumesFromToken(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dsn := testenv.Postgres(t)
-	_, err := postgres.Migrate(ctx, dsn)
-	require.NoError(t, err)
-	store, err := postgres.Open(ctx, dsn, 4)
-	require.NoError(t, err)
-	t.Cleanup(store.Close)
+	store := testenv.Ledger(t)
 	srv := testenv.S3(t)
 	srv.CreateBucket(t, "plan")
 	for i := range 11 {

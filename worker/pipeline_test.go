@@ -40,14 +40,7 @@ type bundle struct {
 
 func setup(t *testing.T, fakeOpts fakeapi.Options) *bundle {
 	t.Helper()
-	ctx := context.Background()
-	dsn := testenv.Postgres(t)
-	_, err := postgres.Migrate(ctx, dsn)
-	require.NoError(t, err)
-	store, err := postgres.Open(ctx, dsn, 10)
-	require.NoError(t, err)
-	t.Cleanup(store.Close)
-
+	store := testenv.Ledger(t)
 	s3 := testenv.S3(t)
 	fakeOpts.APIKey = apiKey
 	fake := fakeapi.New(fakeOpts)

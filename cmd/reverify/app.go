@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
@@ -129,7 +130,8 @@ func (a *app) openQueue() (*asynq.Client, asynq.RedisConnOpt, error) {
 	return client, opt, nil
 }
 
-func (a *app) openObjects(ctx context.Context) (*objects.Store, error) {
+// s3Client returns an S3 client for the configured endpoint and credentials.
+func (a *app) s3Client(ctx context.Context) (*s3.Client, error) {
 	cfg, err := a.cfg.s3()
 	if err != nil {
 		return nil, err
@@ -138,7 +140,30 @@ func (a *app) openObjects(ctx context.Context) (*objects.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configure s3: %w", err)
 	}
+	return client, nil
+}
+
+func (a *app) openObjects(ctx context.Context) (*objects.Store, error) {
+	client, err := a.s3Client(ctx)
+	if err != nil {
+		return nil, err
+	}
 	return objects.New(client), nil
+}
+
+// openLedgerAndQueue opens the ledger and the task queue together, for
+// commands that write runs and enqueue their tasks.
+func (a *app) openLedgerAndQueue(ctx context.Context, maxConns int32) (*postgres.Store, *asynq.Client, func(), error) {
+	store, err := a.openStore(ctx, maxConns)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	queue, _, err := a.openQueue()
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	return store, queue, func() { queue.Close(); store.Close() }, nil
 }
 
 func (a *app) migrateCommand() *cobra.Command {

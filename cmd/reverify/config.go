@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -122,10 +123,31 @@ func (c *config) register(fs *pflag.FlagSet, e *envErrors) {
 	stringSetting(fs, &c.LogLevel, "log-level", "REVERIFY_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 }
 
+// redis parses REVERIFY_REDIS_URL: redis://, rediss://, redis-socket://,
+// redis-sentinel:// (asynq's failover option) or
+// redis-cluster://[user:password@]host:port[,host:port…].
 func (c *config) redis() (asynq.RedisConnOpt, error) {
+	if rest, ok := strings.CutPrefix(c.RedisURL, "redis-cluster://"); ok {
+		return parseRedisCluster(rest)
+	}
 	opt, err := asynq.ParseRedisURI(c.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("invalid REVERIFY_REDIS_URL (--redis-url): %w", err)
+	}
+	return opt, nil
+}
+
+func parseRedisCluster(rest string) (asynq.RedisConnOpt, error) {
+	var opt asynq.RedisClusterClientOpt
+	if creds, hosts, ok := strings.Cut(rest, "@"); ok {
+		user, pass, _ := strings.Cut(creds, ":")
+		opt.Username, opt.Password, rest = user, pass, hosts
+	}
+	for _, addr := range strings.Split(strings.TrimSuffix(rest, "/"), ",") {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("invalid REVERIFY_REDIS_URL (--redis-url): cluster node %q: want host:port", addr)
+		}
+		opt.Addrs = append(opt.Addrs, addr)
 	}
 	return opt, nil
 }

@@ -15,8 +15,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"reverify/storage/objects"
-
 	"reverify/storage/postgres"
 	"reverify/tasks"
 )
@@ -413,16 +411,11 @@ func (a *app) enqueueConfirmable(ctx context.Context, o enqueueOptions, store *p
 
 // enqueueInWorker creates the run and leaves the listing to a run:plan task.
 func (a *app) enqueueInWorker(ctx context.Context, o enqueueOptions) error {
-	store, err := a.openStore(ctx, 2)
+	store, queue, closeAll, err := a.openLedgerAndQueue(ctx, 2)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	queue, _, err := a.openQueue()
-	if err != nil {
-		return err
-	}
-	defer queue.Close()
+	defer closeAll()
 	nr, err := o.campaign.newRun(o.runName(), o.queue, o.source(), o)
 	if err != nil {
 		return err
@@ -445,13 +438,9 @@ func (a *app) enqueueInWorker(ctx context.Context, o enqueueOptions) error {
 
 // inventorySource reads an S3 Inventory manifest.json from a file or S3.
 func (a *app) inventorySource(ctx context.Context, manifest string) (tasks.Source, error) {
-	cfg, err := a.cfg.s3()
+	client, err := a.s3Client(ctx)
 	if err != nil {
 		return nil, err
-	}
-	client, err := objects.NewClient(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("configure s3: %w", err)
 	}
 	open := func(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
 		out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
 	"reverify/internal/testenv"
@@ -192,4 +193,33 @@ func TestWorkerWaitsForPostgreSQL(t *testing.T) {
 	require.Contains(t, r.stderr, "PostgreSQL unreachable; retrying")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NotContains(t, r.stderr, "sk-wait-4b1d", "no API key in logs")
+}
+
+func TestRedisURLForms(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url  string
+		want any
+		err  bool
+	}{
+		{"redis://127.0.0.1:6379/3", asynq.RedisClientOpt{Addr: "127.0.0.1:6379", DB: 3}, false},
+		{"redis-cluster://n1:7000,n2:7001", asynq.RedisClusterClientOpt{Addrs: []string{"n1:7000", "n2:7001"}}, false},
+		{"redis-cluster://u:p@n1:7000", asynq.RedisClusterClientOpt{Addrs: []string{"n1:7000"}, Username: "u", Password: "p"}, false},
+		{"redis-cluster://n1", nil, true},
+		{"redis-sentinel://s1:26379,s2:26379?master=mymaster", nil, false},
+		{"http://x", nil, true},
+	}
+	for _, tt := range tests {
+		c := config{RedisURL: tt.url}
+		got, err := c.redis()
+		if tt.err {
+			require.Error(t, err, tt.url)
+			require.Contains(t, err.Error(), "REVERIFY_REDIS_URL")
+			continue
+		}
+		require.NoError(t, err, tt.url)
+		if tt.want != nil {
+			require.Equal(t, tt.want, got, tt.url)
+		}
+	}
 }

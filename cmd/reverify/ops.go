@@ -20,6 +20,7 @@ import (
 	"reverify/metrics"
 	"reverify/migrations"
 	"reverify/worker"
+	"reverify/worker/fleet"
 )
 
 // httpServer serves one handler on a listener already bound, so a busy
@@ -95,7 +96,8 @@ func (o *workerOps) Close(ctx context.Context) {
 }
 
 // startWorkerOps binds addr and serves the worker's metrics and probes.
-func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, pool *pgxpool.Pool, log *slog.Logger) (*workerOps, error) {
+// extra checks join readiness (e.g. the fleet's API circuits).
+func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, pool *pgxpool.Pool, log *slog.Logger, extra ...health.Check) (*workerOps, error) {
 	o := &workerOps{}
 	if addr == "" {
 		return o, nil
@@ -118,12 +120,7 @@ func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, pool *pgxpool.Pool
 	}
 	checks, closeChecks := readinessChecks(redisOpt, pool)
 	o.close = append(o.close, closeChecks)
-	checks = append(checks, health.Check{Name: "api_circuit", Func: func(context.Context) error {
-		if o.pipeline.CircuitOpen() {
-			return errors.New("liveness API refused the key; calls are held")
-		}
-		return nil
-	}})
+	checks = append(checks, extra...)
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(reg))
@@ -131,6 +128,23 @@ func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, pool *pgxpool.Pool
 	o.http = serveHTTP(ln, mux, log)
 	log.Info("serving metrics and probes", "addr", ln.Addr().String())
 	return o, nil
+}
+
+// circuitCheck fails while the fleet holds API calls: the API refused the
+// key (401/403) or looks down.
+func circuitCheck(gov *fleet.Governor) health.Check {
+	return health.Check{Name: "api_circuit", Func: func(ctx context.Context) error {
+		st, err := gov.Status(ctx)
+		switch {
+		case err != nil:
+			return err
+		case st.AuthOpenFor > 0:
+			return fmt.Errorf("liveness API refused the key (%s); calls held for %s", st.AuthReason, st.AuthOpenFor.Round(time.Second))
+		case st.OutageOpenFor > 0:
+			return fmt.Errorf("liveness API looks down; calls held for %s", st.OutageOpenFor.Round(time.Second))
+		}
+		return nil
+	}}
 }
 
 // readinessChecks are the dependencies every long-running command needs:

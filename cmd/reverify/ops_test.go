@@ -10,10 +10,12 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"reverify/internal/testenv"
 	"reverify/storage/postgres"
+	"reverify/worker/fleet"
 )
 
 func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
@@ -25,7 +27,10 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	t.Cleanup(pool.Close)
 	redis := asynq.RedisClientOpt{Addr: testenv.RedisAddr(t)}
 
-	ops, err := startWorkerOps("127.0.0.1:0", redis, pool, slog.New(slog.DiscardHandler))
+	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	gov := fleet.New(rdb, fleet.Config{Prefix: "{" + testenv.Queue(t) + "}:"})
+	ops, err := startWorkerOps("127.0.0.1:0", redis, pool, slog.New(slog.DiscardHandler), circuitCheck(gov))
 	require.NoError(t, err)
 	t.Cleanup(func() { ops.Close(ctx) })
 	base := "http://" + ops.addr()
@@ -46,9 +51,11 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	require.Contains(t, body, `reverify_api_paid_calls_total 1`)
 	require.Contains(t, body, "asynq_queue_size")
 
-	ops.Observer().Waited("circuit_open", time.Minute)
-	code, _ = httpGet(t, base+"/readyz")
+	_, err = gov.Report(ctx, fleet.AuthError, "HTTP 401")
+	require.NoError(t, err)
+	code, body = httpGet(t, base+"/readyz")
 	require.Equal(t, http.StatusServiceUnavailable, code, "not ready while the API refuses the key")
+	require.Contains(t, body, "api_circuit")
 
 	off, err := startWorkerOps("", redis, pool, nil)
 	require.NoError(t, err)

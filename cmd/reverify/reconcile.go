@@ -24,16 +24,11 @@ safe at any time. Workers run the same check for all active runs every
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			store, err := a.openStore(ctx, 4)
+			store, queue, closeAll, err := a.openLedgerAndQueue(ctx, 4)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
-			queue, _, err := a.openQueue()
-			if err != nil {
-				return err
-			}
-			defer queue.Close()
+			defer closeAll()
 			run, err := store.Run(ctx, args[0])
 			if err != nil {
 				return err

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"reverify/report"
-	"reverify/storage/objects"
 	"reverify/storage/postgres"
 	"reverify/tasks"
 )
@@ -113,13 +112,9 @@ func (a *app) reportWriter(ctx context.Context, store *postgres.Store, dest stri
 	if !strings.HasPrefix(dest, "s3://") {
 		return report.NewWriter(store, nil), nil
 	}
-	cfg, err := a.cfg.s3()
+	client, err := a.s3Client(ctx)
 	if err != nil {
 		return nil, err
-	}
-	client, err := objects.NewClient(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("configure s3: %w", err)
 	}
 	return report.NewWriter(store, client), nil
 }
@@ -163,13 +158,9 @@ func (a *app) runEnded(store *postgres.Store, log *slog.Logger) func(ctx context
 
 // planner returns the run:plan handler, listing with its own S3 client.
 func (a *app) planner(ctx context.Context, store *postgres.Store, queue tasks.Enqueuer, log *slog.Logger) (*tasks.Planner, error) {
-	cfg, err := a.cfg.s3()
+	client, err := a.s3Client(ctx)
 	if err != nil {
 		return nil, err
-	}
-	client, err := objects.NewClient(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("configure s3: %w", err)
 	}
 	return tasks.NewPlanner(store, client, queue, log, 0), nil
 }

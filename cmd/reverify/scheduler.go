@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"reverify/health"
 	"reverify/scheduler"
 )
 
@@ -15,6 +19,7 @@ func (a *app) schedulerCommand() *cobra.Command {
 	var path string
 	var ttl time.Duration
 	var check bool
+	var probesAddr string
 	cmd := &cobra.Command{
 		Use:   "scheduler --config schedules.json",
 		Short: "Fire scheduled campaigns (cron with time zone); one instance acts at a time",
@@ -53,6 +58,18 @@ run:plan task. Run several for availability: the others stand by.`,
 				return fmt.Errorf("REVERIFY_REDIS_URL (--redis-url): unsupported connection type")
 			}
 			defer rdb.Close()
+			if probesAddr != "" {
+				ln, err := net.Listen("tcp", probesAddr)
+				if err != nil {
+					return fmt.Errorf("REVERIFY_METRICS_ADDR (--metrics-addr): %w", err)
+				}
+				mux := http.NewServeMux()
+				health.New(log, 0, health.Check{Name: "redis", Func: func(ctx context.Context) error {
+					return rdb.Ping(ctx).Err()
+				}}).Register(mux)
+				srv := serveHTTP(ln, mux, log)
+				defer srv.Close(cmd.Context())
+			}
 			host, _ := os.Hostname()
 			r := scheduler.NewRunner(rdb, opt, cfg.Schedules, fmt.Sprintf("%s/%d", host, os.Getpid()), ttl, log)
 			return r.Run(cmd.Context())
@@ -61,5 +78,6 @@ run:plan task. Run several for availability: the others stand by.`,
 	cmd.Flags().StringVar(&path, "config", "schedules.json", "schedule config file (JSON)")
 	cmd.Flags().DurationVar(&ttl, "lock-ttl", 15*time.Second, "leader lock lifetime: a crashed scheduler is replaced within it")
 	cmd.Flags().BoolVar(&check, "check", false, "validate the config, print the schedules and exit")
+	stringSetting(cmd.Flags(), &probesAddr, "metrics-addr", "REVERIFY_METRICS_ADDR", "", "serve /healthz and /readyz here (empty = off)")
 	return cmd
 }

@@ -141,11 +141,6 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	producer := tasks.NewProducer(store, queue)
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s/%d", host, os.Getpid())
-	ops, err := startWorkerOps(o.metricsAddr, redis, store.Pool(), log)
-	if err != nil {
-		return err
-	}
-	defer ops.Close(ctx)
 	api, err := liveness.New(apiURL, key, liveness.NewHTTPClient(o.concurrency, a.cfg.APITimeout))
 	if err != nil {
 		return fmt.Errorf("REVERIFY_API_URL (--api-url): %w", err)
@@ -153,6 +148,11 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	// A slot held by a worker that died frees itself once its call must be over.
 	o.fleet.SlotLease = 2*a.cfg.APITimeout + 5*time.Second
 	gov := fleet.New(rdb, o.fleet)
+	ops, err := startWorkerOps(o.metricsAddr, redis, store.Pool(), log, circuitCheck(gov))
+	if err != nil {
+		return err
+	}
+	defer ops.Close(ctx)
 	if err := gov.Announce(ctx); err != nil {
 		log.WarnContext(ctx, "could not publish the fleet's daily budget", "err", err)
 	}

@@ -12,17 +12,7 @@ import (
 	"reverify/storage/postgres"
 )
 
-func newStore(t *testing.T) *postgres.Store {
-	t.Helper()
-	ctx := context.Background()
-	dsn := testenv.Postgres(t)
-	_, err := postgres.Migrate(ctx, dsn)
-	require.NoError(t, err)
-	s, err := postgres.Open(ctx, dsn, 4)
-	require.NoError(t, err)
-	t.Cleanup(s.Close)
-	return s
-}
+func newStore(t *testing.T) *postgres.Store { return testenv.Ledger(t) }
 
 // seedRun creates a running run with n pending objects.
 func seedRun(t *testing.T, s *postgres.Store, n int, nr postgres.NewRun) postgres.Run {
