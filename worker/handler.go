@@ -62,9 +62,12 @@ type HandlerConfig struct {
 	// LedgerRetryFor is how long a finished call's record is retried while
 	// PostgreSQL is unreachable before the task is put back (its answer kept).
 	LedgerRetryFor time.Duration
-	Logger         *slog.Logger
-	Observer       Observer // metrics; nil = none
-	Runs           RunGate  // run status checks (cancel, pause); nil = every run is active
+	// DeniedWait is how long tasks wait while their bucket denies access
+	// (a configuration problem); default 1m.
+	DeniedWait time.Duration
+	Logger     *slog.Logger
+	Observer   Observer // metrics; nil = none
+	Runs       RunGate  // run status checks (cancel, pause); nil = every run is active
 }
 
 // Handler processes liveness:verify tasks.
@@ -91,6 +94,9 @@ func NewHandler(objs ObjectGetter, api Verifier, ledger Ledger, gov Governor, st
 	}
 	if cfg.LedgerRetryFor <= 0 {
 		cfg.LedgerRetryFor = 30 * time.Second
+	}
+	if cfg.DeniedWait <= 0 {
+		cfg.DeniedWait = time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -359,7 +365,7 @@ func (j *job) accessDenied(ctx context.Context, err error) error {
 		if _, seen := j.h.denied.LoadOrStore(j.p.Bucket, struct{}{}); !seen {
 			j.log.ErrorContext(ctx, "access to the bucket is denied: check the worker's S3 credentials and policy", "bucket", j.p.Bucket)
 		}
-		return &WaitError{After: time.Minute, Reason: "s3_access_denied", Err: err}
+		return &WaitError{After: j.h.cfg.DeniedWait, Reason: "s3_access_denied", Err: err}
 	}
 	j.h.denied.Delete(j.p.Bucket)
 	return j.record(ctx, postgres.Result{Status: postgres.StatusFailed, Message: "access to the object is denied"})

@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,9 +56,9 @@ func setup(t *testing.T, fakeOpts fakeapi.Options) *bundle {
 	}
 }
 
-// startWorker runs a worker until the test ends. Its fleet state lives
-// under the test's own Redis prefix.
-func (b *bundle) startWorker(t *testing.T, key string, cfg worker.HandlerConfig, fc fleet.Config) {
+// startWorker runs a worker until the test ends, or until the returned
+// stop is called. Its fleet state lives under the test's own Redis prefix.
+func (b *bundle) startWorker(t *testing.T, key string, cfg worker.HandlerConfig, fc fleet.Config) (stop func()) {
 	t.Helper()
 	api, err := liveness.New(b.apiURL, key, liveness.NewHTTPClient(20, 5*time.Second))
 	require.NoError(t, err)
@@ -74,10 +77,15 @@ func (b *bundle) startWorker(t *testing.T, key string, cfg worker.HandlerConfig,
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func (b *bundle) enqueue(t *testing.T, run postgres.Run, src tasks.Source, opts ...tasks.ProducerOption) tasks.Stats {
@@ -345,4 +353,61 @@ func TestAuthFailureKeepsTasks(t *testing.T) {
 	b.fake.SetOptions(opts)
 	p = b.waitForStatus(t, run.ID, postgres.RunCompleted, 60*time.Second)
 	require.EqualValues(t, 10, p.ByStatus[postgres.StatusScored])
+}
+
+// syncBuffer is a log sink safe for concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestBucketAccessDeniedIsReportedOnce: credentials the bucket refuses are
+// a configuration problem: one error in the log, no image failed, no call
+// made, and the run finishes once the credentials work.
+func TestBucketAccessDeniedIsReportedOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fakeapi.Options{})
+	const bucket = "denied"
+	b.s3.CreateBucket(t, bucket)
+	for i := range 8 {
+		b.s3.PutObject(t, bucket, fmt.Sprintf("d%d.jpg", i), fakeapi.GenerateJPEG(int64(i), 80, 80))
+	}
+	run := b.newRun(t)
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(1)))
+
+	cfg := b.s3.Config()
+	cfg.SecretKey = "not-the-secret"
+	wrong, err := objects.NewClient(context.Background(), cfg)
+	require.NoError(t, err)
+	logs := &syncBuffer{}
+	good := b.objs
+	b.objs = objects.New(wrong)
+	stop := b.startWorker(t, apiKey, worker.HandlerConfig{Logger: slog.New(slog.NewJSONHandler(logs, nil)), DeniedWait: time.Second}, fleet.Config{})
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "access to the bucket is denied") },
+		20*time.Second, 20*time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
+	require.Equal(t, 1, strings.Count(logs.String(), "access to the bucket is denied"), "reported once, not per image")
+	p, err := b.store.Progress(context.Background(), run.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 8, p.Pending, "no image is failed for a configuration problem")
+	require.Empty(t, b.fake.Ledger(), "nothing reached the paid API")
+
+	// The fixed credentials, in a new worker, finish the run.
+	stop()
+	b.objs = good
+	b.startWorker(t, apiKey, worker.HandlerConfig{}, fleet.Config{})
+	p = b.waitForStatus(t, run.ID, postgres.RunCompleted, 30*time.Second)
+	require.EqualValues(t, 8, p.ByStatus[postgres.StatusScored])
 }
