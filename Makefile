@@ -30,6 +30,10 @@ install:
 scaleout: services
 	$(GO) run ./deploy/scaleout $(SCALEOUT_ARGS)
 
+## bench: issue 6's performance figures as ratios against same-run baselines (5–10 min; JSON in bench/results/)
+bench: services tools
+	$(GO) run ./bench $(BENCH_ARGS)
+
 ## build: the reverify binary in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/reverify ./cmd/reverify

@@ -93,40 +93,7 @@ func (c *counters) stats() Stats {
 func (p *Producer) Enqueue(ctx context.Context, run postgres.Run, src Source, keep Filter) (Stats, error) {
 	var c counters
 	err := p.pipeline(ctx, run, &c, func(ctx context.Context, out chan<- postgres.ObjectRef) error {
-		batch := make([]postgres.ObjectRef, 0, p.batchSize)
-		flush := func() error {
-			added, err := p.ledger.AddObjects(ctx, run.ID, batch)
-			if err != nil {
-				return err
-			}
-			c.recorded.Add(int64(len(added)))
-			batch = batch[:0]
-			for _, o := range added {
-				select {
-				case out <- o:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			p.progress(c.stats())
-			return nil
-		}
-		err := src(ctx, func(o Object) error {
-			c.seen.Add(1)
-			if keep != nil && !keep(o) {
-				c.filtered.Add(1)
-				return nil
-			}
-			batch = append(batch, postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key, Version: o.Version})
-			if len(batch) == p.batchSize {
-				return flush()
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		return flush()
+		return p.recordAll(ctx, run.ID, src, keep, &c, out)
 	})
 	if err != nil {
 		return c.stats(), err
@@ -136,6 +103,83 @@ func (p *Producer) Enqueue(ctx context.Context, run postgres.Run, src Source, ke
 	}
 	p.progress(c.stats())
 	return c.stats(), nil
+}
+
+// recordAll records src as pending rows of the run, handing new objects to
+// out (when not nil). Reading the source (the next listing page, say)
+// overlaps with recording the batch before it; at most two batches wait
+// between them, so memory stays bounded.
+func (p *Producer) recordAll(ctx context.Context, runID string, src Source, keep Filter, c *counters, out chan<- postgres.ObjectRef) error {
+	g, ctx := errgroup.WithContext(ctx)
+	batches := make(chan []postgres.ObjectRef, 2)
+	g.Go(func() error {
+		defer close(batches)
+		return p.readBatches(ctx, src, keep, c, batches)
+	})
+	g.Go(func() error {
+		for batch := range batches {
+			if err := p.record(ctx, runID, batch, c, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// readBatches reads src into batches of p.batchSize kept objects.
+func (p *Producer) readBatches(ctx context.Context, src Source, keep Filter, c *counters, batches chan<- []postgres.ObjectRef) error {
+	batch := make([]postgres.ObjectRef, 0, p.batchSize)
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		select {
+		case batches <- batch:
+			batch = make([]postgres.ObjectRef, 0, p.batchSize)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := src(ctx, func(o Object) error {
+		c.seen.Add(1)
+		if keep != nil && !keep(o) {
+			c.filtered.Add(1)
+			return nil
+		}
+		batch = append(batch, postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key, Version: o.Version})
+		if len(batch) == p.batchSize {
+			return send()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return send()
+}
+
+// record writes one batch as pending rows and hands its new objects to the
+// enqueuers (out), if any.
+func (p *Producer) record(ctx context.Context, runID string, batch []postgres.ObjectRef, c *counters, out chan<- postgres.ObjectRef) error {
+	added, err := p.ledger.AddObjects(ctx, runID, batch)
+	if err != nil {
+		return err
+	}
+	c.recorded.Add(int64(len(added)))
+	for _, o := range added {
+		if out == nil {
+			break
+		}
+		select {
+		case out <- o:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.progress(c.stats())
+	return nil
 }
 
 // Requeue enqueues a task for every object of the run that has no terminal

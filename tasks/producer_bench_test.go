@@ -3,7 +3,9 @@ package tasks_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -36,9 +38,16 @@ func BenchmarkProducerEnqueue(b *testing.B) {
 		},
 		"pipelined": func() (*asynq.Client, func() error, error) { return tasks.NewPipelinedClient(opt) },
 	}
-	for _, name := range []string{"plain", "pipelined"} {
+	for _, name := range []string{"plain", "pipelined", "pipelined/paged"} {
+		client := strings.TrimSuffix(name, "/paged")
+		// paged: the source waits 10 ms per 1,000 keys, as a listing waits
+		// for each ListObjectsV2 page.
+		pageWait := time.Duration(0)
+		if strings.HasSuffix(name, "/paged") {
+			pageWait = 10 * time.Millisecond
+		}
 		b.Run(name, func(b *testing.B) {
-			client, closeClient, err := clients[name]()
+			client, closeClient, err := clients[client]()
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -52,7 +61,7 @@ func BenchmarkProducerEnqueue(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				stats, err := tasks.NewProducer(store, client).Enqueue(ctx, run, syntheticSource(keys), nil)
+				stats, err := tasks.NewProducer(store, client).Enqueue(ctx, run, syntheticSource(keys, pageWait), nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -69,9 +78,12 @@ func BenchmarkProducerEnqueue(b *testing.B) {
 	}
 }
 
-func syntheticSource(n int) tasks.Source {
+func syntheticSource(n int, pageWait time.Duration) tasks.Source {
 	return func(ctx context.Context, fn func(tasks.Object) error) error {
 		for i := range n {
+			if pageWait > 0 && i%1000 == 0 {
+				time.Sleep(pageWait)
+			}
 			if err := fn(tasks.Object{Bucket: "bench", Key: fmt.Sprintf("subject-%07d/selfie.jpg", i), Size: -1}); err != nil {
 				return err
 			}

@@ -50,32 +50,7 @@ func (p *Producer) replaceTask(ctx context.Context, task *asynq.Task, queue stri
 // them later with Requeue.
 func (p *Producer) Record(ctx context.Context, run postgres.Run, src Source, keep Filter) (Stats, error) {
 	var c counters
-	batch := make([]postgres.ObjectRef, 0, p.batchSize)
-	flush := func() error {
-		added, err := p.ledger.AddObjects(ctx, run.ID, batch)
-		if err != nil {
-			return err
-		}
-		c.recorded.Add(int64(len(added)))
-		batch = batch[:0]
-		p.progress(c.stats())
-		return nil
-	}
-	err := src(ctx, func(o Object) error {
-		c.seen.Add(1)
-		if keep != nil && !keep(o) {
-			c.filtered.Add(1)
-			return nil
-		}
-		batch = append(batch, postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key, Version: o.Version})
-		if len(batch) == p.batchSize {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
+	err := p.recordAll(ctx, run.ID, src, keep, &c, nil)
 	return c.stats(), err
 }
 

@@ -136,9 +136,12 @@ type job struct {
 	p      tasks.VerifyPayload
 	obj    postgres.ObjectRef
 	taskID string
-	start  time.Time
-	last   bool // no retries left
-	log    *slog.Logger
+	// inStash is set when an answer of this task sits in the stash, so it
+	// must be dropped once recorded.
+	inStash bool
+	start   time.Time
+	last    bool // no retries left
+	log     *slog.Logger
 }
 
 // answer is a paid call's outcome, as kept in the stash.
@@ -167,6 +170,7 @@ func (j *job) run(ctx context.Context) error {
 			return &WaitError{After: 5 * time.Second, Reason: "stash_unavailable", Err: err}
 		}
 		j.log.InfoContext(ctx, "recording the answer of an earlier attempt instead of calling again")
+		j.inStash = true
 		return j.finish(ctx, *a)
 	}
 
@@ -312,6 +316,8 @@ func (j *job) finish(ctx context.Context, a answer) error {
 		if b, merr := json.Marshal(a); merr == nil {
 			if serr := h.stash.Save(ctx, j.taskID, b); serr != nil {
 				j.log.ErrorContext(ctx, "ledger and stash both unavailable; the answer may be paid for again", "err", serr)
+			} else {
+				j.inStash = true
 			}
 		}
 		wctx, cancel := context.WithTimeout(ctx, h.cfg.LedgerRetryFor)
@@ -321,8 +327,10 @@ func (j *job) finish(ctx context.Context, a answer) error {
 	if err != nil {
 		return j.ledgerError(err)
 	}
-	if err := h.stash.Drop(ctx, j.taskID); err != nil {
-		j.log.WarnContext(ctx, "could not drop stashed answer; a retry would record it again harmlessly", "err", err)
+	if j.inStash {
+		if err := h.stash.Drop(ctx, j.taskID); err != nil {
+			j.log.WarnContext(ctx, "could not drop stashed answer; a retry would record it again harmlessly", "err", err)
+		}
 	}
 	if a.Final != nil {
 		h.cfg.Observer.ResultRecorded(a.Final.Status)

@@ -14,6 +14,7 @@ import (
 
 	"reverify/storage/objects"
 	"reverify/storage/postgres"
+	"reverify/tasks"
 )
 
 // app carries the settings and streams shared by every command.
@@ -116,18 +117,23 @@ func (a *app) waitForStore(ctx context.Context, log *slog.Logger, maxConns int32
 	}
 }
 
-// openQueue returns an asynq client after checking Redis answers.
-func (a *app) openQueue() (*asynq.Client, asynq.RedisConnOpt, error) {
-	opt, err := a.cfg.redis()
+// openQueue returns an asynq client for producers after checking Redis
+// answers. Its commands are auto-pipelined, so concurrent enqueues share
+// round trips; release it with closeFn, not client.Close.
+func (a *app) openQueue() (client *asynq.Client, opt asynq.RedisConnOpt, closeFn func(), err error) {
+	opt, err = a.cfg.redis()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	client := asynq.NewClient(opt)
+	client, closeClient, err := tasks.NewPipelinedClient(opt)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("connect to redis (REVERIFY_REDIS_URL): %w", err)
+	}
 	if err := client.Ping(); err != nil {
-		client.Close()
-		return nil, nil, fmt.Errorf("connect to redis (REVERIFY_REDIS_URL): %w", err)
+		_ = closeClient()
+		return nil, nil, nil, fmt.Errorf("connect to redis (REVERIFY_REDIS_URL): %w", err)
 	}
-	return client, opt, nil
+	return client, opt, func() { _ = closeClient() }, nil
 }
 
 // s3Client returns an S3 client for the configured endpoint and credentials.
@@ -158,12 +164,12 @@ func (a *app) openLedgerAndQueue(ctx context.Context, maxConns int32) (*postgres
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	queue, _, err := a.openQueue()
+	queue, _, closeQueue, err := a.openQueue()
 	if err != nil {
 		store.Close()
 		return nil, nil, nil, err
 	}
-	return store, queue, func() { queue.Close(); store.Close() }, nil
+	return store, queue, func() { closeQueue(); store.Close() }, nil
 }
 
 func (a *app) migrateCommand() *cobra.Command {

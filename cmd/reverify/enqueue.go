@@ -167,11 +167,11 @@ func (a *app) enqueue(ctx context.Context, o enqueueOptions) error {
 	if o.dryRun {
 		return a.dryRun(ctx, o, src, keep, &recent)
 	}
-	queue, _, err := a.openQueue()
+	queue, _, closeQueue, err := a.openQueue()
 	if err != nil {
 		return err
 	}
-	defer queue.Close()
+	defer closeQueue()
 
 	var run postgres.Run
 	if o.runID != "" {

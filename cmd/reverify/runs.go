@@ -150,11 +150,11 @@ func (a *app) runsRetryCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			return a.withStore(ctx, func(store *postgres.Store) error {
-				queue, opt, err := a.openQueue()
+				queue, opt, closeQueue, err := a.openQueue()
 				if err != nil {
 					return err
 				}
-				defer queue.Close()
+				defer closeQueue()
 				run, n, err := store.RetryObjects(ctx, args[0], statuses, actor(reason))
 				if err != nil {
 					return err
@@ -185,11 +185,11 @@ func (a *app) runsConfirmCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			return a.withStore(ctx, func(store *postgres.Store) error {
-				queue, _, err := a.openQueue()
+				queue, _, closeQueue, err := a.openQueue()
 				if err != nil {
 					return err
 				}
-				defer queue.Close()
+				defer closeQueue()
 				run, err := store.ConfirmRun(ctx, args[0], actor(reason))
 				if err != nil {
 					return err

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// pipelineCases is case 2: the whole pipeline against the no-op handler,
+// with the fake API answering at once, at 100 KB and 1 MB.
+func (e *env) pipelineCases(ctx context.Context, o options) ([]pipelineFigures, []share, error) {
+	var out []pipelineFigures
+	var profile []share
+	for _, size := range []struct {
+		kb, n int
+	}{{100, o.small}, {1024, o.large}} {
+		if size.n == 0 {
+			continue
+		}
+		keys, err := e.seedTimed(fmt.Sprintf("img%dk/", size.kb), size.n, size.kb<<10)
+		if err != nil {
+			return out, profile, err
+		}
+		noop := pipelineSpec{name: fmt.Sprintf("asynq no-op, C=%d", o.concurrency), kind: noopWorkerKind,
+			keys: make([]string, max(20000, size.n)), concurrency: o.concurrency}
+		if err := e.addPipeline(ctx, o, &out, noop); err != nil {
+			return out, profile, err
+		}
+		real := pipelineSpec{name: fmt.Sprintf("worker %d KB, C=%d", size.kb, o.concurrency), kind: reverifyWorker,
+			keys: keys, imageBytes: size.kb << 10, concurrency: o.concurrency}
+		if err := e.addPipeline(ctx, o, &out, real); err != nil {
+			return out, profile, err
+		}
+		if o.profile && size.kb == 100 {
+			if e.binProf == "" {
+				if e.binProf, err = e.buildProfiled(ctx); err != nil {
+					return out, profile, err
+				}
+			}
+			rate := out[len(out)-1].ImagesPerSec
+			real.kind, real.name = profiledWorker, real.name+" (profiled)"
+			real.profilePath = filepath.Join(e.dir, "worker.pprof")
+			real.profileSecs = max(2, int(0.6*float64(size.n)/max(rate, 1)))
+			f, err := e.measurePipeline(ctx, real)
+			if err != nil {
+				return out, profile, err
+			}
+			logf("  %-34s %8.0f images/s (under the profiler)", f.Case, f.ImagesPerSec)
+			shares, err := profileBreakdown(ctx, real.profilePath)
+			if err != nil {
+				return out, profile, err
+			}
+			profile = sortedShares(shares)
+			if err := copyFile(real.profilePath, filepath.Join(o.outDir, "worker-100k.pprof")); err != nil {
+				return out, profile, err
+			}
+		}
+	}
+	return out, profile, nil
+}
+
+func (e *env) addPipeline(ctx context.Context, o options, out *[]pipelineFigures, s pipelineSpec) error {
+	f, err := median(o.repeat, func() (pipelineFigures, error) { return e.measurePipeline(ctx, s) })
+	if err != nil {
+		return err
+	}
+	logf("  %-34s %8.0f images/s %7.3f ms CPU/image %5.2f cores  peak RSS %6.1f MB",
+		f.Case, f.ImagesPerSec, f.CPUMsPerImage, f.CPUCores, f.PeakRSSMB)
+	*out = append(*out, f)
+	return nil
+}
+
+// latencyCases is case 3: the fake API at a fixed latency, one worker at
+// each concurrency level, against Little's law.
+func (e *env) latencyCases(ctx context.Context, o options) ([]pipelineFigures, error) {
+	need := 0
+	for _, c := range o.levels {
+		need = max(need, littleCount(c, o.latency, o.levelSeconds))
+	}
+	pool, err := e.seedTimed("lat/", need, o.latencyImageKB<<10)
+	if err != nil {
+		return nil, err
+	}
+	var out []pipelineFigures
+	for _, c := range o.levels {
+		s := pipelineSpec{name: fmt.Sprintf("C=%d, L=%s", c, o.latency), kind: reverifyWorker,
+			keys: pool[:littleCount(c, o.latency, o.levelSeconds)], imageBytes: o.latencyImageKB << 10,
+			concurrency: c, latency: o.latency}
+		if err := e.addPipeline(ctx, o, &out, s); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func littleCount(c int, l time.Duration, seconds float64) int {
+	return int(float64(c) / l.Seconds() * seconds)
+}
+
+// memoryCase is case 4: peak RSS of one worker holding memConcurrency
+// images in flight.
+func (e *env) memoryCase(ctx context.Context, o options) ([]pipelineFigures, error) {
+	keys, err := e.seedTimed("mem/", o.memImages, o.memImageKB<<10)
+	if err != nil {
+		return nil, err
+	}
+	var out []pipelineFigures
+	s := pipelineSpec{name: fmt.Sprintf("C=%d, %d KB, L=%s", o.memConcurrency, o.memImageKB, o.latency),
+		kind: reverifyWorker, keys: keys, imageBytes: o.memImageKB << 10, concurrency: o.memConcurrency, latency: o.latency}
+	if err := e.addPipeline(ctx, o, &out, s); err != nil || !o.profile {
+		return out, err
+	}
+	// A heap profile with every slot busy shows what an in-flight image holds.
+	if e.binProf == "" {
+		if e.binProf, err = e.buildProfiled(ctx); err != nil {
+			return out, err
+		}
+	}
+	s.kind, s.name, s.profilePath = profiledWorker, s.name+" (heap profile)", filepath.Join(o.outDir, "worker-heap.pprof")
+	f, err := e.measurePipeline(ctx, s)
+	if err != nil {
+		return out, err
+	}
+	logf("  %-34s peak RSS %6.1f MB; heap profile in %s", f.Case, f.PeakRSSMB, s.profilePath)
+	return out, nil
+}
+
+// ledgerCases is case 5.
+func (e *env) ledgerCases(ctx context.Context, o options) ([]ledgerFigures, error) {
+	var out []ledgerFigures
+	for _, writers := range []int{50, 200} {
+		var adds, results []ledgerFigures
+		for range max(o.repeat, 1) {
+			f, err := e.ledgerCase(ctx, o.ledgerRows, writers)
+			if err != nil {
+				return out, err
+			}
+			adds, results = append(adds, f[0]), append(results, f[1])
+		}
+		sortByRate(adds)
+		sortByRate(results)
+		for _, f := range []ledgerFigures{adds[len(adds)/2], results[len(results)/2]} {
+			logf("  %-34s %8d rows %8.0f rows/s", f.Case, f.Rows, f.RowsPerSec)
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func (e *env) seedTimed(prefix string, n, size int) ([]string, error) {
+	t := time.Now()
+	keys, err := e.seedImages("bench", prefix, n, size)
+	if err != nil {
+		return nil, err
+	}
+	logf("  seeded %d objects of %d KB in %s", n, size>>10, time.Since(t).Round(time.Millisecond))
+	return keys, nil
+}

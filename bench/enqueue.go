@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// enqueueFigures is one enqueue measurement.
+type enqueueFigures struct {
+	Case         string  `json:"case"`
+	Keys         int     `json:"keys"`
+	Seconds      float64 `json:"seconds"`
+	KeysPerSec   float64 `json:"keys_per_sec"`
+	PeakRSSMB    float64 `json:"peak_rss_mb"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	RedisPerTask float64 `json:"redis_bytes_per_task"`
+}
+
+// measureEnqueue runs one process that enqueues n tasks into a flushed
+// Redis database and measures it.
+func (e *env) measureEnqueue(ctx context.Context, name string, n int, bin string, args ...string) (enqueueFigures, error) {
+	f := enqueueFigures{Case: name, Keys: n}
+	if err := e.flushRedis(ctx); err != nil {
+		return f, err
+	}
+	before, err := e.redisUsedMemory(ctx)
+	if err != nil {
+		return f, err
+	}
+	start := time.Now()
+	p, err := startProc(name, filepath.Join(e.dir, "enqueue.log"), e.procEnv(), bin, args...)
+	if err != nil {
+		return f, err
+	}
+	if err := p.wait(ctx); err != nil {
+		return f, err
+	}
+	elapsed := time.Since(start)
+	peak, cpu := p.usage()
+	after, err := e.redisUsedMemory(ctx)
+	if err != nil {
+		return f, err
+	}
+	queued, err := e.queued(queueOf(args))
+	if err != nil {
+		return f, err
+	}
+	if queued != n {
+		return f, fmt.Errorf("%s: %d tasks in Redis, want %d (see %s)", name, queued, n, p.out.Name())
+	}
+	f.Seconds = elapsed.Seconds()
+	f.KeysPerSec = float64(n) / elapsed.Seconds()
+	f.PeakRSSMB = float64(peak) / (1 << 20)
+	f.CPUSeconds = cpu.Seconds()
+	f.RedisPerTask = float64(after-before) / float64(n)
+	return f, e.flushRedis(ctx)
+}
+
+func (e *env) queued(queue string) (int, error) {
+	in := asynq.NewInspector(e.redisOpt())
+	defer in.Close()
+	qi, err := in.GetQueueInfo(queue)
+	if err != nil {
+		return 0, fmt.Errorf("queue %s: %w", queue, err)
+	}
+	return qi.Pending, nil
+}
+
+// queueOf finds the --queue argument.
+func queueOf(args []string) string {
+	for i, a := range args {
+		if a == "--queue" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// enqueueCases measures case 1 for every key count: the bare asynq loop
+// (baseline), a manifest and an S3 listing.
+func (e *env) enqueueCases(ctx context.Context, o options) ([]enqueueFigures, error) {
+	var out []enqueueFigures
+	add := func(f enqueueFigures, err error) error {
+		if err != nil {
+			return err
+		}
+		logf("  %-28s %8d keys %7.1fs %8.0f keys/s  rss %6.1f MB  redis %5.0f B/task",
+			f.Case, f.Keys, f.Seconds, f.KeysPerSec, f.PeakRSSMB, f.RedisPerTask)
+		out = append(out, f)
+		return nil
+	}
+	for _, n := range o.enqueueKeys {
+		q := "bench-enq-" + randomHex(4)
+		args := []string{helperEnqueueLoop, "--queue", q, "--n", strconv.Itoa(n), "--concurrency", "64", "--redis-db", strconv.Itoa(e.redisDB), "--redis-addr", e.redisAddr}
+		if err := add(median(o.repeat, func() (enqueueFigures, error) {
+			return e.measureEnqueue(ctx, fmt.Sprintf("asynq loop %s", count(n)), n, e.self, args...)
+		})); err != nil {
+			return out, err
+		}
+		if err := add(median(o.repeat, func() (enqueueFigures, error) {
+			q := "bench-enq-" + randomHex(4)
+			args := []string{helperEnqueueLoop, "--pipelined", "--queue", q, "--n", strconv.Itoa(n), "--concurrency", "64",
+				"--redis-db", strconv.Itoa(e.redisDB), "--redis-addr", e.redisAddr}
+			return e.measureEnqueue(ctx, fmt.Sprintf("asynq loop pipelined %s", count(n)), n, e.self, args...)
+		})); err != nil {
+			return out, err
+		}
+		manifest, err := e.writeManifest(fmt.Sprintf("manifest-%d.txt", n), syntheticKeys("m/", n))
+		if err != nil {
+			return out, err
+		}
+		if err := add(median(o.repeat, func() (enqueueFigures, error) {
+			q := "bench-enq-" + randomHex(4)
+			return e.measureEnqueue(ctx, fmt.Sprintf("manifest %s", count(n)), n, e.bin, "enqueue",
+				"--manifest", manifest, "--manifest-format", "lines", "--bucket", "bench", "--queue", q)
+		})); err != nil {
+			return out, err
+		}
+	}
+	for _, n := range o.listKeys {
+		prefix := fmt.Sprintf("list%d/", n)
+		t := time.Now()
+		if _, err := e.seedImages("bench", prefix, n, 0); err != nil {
+			return out, err
+		}
+		logf("  seeded %d objects for the listing in %s", n, time.Since(t).Round(time.Millisecond))
+		if err := add(median(o.repeat, func() (enqueueFigures, error) {
+			q := "bench-enq-" + randomHex(4)
+			return e.measureEnqueue(ctx, fmt.Sprintf("S3 listing %s", count(n)), n, e.bin, "enqueue",
+				"--bucket", "bench", "--prefix", prefix, "--queue", q)
+		})); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func count(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return strconv.Itoa(n)
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"reverify/internal/testenv"
+	"reverify/storage/objects"
+)
+
+// env is the harness's private world: a build of the binary, a versitygw
+// process over a directory the harness writes objects into, a database of
+// its own and a Redis database it flushes.
+type env struct {
+	dir       string // scratch directory, removed by close
+	bin       string // reverify binary
+	binProf   string // reverify with a pprof endpoint, built on first use
+	self      string // this harness, for its helper modes
+	s3        objects.Config
+	s3Root    string // versitygw's posix root: bucket = directory
+	s3Proc    *proc
+	adminURL  string
+	dbName    string
+	dbURL     string
+	redisAddr string
+	redisDB   int
+	redis     *redis.Client
+	// s3KeepAlive runs versitygw with --keep-alive. Without it versitygw
+	// answers every request with "Connection: close", so each GET dials a
+	// new connection, which AWS S3 does not make clients do.
+	s3KeepAlive bool
+	workerEnv   []string // added to the worker's environment (experiments)
+}
+
+const (
+	s3Access = "benchaccess"
+	s3Secret = "benchsecretbenchsecret"
+	apiKey   = "bench-key"
+)
+
+func newEnv(ctx context.Context, o options) (*env, error) {
+	dir, err := os.MkdirTemp("", "reverify-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("scratch dir: %w", err)
+	}
+	e := &env{dir: dir, adminURL: o.adminURL, redisAddr: o.redisAddr, redisDB: o.redisDB, s3KeepAlive: o.s3KeepAlive, workerEnv: o.workerEnv}
+	if err := e.setup(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *env) setup(ctx context.Context) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	e.self = self
+	e.bin = filepath.Join(e.dir, "reverify")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", e.bin, "./cmd/reverify")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build reverify: %w\n%s", err, out)
+	}
+	if err := e.startS3(ctx); err != nil {
+		return err
+	}
+	if err := e.createDatabase(ctx); err != nil {
+		return err
+	}
+	e.redis = redis.NewClient(&redis.Options{Addr: e.redisAddr, DB: e.redisDB})
+	if err := e.redis.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis %s: %w", e.redisAddr, err)
+	}
+	return nil
+}
+
+func (e *env) startS3(ctx context.Context) error {
+	bin, err := testenv.VersitygwPath()
+	if err != nil {
+		return err
+	}
+	e.s3Root = filepath.Join(e.dir, "s3")
+	if err := os.MkdirAll(e.s3Root, 0o755); err != nil {
+		return fmt.Errorf("s3 root: %w", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	args := []string{"--access", s3Access, "--secret", s3Secret, "--port", addr, "--quiet"}
+	if e.s3KeepAlive {
+		args = append(args, "--keep-alive")
+	}
+	e.s3Proc, err = startProc("versitygw", filepath.Join(e.dir, "versitygw.log"), nil, bin, append(args, "posix", e.s3Root)...)
+	if err != nil {
+		return err
+	}
+	e.s3 = objects.Config{Endpoint: "http://" + addr, Region: objects.DefaultRegion, PathStyle: true,
+		AccessKey: s3Access, SecretKey: s3Secret}
+	client, err := objects.NewClient(ctx, e.s3)
+	if err != nil {
+		return fmt.Errorf("s3 client: %w", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := client.ListBuckets(ctx, &s3.ListBucketsInput{})
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("versitygw not ready: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *env) createDatabase(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, e.adminURL)
+	if err != nil {
+		return fmt.Errorf("postgres admin connection: %w", err)
+	}
+	defer conn.Close(ctx)
+	e.dbName = "reverify_bench_" + randomHex(4)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+e.dbName); err != nil {
+		e.dbName = ""
+		return fmt.Errorf("create database: %w", err)
+	}
+	cfg, err := pgx.ParseConfig(e.adminURL)
+	if err != nil {
+		return fmt.Errorf("admin URL: %w", err)
+	}
+	e.dbURL = fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", cfg.User, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), e.dbName)
+	out, err := exec.CommandContext(ctx, e.bin, "migrate", "--database-url", e.dbURL).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("migrate: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// flushRedis empties the harness's Redis database before a case.
+func (e *env) flushRedis(ctx context.Context) error {
+	if err := e.redis.FlushDB(ctx).Err(); err != nil {
+		return fmt.Errorf("flush redis db %d: %w", e.redisDB, err)
+	}
+	return nil
+}
+
+// redisUsedMemory is INFO memory's used_memory (the whole server).
+func (e *env) redisUsedMemory(ctx context.Context) (int64, error) {
+	info, err := e.redis.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis info: %w", err)
+	}
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("redis info: no used_memory")
+}
+
+func (e *env) redisURL() string {
+	return fmt.Sprintf("redis://%s/%d", e.redisAddr, e.redisDB)
+}
+
+func (e *env) redisOpt() asynq.RedisClientOpt {
+	return asynq.RedisClientOpt{Addr: e.redisAddr, DB: e.redisDB}
+}
+
+// procEnv is the environment every reverify process gets.
+func (e *env) procEnv() []string {
+	return []string{
+		"REVERIFY_DATABASE_URL=" + e.dbURL,
+		"REVERIFY_REDIS_URL=" + e.redisURL(),
+		"REVERIFY_S3_ENDPOINT=" + e.s3.Endpoint,
+		"REVERIFY_S3_REGION=" + e.s3.Region,
+		"REVERIFY_S3_PATH_STYLE=true",
+		"AWS_ACCESS_KEY_ID=" + s3Access,
+		"AWS_SECRET_ACCESS_KEY=" + s3Secret,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"REVERIFY_API_KEY=" + apiKey,
+	}
+}
+
+func (e *env) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if e.redis != nil {
+		_ = e.redis.FlushDB(ctx).Err()
+		_ = e.redis.Close()
+	}
+	if e.s3Proc != nil {
+		e.s3Proc.stop()
+	}
+	if e.dbName != "" {
+		if conn, err := pgx.Connect(ctx, e.adminURL); err == nil {
+			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+e.dbName+" WITH (FORCE)")
+			_ = conn.Close(ctx)
+		}
+	}
+	_ = os.RemoveAll(e.dir)
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
+
+	"reverify/tasks"
+)
+
+// Helper modes: the harness runs itself as a separate process for the
+// baselines, so they are measured exactly like the reverify processes.
+const (
+	helperEnqueueLoop = "helper-enqueue-loop"
+	helperNoopWorker  = "helper-noop-worker"
+)
+
+func runHelper(ctx context.Context, mode string, args []string) error {
+	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
+	queue := fs.String("queue", "", "asynq queue")
+	n := fs.Int("n", 0, "tasks to enqueue")
+	concurrency := fs.Int("concurrency", 64, "goroutines / asynq concurrency")
+	redisAddr := fs.String("redis-addr", "127.0.0.1:6379", "redis")
+	redisDB := fs.Int("redis-db", 15, "redis database")
+	pipelined := fs.Bool("pipelined", false, "enqueue through tasks.NewPipelinedClient")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opt := asynq.RedisClientOpt{Addr: *redisAddr, DB: *redisDB}
+	switch mode {
+	case helperEnqueueLoop:
+		return enqueueLoop(ctx, opt, *queue, *n, *concurrency, *pipelined)
+	case helperNoopWorker:
+		return noopWorker(ctx, opt, *queue, *concurrency)
+	}
+	return fmt.Errorf("unknown helper %q", mode)
+}
+
+// enqueueLoop is the enqueue baseline: the same verify tasks as the
+// producer, straight into asynq with the producer's concurrency, and no
+// ledger; pipelined uses the producer's auto-pipelined client.
+func enqueueLoop(ctx context.Context, opt asynq.RedisClientOpt, queue string, n, concurrency int, pipelined bool) error {
+	var client *asynq.Client
+	var closeClient func() error
+	if pipelined {
+		var err error
+		if client, closeClient, err = tasks.NewPipelinedClient(opt); err != nil {
+			return err
+		}
+	} else {
+		client = asynq.NewClient(opt)
+		closeClient = client.Close
+	}
+	defer closeClient()
+	runID := "00000000-0000-4000-8000-" + randomHex(6)
+	keys := make(chan string, 1024)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(keys)
+		for k := range syntheticKeys("m/", n) {
+			select {
+			case keys <- k:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	for range concurrency {
+		g.Go(func() error {
+			for k := range keys {
+				t, err := tasks.NewVerifyTask(tasks.VerifyPayload{RunID: runID, Bucket: "bench", Key: k}, queue)
+				if err != nil {
+					return err
+				}
+				if _, err := client.EnqueueContext(ctx, t); err != nil {
+					return fmt.Errorf("enqueue: %w", err)
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// noopWorker is the pipeline baseline: an asynq server on the same Redis
+// whose handler does nothing.
+func noopWorker(ctx context.Context, opt asynq.RedisClientOpt, queue string, concurrency int) error {
+	srv := asynq.NewServer(opt, asynq.Config{
+		Concurrency: concurrency,
+		Queues:      map[string]int{queue: 1},
+		LogLevel:    asynq.WarnLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(tasks.TypeVerify, func(context.Context, *asynq.Task) error { return nil })
+	return serveUntilSignal(ctx, srv, mux)
+}
+
+func serveUntilSignal(ctx context.Context, srv *asynq.Server, h asynq.Handler) error {
+	if err := srv.Start(h); err != nil {
+		return fmt.Errorf("start asynq server: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	<-ctx.Done()
+	srv.Shutdown()
+	return nil
+}
+
+// waitShort is a short pause used while polling.
+func waitShort(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options are the harness's flags.
+type options struct {
+	cases          []string
+	repeat         int
+	outDir         string
+	adminURL       string
+	redisAddr      string
+	redisDB        int
+	enqueueKeys    []int
+	listKeys       []int
+	small, large   int // images for case 2 at 100 KB and 1 MB
+	concurrency    int // worker concurrency of case 2
+	latency        time.Duration
+	levels         []int
+	levelSeconds   float64
+	latencyImageKB int
+	memConcurrency int
+	memImageKB     int
+	memImages      int
+	ledgerRows     int
+	profile        bool
+	s3KeepAlive    bool
+	workerEnv      []string
+}
+
+func (o options) has(c string) bool { return slices.Contains(o.cases, c) }
+
+func parseOptions(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	cases := fs.String("cases", "enqueue,pipeline,latency,memory,ledger", "cases to run")
+	fs.IntVar(&o.repeat, "repeat", 1, "runs per measurement; the median is reported")
+	fs.StringVar(&o.outDir, "out", "bench/results", "directory for the JSON figures")
+	fs.StringVar(&o.adminURL, "admin-url", envOr("REVERIFY_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
+		"PostgreSQL admin URL (a database is created and dropped)")
+	fs.StringVar(&o.redisAddr, "redis-addr", envOr("REVERIFY_TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis host:port")
+	fs.IntVar(&o.redisDB, "redis-db", 15, "Redis database the harness flushes and uses")
+	enq := fs.String("enqueue-keys", "100000,1000000", "manifest key counts for case 1")
+	list := fs.String("list-keys", "100000", "S3 listing object counts for case 1 (objects are created first)")
+	fs.IntVar(&o.small, "images-100k", 3000, "100 KB images for case 2")
+	fs.IntVar(&o.large, "images-1m", 600, "1 MB images for case 2")
+	fs.IntVar(&o.concurrency, "concurrency", 100, "worker concurrency for case 2")
+	fs.DurationVar(&o.latency, "latency", 200*time.Millisecond, "fake API latency for cases 3 and 4")
+	lv := fs.String("levels", "50,200,500", "worker concurrency levels for case 3")
+	fs.Float64Var(&o.levelSeconds, "level-seconds", 8, "seconds of work (at C÷L) per case 3 level")
+	fs.IntVar(&o.latencyImageKB, "latency-image-kb", 100, "image size for case 3")
+	fs.IntVar(&o.memConcurrency, "mem-concurrency", 200, "worker concurrency for case 4")
+	fs.IntVar(&o.memImageKB, "mem-image-kb", 200, "image size for case 4")
+	fs.IntVar(&o.memImages, "mem-images", 5000, "images for case 4")
+	fs.IntVar(&o.ledgerRows, "ledger-rows", 20000, "rows for case 5")
+	fs.BoolVar(&o.profile, "profile", true, "profile the worker in case 2 (an extra run)")
+	fs.BoolVar(&o.s3KeepAlive, "s3-keep-alive", true, "run versitygw with --keep-alive, as AWS S3 keeps connections open")
+	wenv := fs.String("worker-env", "", "extra environment of the worker, e.g. GOGC=50 (comma-separated)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.cases = strings.Split(*cases, ",")
+	if *wenv != "" {
+		o.workerEnv = strings.Split(*wenv, ",")
+	}
+	var err error
+	if o.enqueueKeys, err = ints(*enq); err != nil {
+		return o, fmt.Errorf("-enqueue-keys: %w", err)
+	}
+	if o.listKeys, err = ints(*list); err != nil {
+		return o, fmt.Errorf("-list-keys: %w", err)
+	}
+	if o.levels, err = ints(*lv); err != nil {
+		return o, fmt.Errorf("-levels: %w", err)
+	}
+	return o, nil
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not a count", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
+)
+
+// workerKind says which process consumes the queue.
+type workerKind int
+
+const (
+	reverifyWorker workerKind = iota // `reverify worker`
+	noopWorkerKind                   // the asynq no-op baseline
+	profiledWorker                   // `reverify worker` built with a pprof endpoint
+)
+
+// pipelineSpec is one pipeline measurement.
+type pipelineSpec struct {
+	name        string
+	kind        workerKind
+	keys        []string // objects in bucket "bench"; the no-op only uses the count
+	imageBytes  int
+	concurrency int
+	latency     time.Duration
+	profilePath string // profiledWorker: where the profile goes
+	profileSecs int    // seconds of CPU profile; 0 = a heap profile
+	pprofAddr   string
+}
+
+// pipelineFigures is what one pipeline run measured.
+type pipelineFigures struct {
+	Case          string         `json:"case"`
+	Images        int            `json:"images"`
+	ImageKB       int            `json:"image_kb"`
+	Concurrency   int            `json:"concurrency"`
+	LatencyMS     int64          `json:"api_latency_ms"`
+	WindowImages  int            `json:"window_images"`
+	WindowSeconds float64        `json:"window_seconds"`
+	ImagesPerSec  float64        `json:"images_per_sec"`
+	CPUMsPerImage float64        `json:"cpu_ms_per_image"`
+	CPUCores      float64        `json:"cpu_cores"`
+	FakeAPICPUMs  float64        `json:"fake_api_cpu_ms_per_image,omitempty"`
+	S3CPUMs       float64        `json:"s3_server_cpu_ms_per_image,omitempty"`
+	IdleRSSMB     float64        `json:"idle_rss_mb"`
+	PeakRSSMB     float64        `json:"peak_rss_mb"`
+	LittleRate    float64        `json:"little_rate,omitempty"`
+	Efficiency    float64        `json:"efficiency,omitempty"`
+	Statuses      map[string]int `json:"statuses,omitempty"`
+	// Per image, from the ledger: the handler's time for the image
+	// (verifications.duration_ms, which ends before the result's commit)
+	// less the API call's (api_calls.latency_ms); medians.
+	HandlerMS    float64 `json:"handler_ms_median,omitempty"`
+	APICallMS    float64 `json:"api_call_ms_median,omitempty"`
+	NotAPICallMS float64 `json:"outside_api_call_ms_median,omitempty"`
+	// TaskMS is C ÷ throughput: by Little's law the mean time a task holds
+	// a worker slot, API call included.
+	TaskMS float64 `json:"task_ms,omitempty"`
+}
+
+func (f pipelineFigures) rate() float64 { return f.ImagesPerSec }
+
+type sample struct {
+	at   time.Time
+	done int
+	cpu  time.Duration // the worker's
+	api  time.Duration // the fake API's
+	s3   time.Duration // versitygw's
+}
+
+func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigures, error) {
+	f := pipelineFigures{Case: s.name, Images: len(s.keys), ImageKB: s.imageBytes >> 10, Concurrency: s.concurrency,
+		LatencyMS: s.latency.Milliseconds()}
+	if err := e.flushRedis(ctx); err != nil {
+		return f, err
+	}
+	queue := "bench-pipe-" + randomHex(4)
+	var apiURL string
+	var api *proc
+	var err error
+	if s.kind != noopWorkerKind {
+		if api, apiURL, err = e.startFakeAPI(ctx, s.latency); err != nil {
+			return f, err
+		}
+		defer api.stop()
+	}
+	if s.kind == profiledWorker {
+		if s.pprofAddr, err = freeAddr(); err != nil {
+			return f, err
+		}
+	}
+	w, err := e.startWorker(s, queue, apiURL)
+	if err != nil {
+		return f, err
+	}
+	defer w.stop()
+	if err := waitShort(ctx, 1500*time.Millisecond); err != nil {
+		return f, err
+	}
+	idle, _, err := w.memory()
+	if err != nil {
+		return f, err
+	}
+	f.IdleRSSMB = mb(idle)
+	if err := e.enqueueFor(ctx, s, queue); err != nil {
+		return f, err
+	}
+	// The profile starts once 10% is done, past the burst of connection
+	// set-up at the start.
+	warm := make(chan struct{})
+	profiled := make(chan error, 1)
+	if s.kind == profiledWorker {
+		go func() {
+			select {
+			case <-warm:
+				profiled <- fetchProfile(ctx, s.pprofAddr, s.profileSecs, s.profilePath)
+			case <-ctx.Done():
+				profiled <- ctx.Err()
+			}
+		}()
+	} else {
+		profiled <- nil
+	}
+	samples, err := e.follow(ctx, followed{w, api, e.s3Proc}, queue, len(s.keys), warm)
+	if perr := <-profiled; err == nil {
+		err = perr
+	}
+	if err != nil {
+		return f, err
+	}
+	_, peak, err := w.memory()
+	if err != nil {
+		return f, err
+	}
+	f.PeakRSSMB = mb(peak)
+	w.stop()
+	a, b := window(samples, len(s.keys))
+	defer func() { logf("    run: %.0f images/s, peak RSS %.1f MB", f.ImagesPerSec, f.PeakRSSMB) }()
+	f.WindowImages = b.done - a.done
+	f.WindowSeconds = b.at.Sub(a.at).Seconds()
+	if f.WindowImages > 0 && f.WindowSeconds > 0 {
+		f.ImagesPerSec = float64(f.WindowImages) / f.WindowSeconds
+		f.CPUMsPerImage = float64((b.cpu - a.cpu).Microseconds()) / 1000 / float64(f.WindowImages)
+		f.CPUCores = (b.cpu - a.cpu).Seconds() / f.WindowSeconds
+		if api != nil {
+			f.FakeAPICPUMs = float64((b.api - a.api).Microseconds()) / 1000 / float64(f.WindowImages)
+			f.S3CPUMs = float64((b.s3 - a.s3).Microseconds()) / 1000 / float64(f.WindowImages)
+		}
+	}
+	if s.latency > 0 {
+		f.LittleRate = float64(s.concurrency) / s.latency.Seconds()
+		f.Efficiency = f.ImagesPerSec / f.LittleRate
+	}
+	if s.kind != noopWorkerKind {
+		if f.Statuses, err = e.statuses(ctx, queue); err != nil {
+			return f, err
+		}
+		if f.Statuses["scored"] != len(s.keys) {
+			return f, fmt.Errorf("%s: results %v, want %d scored", s.name, f.Statuses, len(s.keys))
+		}
+		if err := e.timings(ctx, queue, &f); err != nil {
+			return f, err
+		}
+		if f.ImagesPerSec > 0 {
+			f.TaskMS = 1000 * float64(s.concurrency) / f.ImagesPerSec
+		}
+	}
+	return f, nil
+}
+
+// window picks the steady part of a run: from the first sample at or past
+// 10% of the images to the first at or past 90%.
+func window(samples []sample, n int) (sample, sample) {
+	var a, b sample
+	found := false
+	for _, s := range samples {
+		if !found && s.done*10 >= n {
+			a, found = s, true
+		}
+		if found && s.done*10 >= n*9 {
+			return a, s
+		}
+	}
+	if len(samples) == 0 {
+		return a, b
+	}
+	return a, samples[len(samples)-1]
+}
+
+// followed are the processes whose CPU a pipeline run samples; api is nil
+// for the no-op baseline.
+type followed struct{ worker, api, s3 *proc }
+
+func (f followed) sample(done int) (sample, error) {
+	s := sample{at: time.Now(), done: done}
+	var err error
+	if s.cpu, err = f.worker.cpu(); err != nil || f.api == nil {
+		return s, err
+	}
+	if s.api, err = f.api.cpu(); err != nil {
+		return s, err
+	}
+	s.s3, err = f.s3.cpu()
+	return s, err
+}
+
+// follow polls the queue every 100 ms until every task is done, sampling
+// CPU times; warm is closed when 10% is done.
+func (e *env) follow(ctx context.Context, procs followed, queue string, n int, warm chan struct{}) ([]sample, error) {
+	in := asynq.NewInspector(e.redisOpt())
+	defer in.Close()
+	var samples []sample
+	lastProgress := time.Now()
+	for {
+		qi, err := in.GetQueueInfo(queue)
+		if err != nil {
+			return samples, fmt.Errorf("queue %s: %w", queue, err)
+		}
+		done := n - (qi.Pending + qi.Active + qi.Scheduled + qi.Retry)
+		s, err := procs.sample(done)
+		if err != nil {
+			return samples, err
+		}
+		if warm != nil && done*10 >= n {
+			close(warm)
+			warm = nil
+		}
+		if len(samples) == 0 || done > samples[len(samples)-1].done {
+			lastProgress = s.at
+		}
+		samples = append(samples, s)
+		if done >= n {
+			return samples, nil
+		}
+		if time.Since(lastProgress) > 30*time.Second {
+			return samples, fmt.Errorf("no progress for 30s at %d of %d (see %s)", done, n, procs.worker.out.Name())
+		}
+		if err := waitShort(ctx, 100*time.Millisecond); err != nil {
+			return samples, err
+		}
+	}
+}
+
+func (e *env) startFakeAPI(ctx context.Context, latency time.Duration) (*proc, string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := startProc("fake-api", filepath.Join(e.dir, "fake-api.log"), nil, e.bin, "fake-api",
+		"--addr", addr, "--api-key", apiKey, "--latency", latency.String())
+	if err != nil {
+		return nil, "", err
+	}
+	url := "http://" + addr
+	for range 100 {
+		resp, err := http.Get(url + "/_fake/stats")
+		if err == nil {
+			resp.Body.Close()
+			return p, url, nil
+		}
+		if err := waitShort(ctx, 50*time.Millisecond); err != nil {
+			break
+		}
+	}
+	p.stop()
+	return nil, "", fmt.Errorf("fake API on %s did not answer", addr)
+}
+
+func (e *env) startWorker(s pipelineSpec, queue, apiURL string) (*proc, error) {
+	c := strconv.Itoa(s.concurrency)
+	log := filepath.Join(e.dir, "worker.log")
+	env := append(append(e.procEnv(), "REVERIFY_API_URL="+apiURL), e.workerEnv...)
+	switch s.kind {
+	case noopWorkerKind:
+		return startProc("noop worker", log, nil, e.self, helperNoopWorker, "--queue", queue, "--concurrency", c,
+			"--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB))
+	case profiledWorker:
+		return startProc("profiled worker", log, append(env, "REVERIFY_BENCH_PPROF_ADDR="+s.pprofAddr),
+			e.binProf, "worker", "--concurrency", c, "--queues", queue)
+	}
+	return startProc("worker", log, env, e.bin, "worker", "--concurrency", c, "--queues", queue)
+}
+
+// enqueueFor queues the spec's tasks: through `reverify enqueue` (a run
+// with ledger rows) for a real worker, the bare loop for the no-op.
+func (e *env) enqueueFor(ctx context.Context, s pipelineSpec, queue string) error {
+	log := filepath.Join(e.dir, "pipeline-enqueue.log")
+	var p *proc
+	var err error
+	if s.kind == noopWorkerKind {
+		p, err = startProc("enqueue loop", log, nil, e.self, helperEnqueueLoop, "--queue", queue,
+			"--n", strconv.Itoa(len(s.keys)), "--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB))
+	} else {
+		manifest, merr := e.writeManifest("pipeline-"+queue+".txt", sliceKeys(s.keys))
+		if merr != nil {
+			return merr
+		}
+		p, err = startProc("enqueue", log, e.procEnv(), e.bin, "enqueue", "--manifest", manifest,
+			"--manifest-format", "lines", "--bucket", "bench", "--queue", queue)
+	}
+	if err != nil {
+		return err
+	}
+	return p.wait(ctx)
+}
+
+// statuses counts the results of the run that used queue.
+func (e *env) statuses(ctx context.Context, queue string) (map[string]int, error) {
+	conn, err := pgx.Connect(ctx, e.dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT v.status, count(*) FROM verifications v JOIN runs r ON r.id = v.run_id
+		WHERE r.queue = $1 GROUP BY v.status`, queue)
+	if err != nil {
+		return nil, fmt.Errorf("count results: %w", err)
+	}
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count results: %w", err)
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// timings reads the per-image medians of the run that used queue.
+func (e *env) timings(ctx context.Context, queue string, f *pipelineFigures) error {
+	conn, err := pgx.Connect(ctx, e.dbURL)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	err = conn.QueryRow(ctx, `
+		SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v.duration_ms),
+		       percentile_cont(0.5) WITHIN GROUP (ORDER BY c.latency_ms),
+		       percentile_cont(0.5) WITHIN GROUP (ORDER BY v.duration_ms - c.latency_ms)
+		FROM verifications v
+		JOIN runs r ON r.id = v.run_id
+		JOIN api_calls c ON c.run_id = v.run_id AND c.bucket = v.bucket AND c.object_key = v.object_key
+		WHERE r.queue = $1 AND c.outcome = 'scored'`, queue).Scan(&f.HandlerMS, &f.APICallMS, &f.NotAPICallMS)
+	if err != nil {
+		return fmt.Errorf("per-image timings: %w", err)
+	}
+	return nil
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }

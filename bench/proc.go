@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat
+// (100 on every Linux this runs on).
+const clockTicks = 100
+
+// proc is a child process whose CPU and memory are read from /proc.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	out    *os.File
+	exited chan struct{}
+	err    error
+}
+
+// startProc runs bin with args and env (added to the harness's own), its
+// output going to logPath.
+func startProc(name, logPath string, env []string, bin string, args ...string) (*proc, error) {
+	out, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s log: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, out: out, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		out.Close()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// cpu returns the process's user+system CPU time so far.
+func (p *proc) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
+	if err != nil {
+		return 0, fmt.Errorf("%s cpu: %w", p.name, err)
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15 of the whole line.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%s cpu: short /proc stat", p.name)
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// memory returns the current and peak resident set size in bytes.
+func (p *proc) memory() (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s memory: %w", p.name, err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = n << 10
+		case "VmHWM":
+			peak = n << 10
+		}
+	}
+	return rss, peak, nil
+}
+
+// wait waits for the process to exit on its own.
+func (p *proc) wait(ctx context.Context) error {
+	select {
+	case <-p.exited:
+		if p.err != nil {
+			return fmt.Errorf("%s: %w (see %s)", p.name, p.err, p.out.Name())
+		}
+		return nil
+	case <-ctx.Done():
+		p.stop()
+		return ctx.Err()
+	}
+}
+
+// usage is the exit rusage: peak RSS and CPU of the whole life.
+func (p *proc) usage() (peak int64, cpu time.Duration) {
+	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0, 0
+	}
+	cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return ru.Maxrss << 10, cpu
+}
+
+// stop sends SIGTERM, then SIGKILL after 10 s.
+func (p *proc) stop() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
