@@ -208,19 +208,30 @@ func (s *Server) objectQuery(r *http.Request) (bucket, key string, ok bool) {
 	return s.refs.decode(r.FormValue("o"))
 }
 
-func (s *Server) objectPage(w http.ResponseWriter, r *http.Request) {
+// requestedItem loads the run's object the request names, answering the
+// error itself when there is none.
+func (s *Server) requestedItem(w http.ResponseWriter, r *http.Request) (Item, []Review, bool) {
 	id, ok := runID(w, r)
 	if !ok {
-		return
+		return Item{}, nil, false
 	}
 	bucket, key, ok := s.objectQuery(r)
 	if !ok {
 		http.Error(w, "missing or unknown object reference (o)", http.StatusBadRequest)
-		return
+		return Item{}, nil, false
 	}
+	// Only objects the run recorded: the dashboard is no general S3 reader.
 	item, reviews, err := s.ledger.Item(r.Context(), id, bucket, key)
 	if err != nil {
 		s.fail(w, r, err)
+		return Item{}, nil, false
+	}
+	return item, reviews, true
+}
+
+func (s *Server) objectPage(w http.ResponseWriter, r *http.Request) {
+	item, reviews, ok := s.requestedItem(w, r)
+	if !ok {
 		return
 	}
 	s.pages.render(w, r, s.log, "object", map[string]any{
@@ -232,19 +243,8 @@ func (s *Server) objectPage(w http.ResponseWriter, r *http.Request) {
 // image streams an object of the run from S3 to the browser: nothing is
 // written to disk and nothing may be cached, since faces are personal data.
 func (s *Server) image(w http.ResponseWriter, r *http.Request) {
-	id, ok := runID(w, r)
+	item, _, ok := s.requestedItem(w, r)
 	if !ok {
-		return
-	}
-	bucket, key, ok := s.objectQuery(r)
-	if !ok {
-		http.Error(w, "missing or unknown object reference (o)", http.StatusBadRequest)
-		return
-	}
-	// Only objects the run recorded: the dashboard is no general S3 reader.
-	item, _, err := s.ledger.Item(r.Context(), id, bucket, key)
-	if err != nil {
-		s.fail(w, r, err)
 		return
 	}
 	body, size, err := s.images.Open(r.Context(), item.Bucket, item.Key, item.Version)
@@ -284,7 +284,7 @@ func (s *Server) image(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := io.Copy(w, io.LimitReader(body, s.cfg.MaxImageBytes-int64(n))); err != nil {
-		s.log.WarnContext(r.Context(), "image stream interrupted", "run_id", id, "key_hash", KeyHash(bucket, key), "err", err)
+		s.log.WarnContext(r.Context(), "image stream interrupted", "run_id", item.RunID, "key_hash", KeyHash(item.Bucket, item.Key), "err", err)
 	}
 }
 

@@ -21,15 +21,7 @@ import (
 //	go test -run '^$' -bench ProducerEnqueue -benchtime 3x ./tasks
 func BenchmarkProducerEnqueue(b *testing.B) {
 	ctx := context.Background()
-	dsn := testenv.Postgres(b)
-	if _, err := postgres.Migrate(ctx, dsn); err != nil {
-		b.Fatal(err)
-	}
-	store, err := postgres.Open(ctx, dsn, 4)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(store.Close)
+	store := testenv.Ledger(b)
 	opt := asynq.RedisClientOpt{Addr: testenv.RedisAddr(b)}
 	clients := map[string]func() (*asynq.Client, func() error, error){
 		"plain": func() (*asynq.Client, func() error, error) {

@@ -19,15 +19,7 @@ import (
 // keeps unnest.
 func BenchmarkAddObjects(b *testing.B) {
 	ctx := context.Background()
-	dsn := testenv.Postgres(b)
-	if _, err := postgres.Migrate(ctx, dsn); err != nil {
-		b.Fatal(err)
-	}
-	store, err := postgres.Open(ctx, dsn, 4)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(store.Close)
+	store := testenv.Ledger(b)
 	run, err := store.CreateRun(ctx, postgres.NewRun{Name: "bench", Queue: "bench", Source: map[string]string{}, Options: map[string]string{}})
 	if err != nil {
 		b.Fatal(err)

@@ -12,17 +12,24 @@ import (
 
 func score(f float64) *float64 { return &f }
 
+// oneObject returns a ledger with a run of one pending object.
+func oneObject(t *testing.T) (*postgres.Store, postgres.Run, postgres.ObjectRef) {
+	t.Helper()
+	s := newStore(t)
+	run, err := s.CreateRun(context.Background(), postgres.NewRun{Name: t.Name(), Queue: "q", Source: map[string]string{}})
+	require.NoError(t, err)
+	obj := postgres.ObjectRef{Bucket: "b", Key: "k.jpg"}
+	_, err = s.AddObjects(context.Background(), run.ID, []postgres.ObjectRef{obj})
+	require.NoError(t, err)
+	return s, run, obj
+}
+
 // TestResultsNeverGetWorse: a terminal row is only replaced by a better
 // one, so retried and duplicated tasks are harmless.
 func TestResultsNeverGetWorse(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newStore(t)
-	run, err := s.CreateRun(ctx, postgres.NewRun{Name: "r", Queue: "q", Source: map[string]string{}})
-	require.NoError(t, err)
-	obj := postgres.ObjectRef{Bucket: "b", Key: "k.jpg"}
-	_, err = s.AddObjects(ctx, run.ID, []postgres.ObjectRef{obj})
-	require.NoError(t, err)
+	s, run, obj := oneObject(t)
 
 	steps := []struct {
 		write postgres.Result
@@ -52,12 +59,7 @@ func TestResultsNeverGetWorse(t *testing.T) {
 func TestBeginCall(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newStore(t)
-	run, err := s.CreateRun(ctx, postgres.NewRun{Name: "r", Queue: "q", Source: map[string]string{}})
-	require.NoError(t, err)
-	obj := postgres.ObjectRef{Bucket: "b", Key: "k.jpg"}
-	_, err = s.AddObjects(ctx, run.ID, []postgres.ObjectRef{obj})
-	require.NoError(t, err)
+	s, run, obj := oneObject(t)
 
 	id, st, err := s.BeginCall(ctx, run.ID, obj, time.Minute)
 	require.NoError(t, err)

@@ -1,0 +1,88 @@
+package report_test
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/require"
+
+	"reverify/internal/testenv"
+	"reverify/report"
+	"reverify/storage/postgres"
+)
+
+// finishedRun records a run with one scored and one rejected object.
+func finishedRun(t *testing.T) (*postgres.Store, postgres.Run) {
+	t.Helper()
+	ctx := context.Background()
+	store := testenv.Ledger(t)
+	run, err := store.CreateRun(ctx, postgres.NewRun{Name: t.Name(), Queue: "q", Source: map[string]string{"kind": "test"}})
+	require.NoError(t, err)
+	a, b := postgres.ObjectRef{Bucket: "kyc", Key: "a, b.jpg"}, postgres.ObjectRef{Bucket: "kyc", Key: "Zoë.jpg"}
+	_, err = store.AddObjects(ctx, run.ID, []postgres.ObjectRef{a, b})
+	require.NoError(t, err)
+	score := 91.25
+	require.NoError(t, store.RecordResult(ctx, postgres.Result{RunID: run.ID, Object: a, Status: postgres.StatusScored, Score: &score, TransactionID: "tx-a"}))
+	require.NoError(t, store.RecordResult(ctx, postgres.Result{RunID: run.ID, Object: b, Status: postgres.StatusRejected, ErrorCode: 1017,
+		TransactionID: "tx-b", Message: "Fail to analyze face"}))
+	return store, run
+}
+
+func readCSV(t *testing.T, r io.Reader) map[string][]string {
+	t.Helper()
+	rows, err := csv.NewReader(r).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, report.CSVHeader, rows[0])
+	byKey := map[string][]string{}
+	for _, row := range rows[1:] {
+		byKey[row[1]] = row
+	}
+	return byKey
+}
+
+func TestCompletionReportToLocalDirectory(t *testing.T) {
+	t.Parallel()
+	store, run := finishedRun(t)
+	dir := t.TempDir()
+	where, err := report.NewWriter(store, nil).Write(context.Background(), run.ID, dir)
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, run.ID, "results.csv"), where)
+	f, err := os.Open(where)
+	require.NoError(t, err)
+	defer f.Close()
+	rows := readCSV(t, f)
+	require.Len(t, rows, 2)
+	require.Contains(t, rows["a, b.jpg"], "91.25")
+	require.Contains(t, rows["Zoë.jpg"], "1017")
+	raw, err := os.ReadFile(filepath.Join(dir, run.ID, "summary.json"))
+	require.NoError(t, err)
+	var sum map[string]any
+	require.NoError(t, json.Unmarshal(raw, &sum))
+	require.EqualValues(t, 2, sum["objects"])
+}
+
+func TestCompletionReportToS3(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, run := finishedRun(t)
+	srv := testenv.S3(t)
+	srv.CreateBucket(t, "reports")
+	where, err := report.NewWriter(store, srv.Client).Write(ctx, run.ID, "s3://reports/reverify")
+	require.NoError(t, err)
+	require.Equal(t, "s3://reports/reverify/"+run.ID+"/results.csv", where)
+	out, err := srv.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("reports"), Key: aws.String("reverify/" + run.ID + "/results.csv")})
+	require.NoError(t, err)
+	defer out.Body.Close()
+	rows := readCSV(t, out.Body)
+	require.Len(t, rows, 2)
+	require.Contains(t, rows["a, b.jpg"], "tx-a")
+	_, err = srv.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("reports"), Key: aws.String("reverify/" + run.ID + "/summary.json")})
+	require.NoError(t, err)
+}
