@@ -234,14 +234,22 @@ func (p *Producer) pipeline(ctx context.Context, run postgres.Run, c *counters, 
 }
 
 func (p *Producer) enqueue(ctx context.Context, run postgres.Run, o postgres.ObjectRef) (duplicate bool, err error) {
-	task, err := NewVerifyTask(VerifyPayload{RunID: run.ID, Bucket: o.Bucket, Key: o.Key, Version: o.Version}, run.Queue, p.taskOpts...)
+	payload := VerifyPayload{RunID: run.ID, Bucket: o.Bucket, Key: o.Key, Version: o.Version}
+	task, err := NewVerifyTask(payload, run.Queue, p.taskOpts...)
 	if err != nil {
 		return false, err
 	}
 	_, err = p.queue.EnqueueContext(ctx, task)
+	if errors.Is(err, asynq.ErrTaskIDConflict) && p.replace != nil {
+		// Replace an archived (or queued) task holding the ID; one that is
+		// active, or otherwise busy, will run anyway.
+		derr := p.replace.DeleteTask(run.Queue, payload.TaskID())
+		if derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
+			return true, nil
+		}
+		_, err = p.queue.EnqueueContext(ctx, task)
+	}
 	switch {
-	case errors.Is(err, asynq.ErrTaskIDConflict) && p.replace != nil:
-		return p.replaceTask(ctx, task, run.Queue)
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		return true, nil
 	case err != nil:

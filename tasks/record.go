@@ -2,10 +2,6 @@ package tasks
 
 import (
 	"context"
-	"errors"
-	"fmt"
-
-	"github.com/hibiken/asynq"
 
 	"reverify/storage/postgres"
 )
@@ -21,28 +17,6 @@ type TaskDeleter interface {
 // under the ID a new task must use. Active tasks are never replaced.
 func WithReplaceArchived(d TaskDeleter) ProducerOption {
 	return func(p *Producer) { p.replace = d }
-}
-
-func (p *Producer) replaceTask(ctx context.Context, task *asynq.Task, queue string) (duplicate bool, err error) {
-	id := ""
-	if pl, perr := ParseVerifyPayload(task.Payload()); perr == nil {
-		id = pl.TaskID()
-	}
-	if err := p.replace.DeleteTask(queue, id); err != nil {
-		if errors.Is(err, asynq.ErrTaskNotFound) {
-			// Finished meanwhile: enqueue below.
-		} else {
-			return true, nil // active or otherwise busy: it will run anyway
-		}
-	}
-	_, err = p.queue.EnqueueContext(ctx, task)
-	switch {
-	case errors.Is(err, asynq.ErrTaskIDConflict):
-		return true, nil
-	case err != nil:
-		return false, fmt.Errorf("re-enqueue task %s: %w", id, err)
-	}
-	return false, nil
 }
 
 // Record streams src into the run's ledger as pending rows without

@@ -245,7 +245,6 @@ func (j *job) interpret(ctx context.Context, callID int64, latency time.Duration
 		score := res.Score
 		call.Outcome, call.TransactionID, call.HTTPStatus, call.Score = postgres.OutcomeScored, res.TransactionID, res.HTTPStatus, &score
 		final.Status, final.Score, final.TransactionID = postgres.StatusScored, &score, res.TransactionID
-		j.report(ctx, fleet.OK, "")
 	case errors.As(apiErr, &le):
 		call.TransactionID, call.HTTPStatus, call.ErrorCode, call.Message = le.TransactionID, le.HTTPStatus, le.ErrorCode, le.Message
 		switch le.Kind {
@@ -256,7 +255,6 @@ func (j *job) interpret(ctx context.Context, callID int64, latency time.Duration
 			if final.ErrorCode == 0 {
 				final.ErrorCode = le.HTTPStatus
 			}
-			j.report(ctx, fleet.OK, "")
 		case liveness.RateLimited:
 			call.Outcome, final = postgres.OutcomeRateLimited, nil
 			retry = &answerRetry{WaitFor: max(le.RetryAfter, time.Second), Reason: "rate_limited", Error: apiErr.Error()}
@@ -292,7 +290,8 @@ func (j *job) transient(ctx context.Context, apiErr error, final *postgres.Resul
 	return final, nil
 }
 
-// report feeds the fleet's circuits; losing a report only delays a circuit.
+// report feeds a failure to the fleet's circuits; losing a report only
+// delays a circuit.
 func (j *job) report(ctx context.Context, o fleet.Outcome, reason string) {
 	opened, err := j.h.gov.Report(ctx, o, reason)
 	switch {
@@ -311,20 +310,21 @@ func (j *job) report(ctx context.Context, o fleet.Outcome, reason string) {
 func (j *job) finish(ctx context.Context, a answer) error {
 	h := j.h
 	write := func(ctx context.Context) error { return h.ledger.FinishCall(ctx, a.Call, j.p.RunID, j.obj, a.Final) }
-	err := write(ctx)
-	if errors.Is(err, postgres.ErrUnavailable) {
-		if b, merr := json.Marshal(a); merr == nil {
-			if serr := h.stash.Save(ctx, j.taskID, b); serr != nil {
-				j.log.ErrorContext(ctx, "ledger and stash both unavailable; the answer may be paid for again", "err", serr)
-			} else {
-				j.inStash = true
-			}
+	stash := func() {
+		if j.inStash {
+			return
 		}
-		wctx, cancel := context.WithTimeout(ctx, h.cfg.LedgerRetryFor)
-		err = j.persist(wctx, write)
-		cancel()
+		b, err := json.Marshal(a)
+		if err == nil {
+			err = h.stash.Save(ctx, j.taskID, b)
+		}
+		if err != nil {
+			j.log.ErrorContext(ctx, "ledger and stash both unavailable; the answer may be paid for again", "err", err)
+			return
+		}
+		j.inStash = true
 	}
-	if err != nil {
+	if err := j.persist(ctx, h.cfg.LedgerRetryFor, write, stash); err != nil {
 		return j.ledgerError(err)
 	}
 	if j.inStash {
@@ -395,7 +395,7 @@ func (j *job) retryOrFail(ctx context.Context, err error, prefix string) error {
 // record writes a terminal result that needed no API call.
 func (j *job) record(ctx context.Context, r postgres.Result) error {
 	j.fill(&r)
-	if err := j.persist(ctx, func(ctx context.Context) error { return j.h.ledger.RecordResult(ctx, r) }); err != nil {
+	if err := j.persist(ctx, 0, func(ctx context.Context) error { return j.h.ledger.RecordResult(ctx, r) }, nil); err != nil {
 		return j.ledgerError(err)
 	}
 	j.log.InfoContext(ctx, "result", "status", r.Status, "duration_ms", r.Duration.Milliseconds())
@@ -407,21 +407,32 @@ func (j *job) fill(r *postgres.Result) {
 	r.RunID, r.Object, r.Duration = j.p.RunID, j.obj, j.h.now().Sub(j.start)
 }
 
-// persist retries a ledger write while PostgreSQL is unreachable, until ctx ends.
-func (j *job) persist(ctx context.Context, write func(context.Context) error) error {
-	delay := 100 * time.Millisecond
-	for {
-		err := write(ctx)
-		if err == nil || !errors.Is(err, postgres.ErrUnavailable) {
-			return err
-		}
+// persist retries a ledger write while PostgreSQL is unreachable, for at
+// most within (0 = until ctx ends). onUnavailable, when set, runs once the
+// first write fails that way.
+func (j *job) persist(ctx context.Context, within time.Duration, write func(context.Context) error, onUnavailable func()) error {
+	err := write(ctx)
+	if err == nil || !errors.Is(err, postgres.ErrUnavailable) {
+		return err
+	}
+	if onUnavailable != nil {
+		onUnavailable()
+	}
+	if within > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, within)
+		defer cancel()
+	}
+	for delay := 100 * time.Millisecond; ; delay = min(delay*2, 5*time.Second) {
 		j.log.WarnContext(ctx, "ledger unavailable; retrying the write", "err", err)
 		select {
 		case <-ctx.Done():
 			return err
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, 5*time.Second)
+		if err = write(ctx); err == nil || !errors.Is(err, postgres.ErrUnavailable) {
+			return err
+		}
 	}
 }
 

@@ -34,76 +34,53 @@ type config struct {
 	LogLevel    string
 }
 
-// setting binds one flag to its environment variable: the variable, when
-// set, replaces the built-in default; the flag wins over both.
-type setting struct {
-	flag, env string
-}
+// Each flag has an environment variable: the variable, when set, replaces
+// the built-in default; the flag wins over both.
 
-func (s setting) usage(text string) string { return fmt.Sprintf("%s [$%s]", text, s.env) }
-
-func envOr(env, def string) string {
-	if v, ok := os.LookupEnv(env); ok {
-		return v
-	}
-	return def
-}
+func envUsage(text, env string) string { return fmt.Sprintf("%s [$%s]", text, env) }
 
 func stringSetting(fs *pflag.FlagSet, p *string, flag, env, def, usage string) {
-	s := setting{flag, env}
-	fs.StringVar(p, flag, envOr(env, def), s.usage(usage))
+	v := def
+	if raw, ok := os.LookupEnv(env); ok {
+		v = raw
+	}
+	fs.StringVar(p, flag, v, envUsage(usage, env))
 }
 
 // envErrors collects environment values that do not parse, so they are
 // reported before any work starts.
 type envErrors []error
 
-func (e *envErrors) boolSetting(fs *pflag.FlagSet, p *bool, flag, env string, def bool, usage string) {
-	v := def
-	if raw, ok := os.LookupEnv(env); ok {
-		b, err := strconv.ParseBool(raw)
-		if err != nil {
-			*e = append(*e, fmt.Errorf("invalid %s=%q: want true or false", env, raw))
-		}
-		v = b
+// envDefault is def, or env's value parsed; a value that does not parse is
+// recorded in e (want says what would).
+func envDefault[T any](e *envErrors, env string, def T, parse func(string) (T, error), want string) T {
+	raw, ok := os.LookupEnv(env)
+	if !ok {
+		return def
 	}
-	fs.BoolVar(p, flag, v, setting{flag, env}.usage(usage))
+	v, err := parse(raw)
+	if err != nil {
+		*e = append(*e, fmt.Errorf("invalid %s=%q: want %s", env, raw, want))
+		return def
+	}
+	return v
+}
+
+func (e *envErrors) boolSetting(fs *pflag.FlagSet, p *bool, flag, env string, def bool, usage string) {
+	fs.BoolVar(p, flag, envDefault(e, env, def, strconv.ParseBool, "true or false"), envUsage(usage, env))
 }
 
 func (e *envErrors) durationSetting(fs *pflag.FlagSet, p *time.Duration, flag, env string, def time.Duration, usage string) {
-	v := def
-	if raw, ok := os.LookupEnv(env); ok {
-		d, err := time.ParseDuration(raw)
-		if err != nil {
-			*e = append(*e, fmt.Errorf("invalid %s=%q: want a duration such as 30s", env, raw))
-		}
-		v = d
-	}
-	fs.DurationVar(p, flag, v, setting{flag, env}.usage(usage))
+	fs.DurationVar(p, flag, envDefault(e, env, def, time.ParseDuration, "a duration such as 30s"), envUsage(usage, env))
 }
 
 func (e *envErrors) intSetting(fs *pflag.FlagSet, p *int, flag, env string, def int, usage string) {
-	v := def
-	if raw, ok := os.LookupEnv(env); ok {
-		n, err := strconv.Atoi(raw)
-		if err != nil {
-			*e = append(*e, fmt.Errorf("invalid %s=%q: want a whole number", env, raw))
-		}
-		v = n
-	}
-	fs.IntVar(p, flag, v, setting{flag, env}.usage(usage))
+	fs.IntVar(p, flag, envDefault(e, env, def, strconv.Atoi, "a whole number"), envUsage(usage, env))
 }
 
 func (e *envErrors) int64Setting(fs *pflag.FlagSet, p *int64, flag, env string, def int64, usage string) {
-	v := def
-	if raw, ok := os.LookupEnv(env); ok {
-		n, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil {
-			*e = append(*e, fmt.Errorf("invalid %s=%q: want a whole number", env, raw))
-		}
-		v = n
-	}
-	fs.Int64Var(p, flag, v, setting{flag, env}.usage(usage))
+	parse := func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
+	fs.Int64Var(p, flag, envDefault(e, env, def, parse, "a whole number"), envUsage(usage, env))
 }
 
 func (e envErrors) err() error { return errors.Join(e...) }

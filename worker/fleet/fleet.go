@@ -82,31 +82,30 @@ type Governor struct {
 	rdb     redis.UniversalClient
 	limiter *redis_rate.Limiter
 	cfg     Config
+	keys    keys
+}
+
+// keys are the fleet's fixed Redis keys, all under the prefix.
+type keys struct {
+	authCircuit, outageCircuit, inflight, rate, budgetLimit string
 }
 
 // New returns a governor over rdb.
 func New(rdb redis.UniversalClient, cfg Config) *Governor {
 	cfg.defaults()
-	return &Governor{rdb: rdb, limiter: redis_rate.NewLimiter(rdb), cfg: cfg}
-}
-
-func (g *Governor) key(parts ...string) string {
-	k := g.cfg.Prefix
-	for i, p := range parts {
-		if i > 0 {
-			k += ":"
-		}
-		k += p
-	}
-	return k
+	p := cfg.Prefix
+	return &Governor{rdb: rdb, limiter: redis_rate.NewLimiter(rdb), cfg: cfg, keys: keys{
+		authCircuit: p + "circuit:auth", outageCircuit: p + "circuit:outage",
+		inflight: p + "inflight", rate: p + "rate", budgetLimit: p + "budget:limit",
+	}}
 }
 
 func (g *Governor) budgetKey(now time.Time) string {
-	return g.key("budget", now.UTC().Format(time.DateOnly))
+	return g.cfg.Prefix + "budget:" + now.UTC().Format(time.DateOnly)
 }
 
 func (g *Governor) windowKey(kind string, now time.Time) string {
-	return g.key(kind, strconv.FormatInt(now.UnixMilli()/g.cfg.OutageWindow.Milliseconds(), 10))
+	return g.cfg.Prefix + kind + ":" + strconv.FormatInt(now.UnixMilli()/g.cfg.OutageWindow.Milliseconds(), 10)
 }
 
 // admitScript checks the circuits, the in-flight cap and the daily budget,
@@ -174,7 +173,7 @@ func (g *Governor) Admit(ctx context.Context, holder string) (Permit, error) {
 func (g *Governor) tryAdmit(ctx context.Context, holder string) (Permit, *Denied, error) {
 	now := g.cfg.Now()
 	res, err := admitScript.Run(ctx, g.rdb,
-		[]string{g.key("circuit", "auth"), g.key("circuit", "outage"), g.key("inflight"), g.budgetKey(now), g.windowKey("calls", now)},
+		[]string{g.keys.authCircuit, g.keys.outageCircuit, g.keys.inflight, g.budgetKey(now), g.windowKey("calls", now)},
 		now.UnixMilli(), g.cfg.MaxInFlight, holder, now.Add(g.cfg.SlotLease).UnixMilli(), g.cfg.DailyBudget,
 		int((48 * time.Hour).Seconds()), 2*g.cfg.OutageWindow.Milliseconds()).Int64Slice()
 	if err != nil {
@@ -202,7 +201,7 @@ func (g *Governor) waitForRate(ctx context.Context, deadline time.Time) error {
 	for {
 		// No burst: no one-second window may hold more than the rate (+1).
 		limit := redis_rate.Limit{Rate: g.cfg.RatePerSecond, Period: time.Second, Burst: 1}
-		res, err := g.limiter.Allow(ctx, g.key("rate"), limit)
+		res, err := g.limiter.Allow(ctx, g.keys.rate, limit)
 		if err != nil {
 			return fmt.Errorf("fleet rate limit: %w", err)
 		}
@@ -224,17 +223,17 @@ func (g *Governor) Release(ctx context.Context, p Permit) {
 		return
 	}
 	// A slot that cannot be released here expires with its lease.
-	_ = g.rdb.ZRem(ctx, g.key("inflight"), p.holder).Err()
+	_ = g.rdb.ZRem(ctx, g.keys.inflight, p.holder).Err()
 }
 
-// Outcome of a call, as far as the circuits care.
+// Outcome of a failed call, as far as the circuits care. Answered calls
+// need no report: the admit script already counted them.
 type Outcome int
 
 // Outcomes.
 const (
-	OK        Outcome = iota // the API answered (scored or rejected the image)
-	Transient                // 5xx, timeout, network error, malformed answer
-	AuthError                // 401/403
+	Transient Outcome = iota + 1 // 5xx, timeout, network error, malformed answer
+	AuthError                    // 401/403
 )
 
 // failScript counts a transient failure in the current window and opens
@@ -258,14 +257,14 @@ func (g *Governor) Report(ctx context.Context, o Outcome, reason string) (opened
 	now := g.cfg.Now()
 	switch o {
 	case AuthError:
-		ok, err := g.rdb.SetNX(ctx, g.key("circuit", "auth"), reason, g.cfg.AuthCooldown).Result()
+		ok, err := g.rdb.SetNX(ctx, g.keys.authCircuit, reason, g.cfg.AuthCooldown).Result()
 		if err != nil {
 			return false, fmt.Errorf("open auth circuit: %w", err)
 		}
 		return ok, nil
 	case Transient:
 		n, err := failScript.Run(ctx, g.rdb,
-			[]string{g.windowKey("fails", now), g.windowKey("calls", now), g.key("circuit", "outage")},
+			[]string{g.windowKey("fails", now), g.windowKey("calls", now), g.keys.outageCircuit},
 			g.cfg.OutageMinFails, 2*g.cfg.OutageWindow.Milliseconds(), g.cfg.OutageCooldown.Milliseconds()).Int()
 		if err != nil {
 			return false, fmt.Errorf("count api failure: %w", err)
@@ -295,12 +294,12 @@ func (s Status) BudgetSpent() bool { return s.DailyBudget > 0 && s.BudgetUsed >=
 func (g *Governor) Status(ctx context.Context) (Status, error) {
 	now := g.cfg.Now()
 	pipe := g.rdb.Pipeline()
-	authTTL := pipe.PTTL(ctx, g.key("circuit", "auth"))
-	authReason := pipe.Get(ctx, g.key("circuit", "auth"))
-	outageTTL := pipe.PTTL(ctx, g.key("circuit", "outage"))
-	inflight := pipe.ZCount(ctx, g.key("inflight"), strconv.FormatInt(now.UnixMilli(), 10), "+inf")
+	authTTL := pipe.PTTL(ctx, g.keys.authCircuit)
+	authReason := pipe.Get(ctx, g.keys.authCircuit)
+	outageTTL := pipe.PTTL(ctx, g.keys.outageCircuit)
+	inflight := pipe.ZCount(ctx, g.keys.inflight, strconv.FormatInt(now.UnixMilli(), 10), "+inf")
 	used := pipe.Get(ctx, g.budgetKey(now))
-	announced := pipe.Get(ctx, g.key("budget", "limit"))
+	announced := pipe.Get(ctx, g.keys.budgetLimit)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Status{}, fmt.Errorf("read fleet status: %w", err)
 	}
@@ -324,7 +323,7 @@ func (g *Governor) Status(ctx context.Context) (Status, error) {
 // Announce publishes this process's daily budget, so tools that do not
 // know the workers' settings (`runs show`) can tell when it is spent.
 func (g *Governor) Announce(ctx context.Context) error {
-	if err := g.rdb.Set(ctx, g.key("budget", "limit"), g.cfg.DailyBudget, 0).Err(); err != nil {
+	if err := g.rdb.Set(ctx, g.keys.budgetLimit, g.cfg.DailyBudget, 0).Err(); err != nil {
 		return fmt.Errorf("announce daily budget: %w", err)
 	}
 	return nil
