@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"strings"
 	"sync"
 	"time"
 
@@ -68,7 +67,7 @@ func NewPipeline(reg prometheus.Registerer) *Pipeline {
 		}, []string{"status"}),
 		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "waits_total",
-			Help: "Tasks put back without counting a failure, by reason (rate_limited, circuit_open, ledger_unavailable, run_paused, ...).",
+			Help: "Tasks put back without counting a failure, by reason (rate_limited, auth_circuit_open, outage_circuit_open, fleet_rate, fleet_concurrency, daily_budget_spent, ledger_unavailable, run_paused, ...).",
 		}, []string{"reason"}),
 		waitSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "wait_seconds_total",
@@ -123,12 +122,12 @@ func (p *Pipeline) APICalled(outcome string, d time.Duration, score *float64) {
 // ResultRecorded implements worker.Observer.
 func (p *Pipeline) ResultRecorded(status string) { p.results.WithLabelValues(status).Inc() }
 
-// Waited implements worker.Observer. A circuit_open wait tells how long the
+// Waited implements worker.Observer. An auth circuit wait tells how long the
 // handler holds calls, which is what the circuit gauge reports.
 func (p *Pipeline) Waited(reason string, d time.Duration) {
 	p.waits.WithLabelValues(reason).Inc()
 	p.waitSeconds.WithLabelValues(reason).Add(max(d, 0).Seconds()) // a counter panics on negatives
-	if strings.HasSuffix(reason, "circuit_open") {                 // auth_circuit_open, outage_circuit_open
+	if reason == "auth_circuit_open" {
 		until := p.now().Add(d)
 		p.mu.Lock()
 		if until.After(p.openUntil) {

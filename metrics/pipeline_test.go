@@ -59,14 +59,14 @@ func TestCircuitFollowsAuthRefusals(t *testing.T) {
 	p := metrics.NewPipeline(prometheus.NewRegistry())
 	require.False(t, p.CircuitOpen())
 	p.APICalled("auth", time.Millisecond, nil)
-	p.Waited("circuit_open", time.Minute)
+	p.Waited("auth_circuit_open", time.Minute)
 	require.True(t, p.CircuitOpen())
 	p.APICalled("transient", time.Millisecond, nil)
 	require.True(t, p.CircuitOpen(), "a network error says nothing about the key")
 	score := 1.0
 	p.APICalled("scored", time.Millisecond, &score)
 	require.False(t, p.CircuitOpen(), "an accepted call closes it")
-	p.Waited("circuit_open", -time.Second)
+	p.Waited("auth_circuit_open", -time.Second)
 	require.False(t, p.CircuitOpen(), "a hold in the past is over")
 }
 

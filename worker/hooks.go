@@ -17,7 +17,7 @@ type Observer interface {
 	// ResultRecorded reports an object's terminal status.
 	ResultRecorded(status string)
 	// Waited reports a task put back without a failure, and why
-	// (rate_limited, circuit_open, ledger_unavailable, run_paused, …).
+	// (rate_limited, auth_circuit_open, fleet_rate, ledger_unavailable, run_paused, …).
 	Waited(reason string, d time.Duration)
 }
 

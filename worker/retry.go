@@ -15,7 +15,7 @@ import (
 // using up its retry budget: the image is fine, the pipeline has to wait.
 type WaitError struct {
 	After  time.Duration
-	Reason string // short label for metrics: rate_limited, circuit_open, ledger_unavailable, …
+	Reason string // short label for metrics: rate_limited, auth_circuit_open, ledger_unavailable, …
 	Err    error
 }
 
