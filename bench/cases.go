@@ -84,6 +84,21 @@ func (e *env) latencyCases(ctx context.Context, o options) ([]pipelineFigures, e
 	}
 	var out []pipelineFigures
 	for _, c := range o.levels {
+		if o.queueBaselines {
+			// Queueing alone, with a handler that only waits L: one asynq
+			// server, then reverify's lanes.
+			for _, lanes := range []int{1, 0} {
+				name := fmt.Sprintf("C=%d, L=%s, wait-only handler, 1 asynq server", c, o.latency)
+				if lanes == 0 {
+					name = fmt.Sprintf("C=%d, L=%s, wait-only handler, reverify lanes", c, o.latency)
+				}
+				s := pipelineSpec{name: name, kind: sleepWorkerKind, keys: make([]string, littleCount(c, o.latency, o.levelSeconds)),
+					concurrency: c, latency: o.latency, lanes: lanes}
+				if err := e.addPipeline(ctx, o, &out, s); err != nil {
+					return out, err
+				}
+			}
+		}
 		s := pipelineSpec{name: fmt.Sprintf("C=%d, L=%s", c, o.latency), kind: reverifyWorker,
 			keys: pool[:littleCount(c, o.latency, o.levelSeconds)], imageBytes: o.latencyImageKB << 10,
 			concurrency: c, latency: o.latency}
@@ -126,23 +141,30 @@ func (e *env) memoryCase(ctx context.Context, o options) ([]pipelineFigures, err
 	return out, nil
 }
 
-// ledgerCases is case 5.
+// ledgerCases is case 5: AddObjects once, then the result path at each
+// writer count, each write committed alone (the baseline) and grouped.
 func (e *env) ledgerCases(ctx context.Context, o options) ([]ledgerFigures, error) {
 	var out []ledgerFigures
-	for _, writers := range []int{50, 200} {
-		var adds, results []ledgerFigures
-		for range max(o.repeat, 1) {
-			f, err := e.ledgerCase(ctx, o.ledgerRows, writers)
-			if err != nil {
-				return out, err
+	for i, writers := range []int{50, 200, 500} {
+		for _, grouped := range []bool{false, true} {
+			var adds, results []ledgerFigures
+			for range max(o.repeat, 1) {
+				f, err := e.ledgerCase(ctx, o.ledgerRows, writers, grouped)
+				if err != nil {
+					return out, err
+				}
+				adds, results = append(adds, f[0]), append(results, f[1])
 			}
-			adds, results = append(adds, f[0]), append(results, f[1])
-		}
-		sortByRate(adds)
-		sortByRate(results)
-		for _, f := range []ledgerFigures{adds[len(adds)/2], results[len(results)/2]} {
-			logf("  %-34s %8d rows %8.0f rows/s", f.Case, f.Rows, f.RowsPerSec)
-			out = append(out, f)
+			sortByRate(adds)
+			sortByRate(results)
+			keep := []ledgerFigures{results[len(results)/2]}
+			if i == 0 && !grouped {
+				keep = append([]ledgerFigures{adds[len(adds)/2]}, keep...)
+			}
+			for _, f := range keep {
+				logf("  %-34s %8d rows %8.0f rows/s", f.Case, f.Rows, f.RowsPerSec)
+				out = append(out, f)
+			}
 		}
 	}
 	return out, nil

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"reverify/tasks"
+	"reverify/worker"
 )
 
 // Helper modes: the harness runs itself as a separate process for the
@@ -20,6 +21,7 @@ import (
 const (
 	helperEnqueueLoop = "helper-enqueue-loop"
 	helperNoopWorker  = "helper-noop-worker"
+	helperSleepWorker = "helper-sleep-worker"
 )
 
 func runHelper(ctx context.Context, mode string, args []string) error {
@@ -30,6 +32,8 @@ func runHelper(ctx context.Context, mode string, args []string) error {
 	redisAddr := fs.String("redis-addr", "127.0.0.1:6379", "redis")
 	redisDB := fs.Int("redis-db", 15, "redis database")
 	pipelined := fs.Bool("pipelined", false, "enqueue through tasks.NewPipelinedClient")
+	sleep := fs.Duration("sleep", 0, "sleep-worker: how long each task takes")
+	lanes := fs.Int("lanes", 0, "sleep-worker: worker.Config.Lanes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,6 +43,8 @@ func runHelper(ctx context.Context, mode string, args []string) error {
 		return enqueueLoop(ctx, opt, *queue, *n, *concurrency, *pipelined)
 	case helperNoopWorker:
 		return noopWorker(ctx, opt, *queue, *concurrency)
+	case helperSleepWorker:
+		return sleepWorker(ctx, opt, *queue, *concurrency, *lanes, *sleep)
 	}
 	return fmt.Errorf("unknown helper %q", mode)
 }
@@ -102,6 +108,24 @@ func noopWorker(ctx context.Context, opt asynq.RedisClientOpt, queue string, con
 	mux.HandleFunc(tasks.TypeVerify, func(context.Context, *asynq.Task) error { return nil })
 	return serveUntilSignal(ctx, srv, mux)
 }
+
+// sleepWorker is reverify's asynq server (worker.Server, with its lanes)
+// around a handler that only waits, as if each task were one API call of
+// the given latency: what the queueing layer alone allows.
+func sleepWorker(ctx context.Context, opt asynq.RedisClientOpt, queue string, concurrency, lanes int, d time.Duration) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	srv := worker.NewServer(opt, asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {
+		return waitShort(ctx, d)
+	}), noRuns{}, worker.Config{Concurrency: concurrency, Lanes: lanes, Queues: map[string]int{queue: 1}})
+	return srv.Run(ctx)
+}
+
+// noRuns closes no runs: the sleep worker has no ledger.
+type noRuns struct{}
+
+func (noRuns) CompleteFinishedRuns(context.Context) ([]string, error)  { return nil, nil }
+func (noRuns) FailRunsOverThreshold(context.Context) ([]string, error) { return nil, nil }
 
 func serveUntilSignal(ctx context.Context, srv *asynq.Server, h asynq.Handler) error {
 	if err := srv.Start(h); err != nil {

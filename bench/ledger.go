@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"reverify/storage/postgres"
+	"reverify/worker"
 )
 
 // ledgerFigures is case 5: how fast the ledger takes rows.
@@ -19,6 +20,8 @@ type ledgerFigures struct {
 	PoolConns  int     `json:"pool_conns"`
 	Seconds    float64 `json:"seconds"`
 	RowsPerSec float64 `json:"rows_per_sec"`
+	// WritesPerCommit is how many writes shared a transaction, grouped.
+	WritesPerCommit float64 `json:"writes_per_commit,omitempty"`
 }
 
 func (f ledgerFigures) rate() float64 { return f.RowsPerSec }
@@ -26,14 +29,20 @@ func (f ledgerFigures) rate() float64 { return f.RowsPerSec }
 // ledgerCase records rows pending objects with AddObjects (the producer's
 // write), then runs each through the worker's result path, BeginCall +
 // FinishCall with a score, from writers goroutines over a pool sized as
-// `reverify worker --concurrency writers` sizes it.
-func (e *env) ledgerCase(ctx context.Context, rows, writers int) ([]ledgerFigures, error) {
-	pool := max(8, writers/4)
+// `reverify worker --concurrency writers` sizes it; grouped, the writes
+// share commits as the worker's do.
+func (e *env) ledgerCase(ctx context.Context, rows, writers int, grouped bool) ([]ledgerFigures, error) {
+	pool, flushers := worker.LedgerConns(writers)
 	store, err := postgres.Open(ctx, e.dbURL, int32(pool))
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	defer store.Close()
+	mode := "each write its own commit"
+	if grouped {
+		store.GroupWrites(flushers)
+		mode = fmt.Sprintf("group commit, %d flushers", flushers)
+	}
 	run, err := store.CreateRun(ctx, postgres.NewRun{Name: "bench ledger", Queue: "bench-ledger-" + randomHex(4),
 		Source: map[string]string{"kind": "bench"}, Options: map[string]string{}})
 	if err != nil {
@@ -72,9 +81,12 @@ func (e *env) ledgerCase(ctx context.Context, rows, writers int) ([]ledgerFigure
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	res := ledgerFigures{Case: fmt.Sprintf("result path, %d writers", writers), Rows: rows, Writers: writers, PoolConns: pool,
+	res := ledgerFigures{Case: fmt.Sprintf("result path, %d writers, %s", writers, mode), Rows: rows, Writers: writers, PoolConns: pool,
 		Seconds: time.Since(start).Seconds()}
 	res.RowsPerSec = float64(rows) / res.Seconds
+	if st := store.WriteStats(); st.Commits > 0 {
+		res.WritesPerCommit = float64(st.Writes) / float64(st.Commits)
+	}
 	return []ledgerFigures{add, res}, nil
 }
 

@@ -33,6 +33,7 @@ type options struct {
 	profile        bool
 	s3KeepAlive    bool
 	workerEnv      []string
+	queueBaselines bool
 }
 
 func (o options) has(c string) bool { return slices.Contains(o.cases, c) }
@@ -55,6 +56,7 @@ func parseOptions(args []string) (options, error) {
 	fs.DurationVar(&o.latency, "latency", 200*time.Millisecond, "fake API latency for cases 3 and 4")
 	lv := fs.String("levels", "50,200,500", "worker concurrency levels for case 3")
 	fs.Float64Var(&o.levelSeconds, "level-seconds", 8, "seconds of work (at C÷L) per case 3 level")
+	fs.BoolVar(&o.queueBaselines, "queue-baselines", true, "case 3: also run each level with a wait-only handler (1 asynq server, then reverify's lanes)")
 	fs.IntVar(&o.latencyImageKB, "latency-image-kb", 100, "image size for case 3")
 	fs.IntVar(&o.memConcurrency, "mem-concurrency", 200, "worker concurrency for case 4")
 	fs.IntVar(&o.memImageKB, "mem-image-kb", 200, "image size for case 4")

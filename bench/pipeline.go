@@ -16,10 +16,15 @@ import (
 type workerKind int
 
 const (
-	reverifyWorker workerKind = iota // `reverify worker`
-	noopWorkerKind                   // the asynq no-op baseline
-	profiledWorker                   // `reverify worker` built with a pprof endpoint
+	reverifyWorker  workerKind = iota // `reverify worker`
+	noopWorkerKind                    // the asynq no-op baseline
+	profiledWorker                    // `reverify worker` built with a pprof endpoint
+	sleepWorkerKind                   // worker.Server around a handler that only waits (queueing alone)
 )
+
+// real reports whether the kind runs reverify's verify handler (fake API,
+// S3 and ledger included).
+func (k workerKind) real() bool { return k == reverifyWorker || k == profiledWorker }
 
 // pipelineSpec is one pipeline measurement.
 type pipelineSpec struct {
@@ -32,27 +37,32 @@ type pipelineSpec struct {
 	profilePath string // profiledWorker: where the profile goes
 	profileSecs int    // seconds of CPU profile; 0 = a heap profile
 	pprofAddr   string
+	lanes       int // sleepWorkerKind: worker.Config.Lanes (0 = reverify's default)
 }
 
 // pipelineFigures is what one pipeline run measured.
 type pipelineFigures struct {
-	Case          string         `json:"case"`
-	Images        int            `json:"images"`
-	ImageKB       int            `json:"image_kb"`
-	Concurrency   int            `json:"concurrency"`
-	LatencyMS     int64          `json:"api_latency_ms"`
-	WindowImages  int            `json:"window_images"`
-	WindowSeconds float64        `json:"window_seconds"`
-	ImagesPerSec  float64        `json:"images_per_sec"`
-	CPUMsPerImage float64        `json:"cpu_ms_per_image"`
-	CPUCores      float64        `json:"cpu_cores"`
-	FakeAPICPUMs  float64        `json:"fake_api_cpu_ms_per_image,omitempty"`
-	S3CPUMs       float64        `json:"s3_server_cpu_ms_per_image,omitempty"`
-	IdleRSSMB     float64        `json:"idle_rss_mb"`
-	PeakRSSMB     float64        `json:"peak_rss_mb"`
-	LittleRate    float64        `json:"little_rate,omitempty"`
-	Efficiency    float64        `json:"efficiency,omitempty"`
-	Statuses      map[string]int `json:"statuses,omitempty"`
+	Case          string  `json:"case"`
+	Images        int     `json:"images"`
+	ImageKB       int     `json:"image_kb"`
+	Concurrency   int     `json:"concurrency"`
+	LatencyMS     int64   `json:"api_latency_ms"`
+	WindowImages  int     `json:"window_images"`
+	WindowSeconds float64 `json:"window_seconds"`
+	ImagesPerSec  float64 `json:"images_per_sec"`
+	CPUMsPerImage float64 `json:"cpu_ms_per_image"`
+	CPUCores      float64 `json:"cpu_cores"`
+	FakeAPICPUMs  float64 `json:"fake_api_cpu_ms_per_image,omitempty"`
+	S3CPUMs       float64 `json:"s3_server_cpu_ms_per_image,omitempty"`
+	IdleRSSMB     float64 `json:"idle_rss_mb"`
+	PeakRSSMB     float64 `json:"peak_rss_mb"`
+	// MachineBusy is the share of all the machine's cores that were busy
+	// (every process, not only the worker): near 1, the machine, not the
+	// pipeline, set the rate.
+	MachineBusy float64        `json:"machine_cpu_busy"`
+	LittleRate  float64        `json:"little_rate,omitempty"`
+	Efficiency  float64        `json:"efficiency,omitempty"`
+	Statuses    map[string]int `json:"statuses,omitempty"`
 	// Per image, from the ledger: the handler's time for the image
 	// (verifications.duration_ms, which ends before the result's commit)
 	// less the API call's (api_calls.latency_ms); medians.
@@ -72,6 +82,8 @@ type sample struct {
 	cpu  time.Duration // the worker's
 	api  time.Duration // the fake API's
 	s3   time.Duration // versitygw's
+	// The machine's busy and total CPU ticks.
+	busy, total int64
 }
 
 func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigures, error) {
@@ -84,7 +96,7 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 	var apiURL string
 	var api *proc
 	var err error
-	if s.kind != noopWorkerKind {
+	if s.kind.real() {
 		if api, apiURL, err = e.startFakeAPI(ctx, s.latency); err != nil {
 			return f, err
 		}
@@ -148,6 +160,9 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 		f.ImagesPerSec = float64(f.WindowImages) / f.WindowSeconds
 		f.CPUMsPerImage = float64((b.cpu - a.cpu).Microseconds()) / 1000 / float64(f.WindowImages)
 		f.CPUCores = (b.cpu - a.cpu).Seconds() / f.WindowSeconds
+		if b.total > a.total {
+			f.MachineBusy = float64(b.busy-a.busy) / float64(b.total-a.total)
+		}
 		if api != nil {
 			f.FakeAPICPUMs = float64((b.api - a.api).Microseconds()) / 1000 / float64(f.WindowImages)
 			f.S3CPUMs = float64((b.s3 - a.s3).Microseconds()) / 1000 / float64(f.WindowImages)
@@ -157,7 +172,7 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 		f.LittleRate = float64(s.concurrency) / s.latency.Seconds()
 		f.Efficiency = f.ImagesPerSec / f.LittleRate
 	}
-	if s.kind != noopWorkerKind {
+	if s.kind.real() {
 		if f.Statuses, err = e.statuses(ctx, queue); err != nil {
 			return f, err
 		}
@@ -200,6 +215,9 @@ type followed struct{ worker, api, s3 *proc }
 func (f followed) sample(done int) (sample, error) {
 	s := sample{at: time.Now(), done: done}
 	var err error
+	if s.busy, s.total, err = machineCPU(); err != nil {
+		return s, err
+	}
 	if s.cpu, err = f.worker.cpu(); err != nil || f.api == nil {
 		return s, err
 	}
@@ -280,6 +298,10 @@ func (e *env) startWorker(s pipelineSpec, queue, apiURL string) (*proc, error) {
 	case noopWorkerKind:
 		return startProc("noop worker", log, nil, e.self, helperNoopWorker, "--queue", queue, "--concurrency", c,
 			"--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB))
+	case sleepWorkerKind:
+		return startProc("sleep worker", log, nil, e.self, helperSleepWorker, "--queue", queue, "--concurrency", c,
+			"--lanes", strconv.Itoa(s.lanes), "--sleep", s.latency.String(),
+			"--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB))
 	case profiledWorker:
 		return startProc("profiled worker", log, append(env, "REVERIFY_BENCH_PPROF_ADDR="+s.pprofAddr),
 			e.binProf, "worker", "--concurrency", c, "--queues", queue)
@@ -293,7 +315,7 @@ func (e *env) enqueueFor(ctx context.Context, s pipelineSpec, queue string) erro
 	log := filepath.Join(e.dir, "pipeline-enqueue.log")
 	var p *proc
 	var err error
-	if s.kind == noopWorkerKind {
+	if !s.kind.real() {
 		p, err = startProc("enqueue loop", log, nil, e.self, helperEnqueueLoop, "--queue", queue,
 			"--n", strconv.Itoa(len(s.keys)), "--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB))
 	} else {

@@ -103,10 +103,10 @@ func (r *report) print(out io.Writer) {
 		}
 	}
 	if len(r.Latency) > 0 {
-		fmt.Fprintln(w, "\n3. latency-bound\tC÷L\timages/s\t× C÷L\tCPU ms/image\tcores\tpeak RSS MB\ttask ms (C÷rate)\tAPI call ms\thandler ms outside the call\t")
+		fmt.Fprintln(w, "\n3. latency-bound\tC÷L\timages/s\t× C÷L\tCPU ms/image\tcores\tmachine busy\tpeak RSS MB\ttask ms (C÷rate)\tAPI call ms\thandler ms outside the call\t")
 		for _, f := range r.Latency {
-			fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t\n", f.Case, f.LittleRate, f.ImagesPerSec, f.Efficiency,
-				f.CPUMsPerImage, f.CPUCores, f.PeakRSSMB, f.TaskMS, f.APICallMS, f.NotAPICallMS)
+			fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.2f\t%.0f%%\t%.1f\t%.0f\t%.0f\t%.0f\t\n", f.Case, f.LittleRate, f.ImagesPerSec, f.Efficiency,
+				f.CPUMsPerImage, f.CPUCores, 100*f.MachineBusy, f.PeakRSSMB, f.TaskMS, f.APICallMS, f.NotAPICallMS)
 		}
 	}
 	if len(r.Memory) > 0 {
@@ -118,9 +118,18 @@ func (r *report) print(out io.Writer) {
 	}
 	if len(r.Ledger) > 0 {
 		need := r.neededRate()
-		fmt.Fprintf(w, "\n5. ledger writes\trows\tpool\trows/s\t× needed (%.0f/s)\t\n", need)
+		fmt.Fprintf(w, "\n5. ledger writes\trows\tpool\trows/s\t× alone\twrites per commit\t× needed (%.0f/s)\t\n", need)
+		var alone float64
 		for _, f := range r.Ledger {
-			fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%s\t\n", f.Case, f.Rows, f.PoolConns, f.RowsPerSec, ratio(f.RowsPerSec, need))
+			vsAlone := "-"
+			switch {
+			case f.WritesPerCommit > 0:
+				vsAlone = ratio(f.RowsPerSec, alone)
+			case f.Writers > 1:
+				alone = f.RowsPerSec
+			}
+			fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%s\t%.1f\t%s\t\n", f.Case, f.Rows, f.PoolConns, f.RowsPerSec, vsAlone,
+				f.WritesPerCommit, ratio(f.RowsPerSec, need))
 		}
 	}
 }

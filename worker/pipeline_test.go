@@ -44,6 +44,7 @@ type bundle struct {
 func setup(t *testing.T, fakeOpts fakeapi.Options) *bundle {
 	t.Helper()
 	store := testenv.Ledger(t)
+	store.GroupWrites(2) // as the worker command does
 	s3 := testenv.S3(t)
 	fakeOpts.APIKey = apiKey
 	fake := fakeapi.New(fakeOpts)
@@ -68,6 +69,7 @@ func (b *bundle) startWorker(t *testing.T, key string, cfg worker.HandlerConfig,
 	h := worker.NewHandler(b.objs, api, b.store, fleet.New(rdb, fc), fleet.NewStash(rdb, b.queue+":outcome:", time.Hour), cfg)
 	srv := worker.NewServer(b.redis, h, b.store, worker.Config{
 		Concurrency:     20,
+		Lanes:           3, // several fetch loops, as at production concurrency
 		Queues:          map[string]int{b.queue: 1},
 		CloseRunsEvery:  100 * time.Millisecond,
 		RetryCheckEvery: 200 * time.Millisecond,

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
+	goredis "github.com/redis/go-redis/v9"
 
 	"reverify/tasks"
 )
@@ -21,7 +23,12 @@ type RunCloser interface {
 
 // Config configures the asynq server.
 type Config struct {
-	Concurrency     int            // tasks processed at once; default 100 (the work is I/O bound)
+	Concurrency int // tasks processed at once; default 100 (the work is I/O bound)
+	// Lanes is how many asynq servers share Concurrency in this process.
+	// One asynq server fetches tasks one Redis round trip at a time, so it
+	// tops out near 1/RTT tasks per second however high its concurrency;
+	// lanes fetch side by side. Default: one per 50 slots.
+	Lanes           int
 	Queues          map[string]int // queue name -> priority weight; default {tasks.DefaultQueue: 1}
 	ShutdownTimeout time.Duration  // how long SIGTERM waits for in-flight tasks; default 30s
 	CloseRunsEvery  time.Duration  // how often finished runs are closed; default 2s
@@ -41,18 +48,29 @@ type Config struct {
 
 // Server processes verify tasks until its context ends.
 type Server struct {
-	srv  *asynq.Server
-	mux  *asynq.ServeMux
-	runs RunCloser
-	cfg  Config
-	log  *slog.Logger
+	redis goredis.UniversalClient // shared by the lanes
+	lanes []*asynq.Server
+	mux   *asynq.ServeMux
+	runs  RunCloser
+	cfg   Config
+	log   *slog.Logger
 }
 
-// NewServer builds a server on redis that runs h for verify tasks.
-func NewServer(redis asynq.RedisConnOpt, h *Handler, runs RunCloser, cfg Config) *Server {
+// perLane is the concurrency one lane serves by default: at a 200 ms API
+// latency that is 250 tasks/s, well inside one lane's fetch rate on a busy
+// machine (make bench, latency case).
+const perLane = 50
+
+// NewServer builds a server on redis that runs h (a *Handler in
+// production) for verify tasks.
+func NewServer(redis asynq.RedisConnOpt, h asynq.Handler, runs RunCloser, cfg Config) *Server {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 100
 	}
+	if cfg.Lanes <= 0 {
+		cfg.Lanes = (cfg.Concurrency + perLane - 1) / perLane
+	}
+	cfg.Lanes = min(cfg.Lanes, cfg.Concurrency)
 	if len(cfg.Queues) == 0 {
 		cfg.Queues = map[string]int{tasks.DefaultQueue: 1}
 	}
@@ -74,33 +92,59 @@ func NewServer(redis asynq.RedisConnOpt, h *Handler, runs RunCloser, cfg Config)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	srv := asynq.NewServer(redis, asynq.Config{
-		Concurrency:              cfg.Concurrency,
-		Queues:                   cfg.Queues,
-		ShutdownTimeout:          cfg.ShutdownTimeout,
-		RetryDelayFunc:           cfg.Backoff.Delay,
-		IsFailure:                IsFailure,
-		DelayedTaskCheckInterval: cfg.RetryCheckEvery,
-		Logger:                   asynqLogger{cfg.Logger.With("component", "asynq")},
-		LogLevel:                 asynq.WarnLevel,
-		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			if IsFailure(err) {
-				cfg.Logger.WarnContext(ctx, "task failed", "task_type", t.Type(), "err", err)
-			}
-		}),
-	})
-	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeVerify, h)
-	return &Server{srv: srv, mux: mux, runs: runs, cfg: cfg, log: cfg.Logger}
+	rdb := redis.MakeRedisClient().(goredis.UniversalClient)
+	s := &Server{redis: rdb, mux: asynq.NewServeMux(), runs: runs, cfg: cfg, log: cfg.Logger}
+	for i := range cfg.Lanes {
+		s.lanes = append(s.lanes, asynq.NewServerFromRedisClient(rdb, asynq.Config{
+			Concurrency:              laneShare(cfg.Concurrency, cfg.Lanes, i),
+			Queues:                   cfg.Queues,
+			ShutdownTimeout:          cfg.ShutdownTimeout,
+			RetryDelayFunc:           cfg.Backoff.Delay,
+			IsFailure:                IsFailure,
+			DelayedTaskCheckInterval: cfg.RetryCheckEvery,
+			Logger:                   asynqLogger{cfg.Logger.With("component", "asynq")},
+			LogLevel:                 asynq.WarnLevel,
+			ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+				if IsFailure(err) {
+					cfg.Logger.WarnContext(ctx, "task failed", "task_type", t.Type(), "err", err)
+				}
+			}),
+		}))
+	}
+	s.mux.Handle(tasks.TypeVerify, h)
+	return s
+}
+
+// LedgerConns sizes a worker's PostgreSQL pool and its group-commit
+// flushers for a concurrency. Each image holds a connection only for two
+// short writes, which share commits (postgres.Store.GroupWrites); a
+// connection per in-flight image would exhaust max_connections (100 by
+// default) across a fleet.
+func LedgerConns(concurrency int) (conns, flushers int) {
+	conns = min(max(4, concurrency/16), 32)
+	return conns, max(1, conns/4)
+}
+
+// laneShare splits n slots over lanes as evenly as can be.
+func laneShare(n, lanes, i int) int {
+	share := n / lanes
+	if i < n%lanes {
+		share++
+	}
+	return share
 }
 
 // Run processes tasks until ctx is done, then finishes in-flight tasks
 // (bounded by the shutdown timeout; unfinished ones go back to the queue).
 func (s *Server) Run(ctx context.Context) error {
-	if err := s.srv.Start(s.mux); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	defer s.redis.Close()
+	for i, lane := range s.lanes {
+		if err := lane.Start(s.mux); err != nil {
+			s.shutdown(s.lanes[:i])
+			return fmt.Errorf("start worker: %w", err)
+		}
 	}
-	s.log.InfoContext(ctx, "worker started", "concurrency", s.cfg.Concurrency, "queues", s.cfg.Queues)
+	s.log.InfoContext(ctx, "worker started", "concurrency", s.cfg.Concurrency, "lanes", len(s.lanes), "queues", s.cfg.Queues)
 	tick := time.NewTicker(s.cfg.CloseRunsEvery)
 	defer tick.Stop()
 	reconcile := time.NewTicker(s.cfg.ReconcileEvery)
@@ -115,13 +159,23 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		case <-ctx.Done():
 			s.log.Info("shutting down: finishing in-flight tasks", "timeout", s.cfg.ShutdownTimeout.String())
-			s.srv.Shutdown()
+			s.shutdown(s.lanes)
 			s.closeRuns(context.WithoutCancel(ctx))
 			return nil
 		case <-tick.C:
 			s.closeRuns(ctx)
 		}
 	}
+}
+
+// shutdown stops lanes side by side, so the whole takes at most one
+// shutdown timeout.
+func (s *Server) shutdown(lanes []*asynq.Server) {
+	var wg sync.WaitGroup
+	for _, lane := range lanes {
+		wg.Go(lane.Shutdown)
+	}
+	wg.Wait()
 }
 
 func (s *Server) closeRuns(ctx context.Context) {

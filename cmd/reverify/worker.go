@@ -23,6 +23,8 @@ import (
 
 type workerOptions struct {
 	concurrency     int
+	lanes           int
+	dbConns         int
 	queues          []string
 	shutdownTimeout time.Duration
 	maxObjectBytes  int64
@@ -47,6 +49,10 @@ finishes in-flight images (up to --shutdown-timeout) and exits 0.`,
 	f := cmd.Flags()
 	a.envErrs.intSetting(f, &o.concurrency, "concurrency", "REVERIFY_WORKER_CONCURRENCY", 100,
 		"images processed at once by this process (I/O bound: many more than CPUs)")
+	a.envErrs.intSetting(f, &o.lanes, "lanes", "REVERIFY_WORKER_LANES", 0,
+		"asynq servers sharing --concurrency, each fetching tasks in its own loop (0 = one per 50)")
+	a.envErrs.intSetting(f, &o.dbConns, "db-max-conns", "REVERIFY_DB_MAX_CONNS", 0,
+		"PostgreSQL connections of this process (0 = concurrency/16, between 4 and 32; the ledger's writes are short)")
 	f.StringSliceVar(&o.queues, "queues", defaultQueues(), "queues to serve, as name or name:weight (runs of priority high/low use <queue>-high/-low)")
 	a.envErrs.durationSetting(f, &o.shutdownTimeout, "shutdown-timeout", "REVERIFY_SHUTDOWN_TIMEOUT", 30*time.Second,
 		"how long SIGTERM waits for in-flight images")
@@ -105,6 +111,17 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	if o.concurrency < 1 {
 		return fmt.Errorf("invalid REVERIFY_WORKER_CONCURRENCY (--concurrency) %d: want at least 1", o.concurrency)
 	}
+	if o.dbConns < 0 {
+		return fmt.Errorf("invalid REVERIFY_DB_MAX_CONNS (--db-max-conns) %d: want 0 (automatic) or more", o.dbConns)
+	}
+	conns, flushers := worker.LedgerConns(o.concurrency)
+	if o.dbConns == 0 {
+		o.dbConns = conns
+	}
+	flushers = min(flushers, max(1, o.dbConns/2))
+	if o.lanes < 0 {
+		return fmt.Errorf("invalid REVERIFY_WORKER_LANES (--lanes) %d: want 0 (automatic) or more", o.lanes)
+	}
 	queues, err := parseQueues(o.queues)
 	if err != nil {
 		return err
@@ -130,7 +147,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	if err != nil {
 		return err
 	}
-	store, err := a.waitForStore(ctx, log, int32(max(8, o.concurrency/4)))
+	store, err := a.waitForStore(ctx, log, int32(o.dbConns))
 	if errors.Is(err, context.Canceled) {
 		return nil // stopped before PostgreSQL came up
 	}
@@ -138,6 +155,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		return err
 	}
 	defer store.Close()
+	store.GroupWrites(flushers)
 	rdb, ok := redis.MakeRedisClient().(goredis.UniversalClient)
 	if !ok {
 		return fmt.Errorf("REVERIFY_REDIS_URL (--redis-url): unsupported connection type")
@@ -176,6 +194,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	srv := worker.NewServer(redis, h, store, worker.Config{
 		RunEnded:        a.runEnded(store, log),
 		Concurrency:     o.concurrency,
+		Lanes:           o.lanes,
 		Queues:          queues,
 		ShutdownTimeout: o.shutdownTimeout,
 		Logger:          log,

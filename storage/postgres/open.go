@@ -20,7 +20,8 @@ var ErrNotMigrated = errors.New("database is not migrated: run `reverify migrate
 
 // Store is the ledger. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	group *groupCommitter // nil: each write commits alone
 }
 
 // Open connects to an existing, migrated database. maxConns <= 0 keeps pgx's default.
@@ -55,7 +56,12 @@ func Open(ctx context.Context, databaseURL string, maxConns int32) (*Store, erro
 }
 
 // Close releases every connection.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	if s.group != nil {
+		s.group.close()
+	}
+	s.pool.Close()
+}
 
 // Ping reports whether PostgreSQL answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }

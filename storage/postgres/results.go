@@ -74,7 +74,10 @@ const (
 // with a call recorded less than inFlightFor ago and not yet answered (a
 // duplicate task, or a worker that died mid-call), gets no new call.
 func (s *Store) BeginCall(ctx context.Context, runID string, obj ObjectRef, inFlightFor time.Duration) (callID int64, st CallStart, err error) {
-	err = s.pool.QueryRow(ctx, `
+	recorded := false
+	err = s.exec(ctx, write{
+		queue: func(b *pgx.Batch) {
+			b.Queue(`
 		WITH busy AS (
 			SELECT 1 FROM api_calls
 			WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3
@@ -89,12 +92,22 @@ func (s *Store) BeginCall(ctx context.Context, runID string, obj ObjectRef, inFl
 		)
 		INSERT INTO api_calls (run_id, bucket, object_key, attempt)
 		SELECT $1::uuid, $2, $3, attempts FROM v
-		RETURNING id`, runID, obj.Bucket, obj.Key, obj.Version, inFlightFor.Seconds()).Scan(&callID)
-	if err == nil {
-		return callID, CallRecorded, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+		RETURNING id`, runID, obj.Bucket, obj.Key, obj.Version, inFlightFor.Seconds())
+		},
+		read: func(br pgx.BatchResults) error {
+			err := br.QueryRow().Scan(&callID)
+			recorded = err == nil
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			return err
+		},
+	})
+	if err != nil {
 		return 0, 0, classify(fmt.Errorf("record api call for %s/%s: %w", obj.Bucket, obj.Key, err))
+	}
+	if recorded {
+		return callID, CallRecorded, nil
 	}
 	var status string
 	err = s.pool.QueryRow(ctx, `SELECT status FROM verifications WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3`,
@@ -113,7 +126,14 @@ func (s *Store) BeginCall(ctx context.Context, runID string, obj ObjectRef, inFl
 // FinishCall records a call's outcome and, when final is not nil, the
 // object's terminal result, atomically.
 func (s *Store) FinishCall(ctx context.Context, c Call, runID string, obj ObjectRef, final *Result) error {
-	b := &pgx.Batch{}
+	err := s.exec(ctx, write{queue: func(b *pgx.Batch) { queueFinish(b, c, runID, obj, final) }, read: execs(2)})
+	if err != nil {
+		return classify(fmt.Errorf("record api call outcome for %s/%s: %w", obj.Bucket, obj.Key, err))
+	}
+	return nil
+}
+
+func queueFinish(b *pgx.Batch, c Call, runID string, obj ObjectRef, final *Result) {
 	b.Queue(`
 		UPDATE api_calls SET outcome = $2, transaction_id = nullif($3, ''), http_status = nullif($4, 0),
 			error_code = nullif($5, 0), liveness_score = $6, message = nullif($7, ''),
@@ -127,18 +147,24 @@ func (s *Store) FinishCall(ctx context.Context, c Call, runID string, obj Object
 			WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3 AND status = 'pending'`,
 			runID, obj.Bucket, obj.Key, truncate(c.Message), c.ErrorCode)
 	}
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return classify(fmt.Errorf("record api call outcome for %s/%s: %w", obj.Bucket, obj.Key, err))
+}
+
+// execs reads the results of n statements that return no rows.
+func execs(n int) func(pgx.BatchResults) error {
+	return func(br pgx.BatchResults) error {
+		for range n {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return nil
 }
 
 // RecordResult writes an object's terminal result without an API call
 // (not_found, invalid_image, failed). It never replaces a better result.
 func (s *Store) RecordResult(ctx context.Context, r Result) error {
-	b := &pgx.Batch{}
-	queueResult(b, r)
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.exec(ctx, write{queue: func(b *pgx.Batch) { queueResult(b, r) }, read: execs(1)}); err != nil {
 		return classify(fmt.Errorf("record result for %s/%s: %w", r.Object.Bucket, r.Object.Key, err))
 	}
 	return nil
