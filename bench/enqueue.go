@@ -37,11 +37,12 @@ func (e *env) measureEnqueue(ctx context.Context, name string, n int, bin string
 	if err != nil {
 		return f, err
 	}
-	if err := p.wait(ctx); err != nil {
+	peak, err := p.waitPeak(ctx)
+	if err != nil {
 		return f, err
 	}
 	elapsed := time.Since(start)
-	peak, cpu := p.usage()
+	cpu := p.cpuUsed()
 	after, err := e.redisUsedMemory(ctx)
 	if err != nil {
 		return f, err
@@ -59,6 +60,27 @@ func (e *env) measureEnqueue(ctx context.Context, name string, n int, bin string
 	f.CPUSeconds = cpu.Seconds()
 	f.RedisPerTask = float64(after-before) / float64(n)
 	return f, e.flushRedis(ctx)
+}
+
+// measureList runs the listing baseline: the same listing as `reverify
+// enqueue --prefix`, without the ledger or the queue.
+func (e *env) measureList(ctx context.Context, name string, n int, prefix string) (enqueueFigures, error) {
+	f := enqueueFigures{Case: name, Keys: n}
+	start := time.Now()
+	p, err := startProc(name, filepath.Join(e.dir, "list.log"), e.procEnv(), e.self, helperList,
+		"--bucket", "bench", "--prefix", prefix, "--n", strconv.Itoa(n))
+	if err != nil {
+		return f, err
+	}
+	peak, err := p.waitPeak(ctx)
+	if err != nil {
+		return f, err
+	}
+	elapsed := time.Since(start)
+	cpu := p.cpuUsed()
+	f.Seconds, f.KeysPerSec = elapsed.Seconds(), float64(n)/elapsed.Seconds()
+	f.PeakRSSMB, f.CPUSeconds = float64(peak)/(1<<20), cpu.Seconds()
+	return f, nil
 }
 
 func (e *env) queued(queue string) (int, error) {
@@ -129,6 +151,11 @@ func (e *env) enqueueCases(ctx context.Context, o options) ([]enqueueFigures, er
 			return out, err
 		}
 		logf("  seeded %d objects for the listing in %s", n, time.Since(t).Round(time.Millisecond))
+		if err := add(median(o.repeat, func() (enqueueFigures, error) {
+			return e.measureList(ctx, fmt.Sprintf("bare S3 listing %s, no enqueue", count(n)), n, prefix)
+		})); err != nil {
+			return out, err
+		}
 		if err := add(median(o.repeat, func() (enqueueFigures, error) {
 			q := "bench-enq-" + randomHex(4)
 			return e.measureEnqueue(ctx, fmt.Sprintf("S3 listing %s", count(n)), n, e.bin, "enqueue",

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"golang.org/x/sync/errgroup"
 
+	"reverify/storage/objects"
 	"reverify/tasks"
 	"reverify/worker"
 )
@@ -22,6 +23,7 @@ const (
 	helperEnqueueLoop = "helper-enqueue-loop"
 	helperNoopWorker  = "helper-noop-worker"
 	helperSleepWorker = "helper-sleep-worker"
+	helperList        = "helper-list"
 )
 
 func runHelper(ctx context.Context, mode string, args []string) error {
@@ -34,6 +36,8 @@ func runHelper(ctx context.Context, mode string, args []string) error {
 	pipelined := fs.Bool("pipelined", false, "enqueue through tasks.NewPipelinedClient")
 	sleep := fs.Duration("sleep", 0, "sleep-worker: how long each task takes")
 	lanes := fs.Int("lanes", 0, "sleep-worker: worker.Config.Lanes")
+	bucket := fs.String("bucket", "bench", "list: bucket")
+	prefix := fs.String("prefix", "", "list: prefix")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,6 +49,8 @@ func runHelper(ctx context.Context, mode string, args []string) error {
 		return noopWorker(ctx, opt, *queue, *concurrency)
 	case helperSleepWorker:
 		return sleepWorker(ctx, opt, *queue, *concurrency, *lanes, *sleep)
+	case helperList:
+		return listOnly(ctx, *bucket, *prefix, *n)
 	}
 	return fmt.Errorf("unknown helper %q", mode)
 }
@@ -119,6 +125,26 @@ func sleepWorker(ctx context.Context, opt asynq.RedisClientOpt, queue string, co
 		return waitShort(ctx, d)
 	}), noRuns{}, worker.Config{Concurrency: concurrency, Lanes: lanes, Queues: map[string]int{queue: 1}})
 	return srv.Run(ctx)
+}
+
+// listOnly is the listing baseline: reverify's own S3 listing (the
+// environment's REVERIFY_S3_* settings), counting objects, with no ledger and
+// no queue: what the S3 server's listing alone allows.
+func listOnly(ctx context.Context, bucket, prefix string, want int) error {
+	client, err := objects.NewClient(ctx, objects.Config{Endpoint: os.Getenv("REVERIFY_S3_ENDPOINT"),
+		Region: os.Getenv("REVERIFY_S3_REGION"), PathStyle: true,
+		AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")})
+	if err != nil {
+		return err
+	}
+	n := 0
+	if err := objects.New(client).List(ctx, bucket, prefix, func(objects.Object) error { n++; return nil }); err != nil {
+		return err
+	}
+	if n != want {
+		return fmt.Errorf("listed %d objects, want %d", n, want)
+	}
+	return nil
 }
 
 // noRuns closes no runs: the sleep worker has no ledger.

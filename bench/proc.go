@@ -104,14 +104,36 @@ func (p *proc) wait(ctx context.Context) error {
 	}
 }
 
-// usage is the exit rusage: peak RSS and CPU of the whole life.
-func (p *proc) usage() (peak int64, cpu time.Duration) {
+// waitPeak waits like wait and returns the process's peak RSS, polled
+// from VmHWM every 20 ms. The exit rusage's maxrss would not do: Linux
+// folds the parent's RSS at fork into it (the harness holds a million keys
+// by then).
+func (p *proc) waitPeak(ctx context.Context) (int64, error) {
+	var peak int64
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, hwm, err := p.memory(); err == nil {
+			peak = max(peak, hwm)
+		}
+		select {
+		case <-p.exited:
+			return peak, p.wait(ctx)
+		case <-ctx.Done():
+			p.stop()
+			return peak, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// cpuUsed is the exit rusage's CPU time of the whole life.
+func (p *proc) cpuUsed() time.Duration {
 	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
-		return 0, 0
+		return 0
 	}
-	cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return ru.Maxrss << 10, cpu
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // stop sends SIGTERM, then SIGKILL after 10 s.

@@ -76,13 +76,20 @@ func (r *report) print(out io.Writer) {
 	defer w.Flush()
 	fmt.Fprintf(w, "\nreverify bench %s on %s (%s CPUs, %s), median of %d\n", r.Commit, r.Machine["cpu_model"], r.Machine["cpus"], r.Machine["go"], max(r.Repeat, 1))
 	if len(r.Enqueue) > 0 {
-		fmt.Fprintln(w, "\n1. enqueue\tkeys\tseconds\tkeys/s\t× asynq loop\tpeak RSS MB\tRedis B/task\t")
-		var base float64
+		fmt.Fprintln(w, "\n1. enqueue\tkeys\tseconds\tkeys/s\t× asynq loop\t× bare listing\tpeak RSS MB\tRedis B/task\t")
+		var base, listing float64
 		for _, f := range r.Enqueue {
-			if strings.HasPrefix(f.Case, "asynq loop ") && !strings.Contains(f.Case, "pipelined") {
+			vsListing := "-"
+			switch {
+			case strings.HasPrefix(f.Case, "asynq loop ") && !strings.Contains(f.Case, "pipelined"):
 				base = f.KeysPerSec
+			case strings.HasPrefix(f.Case, "bare S3 listing"):
+				listing = f.KeysPerSec
+			case strings.HasPrefix(f.Case, "S3 listing"):
+				vsListing = ratio(f.KeysPerSec, listing)
 			}
-			fmt.Fprintf(w, "%s\t%d\t%.1f\t%.0f\t%s\t%.1f\t%.0f\t\n", f.Case, f.Keys, f.Seconds, f.KeysPerSec, ratio(f.KeysPerSec, base), f.PeakRSSMB, f.RedisPerTask)
+			fmt.Fprintf(w, "%s\t%d\t%.1f\t%.0f\t%s\t%s\t%.1f\t%.0f\t\n", f.Case, f.Keys, f.Seconds, f.KeysPerSec, ratio(f.KeysPerSec, base),
+				vsListing, f.PeakRSSMB, f.RedisPerTask)
 		}
 	}
 	if len(r.Pipeline) > 0 {
