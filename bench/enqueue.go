@@ -32,17 +32,10 @@ func (e *env) measureEnqueue(ctx context.Context, name string, n int, bin string
 	if err != nil {
 		return f, err
 	}
-	start := time.Now()
-	p, err := startProc(name, filepath.Join(e.dir, "enqueue.log"), e.procEnv(), bin, args...)
+	p, err := e.runKeys(ctx, &f, "enqueue.log", bin, args...)
 	if err != nil {
 		return f, err
 	}
-	peak, err := p.waitPeak(ctx)
-	if err != nil {
-		return f, err
-	}
-	elapsed := time.Since(start)
-	cpu := p.cpuUsed()
 	after, err := e.redisUsedMemory(ctx)
 	if err != nil {
 		return f, err
@@ -54,10 +47,6 @@ func (e *env) measureEnqueue(ctx context.Context, name string, n int, bin string
 	if queued != n {
 		return f, fmt.Errorf("%s: %d tasks in Redis, want %d (see %s)", name, queued, n, p.out.Name())
 	}
-	f.Seconds = elapsed.Seconds()
-	f.KeysPerSec = float64(n) / elapsed.Seconds()
-	f.PeakRSSMB = float64(peak) / (1 << 20)
-	f.CPUSeconds = cpu.Seconds()
 	f.RedisPerTask = float64(after-before) / float64(n)
 	return f, e.flushRedis(ctx)
 }
@@ -66,21 +55,26 @@ func (e *env) measureEnqueue(ctx context.Context, name string, n int, bin string
 // enqueue --prefix`, without the ledger or the queue.
 func (e *env) measureList(ctx context.Context, name string, n int, prefix string) (enqueueFigures, error) {
 	f := enqueueFigures{Case: name, Keys: n}
+	_, err := e.runKeys(ctx, &f, "list.log", e.self, helperList, "--bucket", "bench", "--prefix", prefix, "--n", strconv.Itoa(n))
+	return f, err
+}
+
+// runKeys runs one process over f.Keys keys to its end and fills in its
+// time, rate, peak RSS and CPU.
+func (e *env) runKeys(ctx context.Context, f *enqueueFigures, logName, bin string, args ...string) (*proc, error) {
 	start := time.Now()
-	p, err := startProc(name, filepath.Join(e.dir, "list.log"), e.procEnv(), e.self, helperList,
-		"--bucket", "bench", "--prefix", prefix, "--n", strconv.Itoa(n))
+	p, err := startProc(f.Case, filepath.Join(e.dir, logName), e.procEnv(), bin, args...)
 	if err != nil {
-		return f, err
+		return nil, err
 	}
 	peak, err := p.waitPeak(ctx)
 	if err != nil {
-		return f, err
+		return p, err
 	}
 	elapsed := time.Since(start)
-	cpu := p.cpuUsed()
-	f.Seconds, f.KeysPerSec = elapsed.Seconds(), float64(n)/elapsed.Seconds()
-	f.PeakRSSMB, f.CPUSeconds = float64(peak)/(1<<20), cpu.Seconds()
-	return f, nil
+	f.Seconds, f.KeysPerSec = elapsed.Seconds(), float64(f.Keys)/elapsed.Seconds()
+	f.PeakRSSMB, f.CPUSeconds = float64(peak)/(1<<20), p.cpuUsed().Seconds()
+	return p, nil
 }
 
 func (e *env) queued(queue string) (int, error) {

@@ -84,8 +84,9 @@ type pending struct {
 // so each caller gets its own error. Call it once, before the writes; Close
 // stops it.
 func (s *Store) GroupWrites(flushers int) {
+	flushers = max(1, flushers)
 	g := &groupCommitter{store: s, pending: make(chan pending, groupMax*flushers), quit: make(chan struct{})}
-	for range max(1, flushers) {
+	for range flushers {
 		g.wg.Go(g.flush)
 	}
 	s.group = g
