@@ -32,7 +32,7 @@ func (f ledgerFigures) rate() float64 { return f.RowsPerSec }
 // `reverify worker --concurrency writers` sizes it; grouped, the writes
 // share commits as the worker's do.
 func (e *env) ledgerCase(ctx context.Context, rows, writers int, grouped bool) ([]ledgerFigures, error) {
-	pool, flushers := worker.LedgerConns(writers)
+	pool := worker.LedgerConns(writers)
 	store, err := postgres.Open(ctx, e.dbURL, int32(pool))
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
@@ -40,6 +40,7 @@ func (e *env) ledgerCase(ctx context.Context, rows, writers int, grouped bool) (
 	defer store.Close()
 	mode := "each write its own commit"
 	if grouped {
+		flushers := worker.LedgerFlushers(pool)
 		store.GroupWrites(flushers)
 		mode = fmt.Sprintf("group commit, %d flushers", flushers)
 	}

@@ -22,9 +22,9 @@ const (
 	sleepWorkerKind                   // worker.Server around a handler that only waits (queueing alone)
 )
 
-// real reports whether the kind runs reverify's verify handler (fake API,
+// verifies reports whether the kind runs reverify's verify handler (fake API,
 // S3 and ledger included).
-func (k workerKind) real() bool { return k == reverifyWorker || k == profiledWorker }
+func (k workerKind) verifies() bool { return k == reverifyWorker || k == profiledWorker }
 
 // pipelineSpec is one pipeline measurement.
 type pipelineSpec struct {
@@ -96,7 +96,7 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 	var apiURL string
 	var api *proc
 	var err error
-	if s.kind.real() {
+	if s.kind.verifies() {
 		if api, apiURL, err = e.startFakeAPI(ctx, s.latency); err != nil {
 			return f, err
 		}
@@ -172,7 +172,7 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 		f.LittleRate = float64(s.concurrency) / s.latency.Seconds()
 		f.Efficiency = f.ImagesPerSec / f.LittleRate
 	}
-	if s.kind.real() {
+	if s.kind.verifies() {
 		if f.Statuses, err = e.statuses(ctx, queue); err != nil {
 			return f, err
 		}
@@ -315,7 +315,7 @@ func (e *env) enqueueFor(ctx context.Context, s pipelineSpec, queue string) erro
 	log := filepath.Join(e.dir, "pipeline-enqueue.log")
 	var p *proc
 	var err error
-	if !s.kind.real() {
+	if !s.kind.verifies() {
 		p, err = startProc("enqueue loop", log, nil, e.self, helperEnqueueLoop, "--queue", queue,
 			"--n", strconv.Itoa(len(s.keys)), "--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB))
 	} else {

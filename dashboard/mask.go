@@ -1,22 +1,18 @@
 package dashboard
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+
+	"reverify/storage/objects"
 )
 
 // maskedFields are payload fields that can identify a person: object keys
 // and listing prefixes are often user IDs or names.
 var maskedFields = map[string]bool{"key": true, "object_key": true, "prefix": true, "keys": true, "manifest": true}
 
-// KeyHash is how logs and masked views name an object: the first 8 bytes
-// of sha256(bucket/key), hex encoded, as the worker logs it.
-func KeyHash(bucket, key string) string {
-	sum := sha256.Sum256([]byte(bucket + "/" + key))
-	return hex.EncodeToString(sum[:8])
-}
+// KeyHash is how logs and masked views name an object, as the worker logs it.
+func KeyHash(bucket, key string) string { return objects.KeyHash(bucket, key) }
 
 // MaskPayload rewrites a task payload for display: the values of fields
 // that can identify a person are replaced by a hash; anything that is not

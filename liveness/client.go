@@ -224,7 +224,6 @@ func (c *Client) parseSuccess(ctx context.Context, resp *http.Response) (*Result
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxSuccessBody+1))
 	if err != nil {
-		data = nil
 		e := c.transportError(ctx, err)
 		e.HTTPStatus = resp.StatusCode
 		e.Message = "reading response: " + e.Message

@@ -16,24 +16,24 @@ const (
 )
 
 // gate stops work on runs that were paused or cancelled: a paused run's
-// tasks wait without failing; a cancelled (or failed) run's tasks are
-// dropped without an API call.
-func (j *job) gate(ctx context.Context) error {
+// tasks wait without failing (a WaitError); a cancelled (or failed) run's
+// tasks are done (skip) without fetching the image or calling the API.
+func (j *job) gate(ctx context.Context) (skip bool, err error) {
 	if j.h.cfg.Runs == nil {
-		return nil
+		return false, nil
 	}
 	state, err := j.h.cfg.Runs.RunState(ctx, j.p.RunID)
 	if err != nil {
-		return j.ledgerError(err)
+		return false, j.ledgerError(err)
 	}
 	switch state {
 	case runPaused, runAwaiting:
-		return &WaitError{After: 15 * time.Second, Reason: "run_paused", Err: fmt.Errorf("run %s is %s", j.p.RunID, state)}
+		return false, &WaitError{After: 15 * time.Second, Reason: "run_paused", Err: fmt.Errorf("run %s is %s", j.p.RunID, state)}
 	case runCanceled, runFailed:
 		j.log.InfoContext(ctx, "skipping task of inactive run", "run_status", state)
-		return nil
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 // CachedRunGate answers RunState from a short-lived in-process cache, so
@@ -53,7 +53,6 @@ type gateEntry struct {
 	state   string
 	expires time.Time
 	ready   chan struct{} // closed once state is loaded
-	err     error
 }
 
 // NewCachedRunGate caches src's answers for ttl (default 2s).

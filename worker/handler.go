@@ -3,8 +3,6 @@ package worker
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,7 +119,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if j.taskID == "" {
 		j.taskID = p.TaskID()
 	}
-	j.log = h.log.With("run_id", p.RunID, "key_hash", keyHash(p.Bucket, p.Key))
+	j.log = h.log.With("run_id", p.RunID, "key_hash", objects.KeyHash(p.Bucket, p.Key))
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	j.last = retried >= maxRetry
@@ -161,10 +159,8 @@ type answerRetry struct {
 
 func (j *job) run(ctx context.Context) error {
 	h := j.h
-	if stop := j.gate(ctx); stop != nil {
-		return stop
-	}
-	// An answer paid for by an earlier attempt that could not be recorded.
+	// An answer paid for by an earlier attempt that could not be recorded;
+	// it is recorded whatever became of the run since.
 	if a, err := j.stashed(ctx); err != nil || a != nil {
 		if err != nil {
 			return &WaitError{After: 5 * time.Second, Reason: "stash_unavailable", Err: err}
@@ -172,6 +168,9 @@ func (j *job) run(ctx context.Context) error {
 		j.log.InfoContext(ctx, "recording the answer of an earlier attempt instead of calling again")
 		j.inStash = true
 		return j.finish(ctx, *a)
+	}
+	if skip, err := j.gate(ctx); skip || err != nil {
+		return err
 	}
 
 	buf := h.bufs.Get().(*bytes.Buffer)
@@ -185,7 +184,7 @@ func (j *job) run(ctx context.Context) error {
 	meta, err := h.objects.Get(ctx, j.p.Bucket, j.p.Key, j.p.Version, h.cfg.MaxObjectBytes, buf)
 	h.cfg.Observer.ObjectFetched(h.now().Sub(fetchStart), int64(buf.Len()), err)
 	switch {
-	case errors.Is(err, objects.ErrNotFound), errors.Is(err, objects.ErrBucketNotFound):
+	case errors.Is(err, objects.ErrNotFound): // ErrBucketNotFound too
 		return j.record(ctx, postgres.Result{Status: postgres.StatusNotFound, Message: "object not found in storage"})
 	case errors.Is(err, objects.ErrTooLarge):
 		return j.record(ctx, postgres.Result{Status: postgres.StatusInvalidImage, Size: meta.Size,
@@ -455,11 +454,4 @@ func (j *job) observeWait(err error) {
 	if errors.As(err, &w) {
 		j.h.cfg.Observer.Waited(w.Reason, w.After)
 	}
-}
-
-// keyHash identifies an object in logs without writing its key, which can
-// name a person.
-func keyHash(bucket, key string) string {
-	sum := sha256.Sum256([]byte(bucket + "/" + key))
-	return hex.EncodeToString(sum[:8])
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -412,4 +413,40 @@ func TestBucketAccessDeniedIsReportedOnce(t *testing.T) {
 	b.startWorker(t, apiKey, worker.HandlerConfig{}, fleet.Config{})
 	p = b.waitForStatus(t, run.ID, postgres.RunCompleted, 30*time.Second)
 	require.EqualValues(t, 8, p.ByStatus[postgres.StatusScored])
+}
+
+// fetchCounter counts S3 gets; the rest of Observer is ignored.
+type fetchCounter struct{ n atomic.Int64 }
+
+func (c *fetchCounter) ObjectFetched(time.Duration, int64, error) { c.n.Add(1) }
+func (*fetchCounter) APICalled(string, time.Duration, *float64)   {}
+func (*fetchCounter) ResultRecorded(string)                       {}
+func (*fetchCounter) Waited(string, time.Duration)                {}
+
+// TestCancelledRunIsSkipped: the tasks of a cancelled run are done without
+// fetching their image or calling the API.
+func TestCancelledRunIsSkipped(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fakeapi.Options{})
+	ctx := context.Background()
+	const bucket = "cancelled"
+	b.s3.CreateBucket(t, bucket)
+	for i := range 6 {
+		b.s3.PutObject(t, bucket, fmt.Sprintf("c%d.jpg", i), fakeapi.GenerateJPEG(int64(i), 80, 80))
+	}
+	run := b.newRun(t)
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""))
+	_, _, err := b.store.CancelRun(ctx, run.ID, postgres.Actor{Who: "test"})
+	require.NoError(t, err)
+
+	fetches := &fetchCounter{}
+	b.startWorker(t, apiKey, worker.HandlerConfig{Observer: fetches, Runs: b.store}, fleet.Config{})
+	insp := asynq.NewInspector(b.redis)
+	t.Cleanup(func() { insp.Close() })
+	require.Eventually(t, func() bool {
+		qi, err := insp.GetQueueInfo(b.queue)
+		return err == nil && qi.Pending+qi.Active+qi.Retry+qi.Scheduled == 0 && qi.Processed >= 6
+	}, 20*time.Second, 20*time.Millisecond)
+	require.Zero(t, fetches.n.Load(), "no image of a cancelled run is fetched")
+	require.Empty(t, b.fake.Ledger(), "nothing reached the paid API")
 }

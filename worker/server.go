@@ -94,36 +94,38 @@ func NewServer(redis asynq.RedisConnOpt, h asynq.Handler, runs RunCloser, cfg Co
 	}
 	rdb := redis.MakeRedisClient().(goredis.UniversalClient)
 	s := &Server{redis: rdb, mux: asynq.NewServeMux(), runs: runs, cfg: cfg, log: cfg.Logger}
+	lane := asynq.Config{
+		Queues:                   cfg.Queues,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		RetryDelayFunc:           cfg.Backoff.Delay,
+		IsFailure:                IsFailure,
+		DelayedTaskCheckInterval: cfg.RetryCheckEvery,
+		Logger:                   asynqLogger{cfg.Logger.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if IsFailure(err) {
+				cfg.Logger.WarnContext(ctx, "task failed", "task_type", t.Type(), "err", err)
+			}
+		}),
+	}
 	for i := range cfg.Lanes {
-		s.lanes = append(s.lanes, asynq.NewServerFromRedisClient(rdb, asynq.Config{
-			Concurrency:              laneShare(cfg.Concurrency, cfg.Lanes, i),
-			Queues:                   cfg.Queues,
-			ShutdownTimeout:          cfg.ShutdownTimeout,
-			RetryDelayFunc:           cfg.Backoff.Delay,
-			IsFailure:                IsFailure,
-			DelayedTaskCheckInterval: cfg.RetryCheckEvery,
-			Logger:                   asynqLogger{cfg.Logger.With("component", "asynq")},
-			LogLevel:                 asynq.WarnLevel,
-			ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-				if IsFailure(err) {
-					cfg.Logger.WarnContext(ctx, "task failed", "task_type", t.Type(), "err", err)
-				}
-			}),
-		}))
+		lane.Concurrency = laneShare(cfg.Concurrency, cfg.Lanes, i)
+		s.lanes = append(s.lanes, asynq.NewServerFromRedisClient(rdb, lane))
 	}
 	s.mux.Handle(tasks.TypeVerify, h)
 	return s
 }
 
-// LedgerConns sizes a worker's PostgreSQL pool and its group-commit
-// flushers for a concurrency. Each image holds a connection only for two
-// short writes, which share commits (postgres.Store.GroupWrites); a
-// connection per in-flight image would exhaust max_connections (100 by
-// default) across a fleet.
-func LedgerConns(concurrency int) (conns, flushers int) {
-	conns = min(max(4, concurrency/16), 32)
-	return conns, max(1, conns/4)
-}
+// LedgerConns sizes a worker's PostgreSQL pool for a concurrency. Each
+// image holds a connection only for two short writes, which share commits
+// (see LedgerFlushers); a connection per in-flight image would exhaust
+// max_connections (100 by default) across a fleet.
+func LedgerConns(concurrency int) int { return min(max(4, concurrency/16), 32) }
+
+// LedgerFlushers is how many of a pool's conns commit grouped writes
+// (postgres.Store.GroupWrites); fewer, fuller groups beat more (make bench,
+// ledger case).
+func LedgerFlushers(conns int) int { return max(1, conns/4) }
 
 // laneShare splits n slots over lanes as evenly as can be.
 func laneShare(n, lanes, i int) int {

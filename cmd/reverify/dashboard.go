@@ -12,7 +12,6 @@ import (
 
 	"reverify/dashboard"
 	"reverify/health"
-	"reverify/storage/objects"
 )
 
 type dashboardOptions struct {
@@ -117,13 +116,9 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 	if err != nil {
 		return err
 	}
-	s3cfg, err := a.cfg.s3()
+	s3client, err := a.s3Client(ctx)
 	if err != nil {
 		return err
-	}
-	s3client, err := objects.NewClient(ctx, s3cfg)
-	if err != nil {
-		return fmt.Errorf("configure s3: %w", err)
 	}
 	store, err := a.openStore(ctx, 8)
 	if err != nil {

@@ -125,6 +125,10 @@ func TestCommandLineEndToEnd(t *testing.T) {
 	require.Regexp(t, `^[0-9a-f-]{36}$`, runID)
 	require.Contains(t, stderr, "14 tasks enqueued")
 
+	out, stderr, code = cli(t, ctx, "", append([]string{"runs", "reconcile", runID}, common...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "14 pending objects, 0 tasks re-enqueued, 14 already queued")
+
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan int, 1)
 	go func() {
@@ -150,6 +154,7 @@ func TestCommandLineEndToEnd(t *testing.T) {
 	require.Regexp(t, `scored\s+12`, out)
 	require.Regexp(t, `invalid_image\s+2`, out)
 	require.Regexp(t, `paid calls\s+12`, out)
+	require.Regexp(t, `fleet: .*API (calls|budget)`, out, "runs show tells the fleet's daily call count")
 
 	out, stderr, code = cli(t, ctx, "", append([]string{"runs", "list"}, common...)...)
 	require.Equal(t, 0, code, stderr)

@@ -53,12 +53,13 @@ func (a *app) runsCommand() *cobra.Command {
 					return err
 				}
 				writeProgress(a.stdout, p, time.Now())
+				a.writeFleetStatus(cmd.Context(), a.stdout)
 				writeHistory(a.stdout, hist)
 				return nil
 			})
 		},
 	}
-	cmd.AddCommand(list, show, a.runsWatchCommand(), a.runsReportCommand(), a.runsRetryCommand(), a.runsConfirmCommand())
+	cmd.AddCommand(list, show, a.runsWatchCommand(), a.runsReportCommand(), a.runsRetryCommand(), a.runsConfirmCommand(), a.runsReconcileCommand())
 	for _, c := range []struct {
 		use, short string
 		do         func(context.Context, *postgres.Store, string, postgres.Actor) (string, error)

@@ -114,11 +114,9 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	if o.dbConns < 0 {
 		return fmt.Errorf("invalid REVERIFY_DB_MAX_CONNS (--db-max-conns) %d: want 0 (automatic) or more", o.dbConns)
 	}
-	conns, flushers := worker.LedgerConns(o.concurrency)
 	if o.dbConns == 0 {
-		o.dbConns = conns
+		o.dbConns = worker.LedgerConns(o.concurrency)
 	}
-	flushers = min(flushers, max(1, o.dbConns/2))
 	if o.lanes < 0 {
 		return fmt.Errorf("invalid REVERIFY_WORKER_LANES (--lanes) %d: want 0 (automatic) or more", o.lanes)
 	}
@@ -155,7 +153,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		return err
 	}
 	defer store.Close()
-	store.GroupWrites(flushers)
+	store.GroupWrites(worker.LedgerFlushers(o.dbConns))
 	rdb, ok := redis.MakeRedisClient().(goredis.UniversalClient)
 	if !ok {
 		return fmt.Errorf("REVERIFY_REDIS_URL (--redis-url): unsupported connection type")

@@ -23,14 +23,22 @@ func (s *Store) exec(ctx context.Context, w write) error {
 	if g := s.group; g != nil {
 		return g.submit(ctx, w)
 	}
-	return s.execAlone(ctx, w)
+	return s.send(ctx, w)
 }
 
-func (s *Store) execAlone(ctx context.Context, w write) error {
+// send runs writes as one batch: one round trip, one implicit transaction.
+func (s *Store) send(ctx context.Context, writes ...write) error {
 	b := &pgx.Batch{}
-	w.queue(b)
+	for _, w := range writes {
+		w.queue(b)
+	}
 	br := s.pool.SendBatch(ctx, b)
-	err := w.read(br)
+	var err error
+	for _, w := range writes {
+		if err = w.read(br); err != nil {
+			break
+		}
+	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
@@ -97,7 +105,7 @@ func (g *groupCommitter) submit(ctx context.Context, w write) error {
 	g.mu.RLock()
 	if g.closed {
 		g.mu.RUnlock()
-		return g.store.execAlone(ctx, w)
+		return g.store.send(ctx, w)
 	}
 	select {
 	case g.pending <- p:
@@ -116,6 +124,7 @@ func (g *groupCommitter) submit(ctx context.Context, w write) error {
 
 func (g *groupCommitter) flush() {
 	batch := make([]pending, 0, groupMax)
+	writes := make([]write, 0, groupMax)
 	for {
 		select {
 		case p := <-g.pending:
@@ -123,7 +132,7 @@ func (g *groupCommitter) flush() {
 		case <-g.quit:
 			return
 		}
-		g.commit(g.gather(batch))
+		g.commit(g.gather(batch), writes)
 	}
 }
 
@@ -143,42 +152,30 @@ func (g *groupCommitter) gather(batch []pending) []pending {
 // commit runs batch in one implicit transaction; when anything in it fails
 // (one write's constraint, a deadlock, a lost connection), nothing of it
 // was committed, so each write runs again alone for its own answer.
-func (g *groupCommitter) commit(batch []pending) {
+// writes is scratch space for the batch's writes.
+func (g *groupCommitter) commit(batch []pending, writes []write) {
 	// Callers may give up; the writes they handed over still finish.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if len(batch) > 1 {
-		b := &pgx.Batch{}
-		for _, p := range batch {
-			p.w.queue(b)
-		}
-		br := g.store.pool.SendBatch(ctx, b)
-		var err error
-		for _, p := range batch {
-			if err = p.w.read(br); err != nil {
-				break
-			}
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			g.stats.commits.Add(1)
-			g.stats.writes.Add(int64(len(batch)))
-			for _, p := range batch {
-				p.done <- nil
-			}
-			return
-		}
-		g.stats.alone.Add(int64(len(batch)))
-	}
+	writes = writes[:0]
 	for _, p := range batch {
-		err := g.store.execAlone(ctx, p.w)
-		if err == nil && len(batch) == 1 {
-			g.stats.commits.Add(1)
-			g.stats.writes.Add(1)
+		writes = append(writes, p.w)
+	}
+	err := g.store.send(ctx, writes...)
+	switch {
+	case err == nil:
+		g.stats.commits.Add(1)
+		g.stats.writes.Add(int64(len(batch)))
+		for _, p := range batch {
+			p.done <- nil
 		}
-		p.done <- err
+	case len(batch) == 1:
+		batch[0].done <- err
+	default:
+		g.stats.alone.Add(int64(len(batch)))
+		for _, p := range batch {
+			p.done <- g.store.send(ctx, p.w)
+		}
 	}
 }
 
@@ -194,6 +191,6 @@ func (g *groupCommitter) close() {
 		if len(batch) == 0 {
 			return
 		}
-		g.commit(batch)
+		g.commit(batch, nil)
 	}
 }

@@ -147,18 +147,18 @@ type Permit struct {
 // Admit waits (up to MaxWait) until the fleet may make one more call, and
 // counts it against the daily budget. It returns a *Denied when the call
 // must wait longer: an open circuit, a spent budget, or a fleet at its cap.
+// The rate token comes first, so a call the rate defers spends no budget.
 func (g *Governor) Admit(ctx context.Context, holder string) (Permit, error) {
 	deadline := g.cfg.Now().Add(g.cfg.MaxWait)
+	if err := g.waitForRate(ctx, deadline); err != nil {
+		return Permit{}, err
+	}
 	for {
 		p, wait, err := g.tryAdmit(ctx, holder)
 		if err != nil {
 			return Permit{}, err
 		}
 		if wait == nil {
-			if err := g.waitForRate(ctx, deadline); err != nil {
-				g.Release(context.WithoutCancel(ctx), p)
-				return Permit{}, err
-			}
 			return p, nil
 		}
 		if wait.Reason != ReasonBusy || !g.cfg.Now().Add(wait.After).Before(deadline) {

@@ -202,3 +202,20 @@ func TestStashAndLock(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 }
+
+// TestRateDeferralSpendsNoBudget: a call the fleet rate defers is not
+// counted against the daily budget.
+func TestRateDeferralSpendsNoBudget(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := governors(t, 1, fleet.Config{RatePerSecond: 1, DailyBudget: 100, MaxWait: 10 * time.Millisecond})[0]
+	_, err := g.Admit(ctx, "h")
+	require.NoError(t, err)
+	for range 3 {
+		_, err = g.Admit(ctx, "h")
+		require.Equal(t, fleet.ReasonRate, denied(t, err).Reason)
+	}
+	st, err := g.Status(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, st.BudgetUsed, "only the admitted call counts")
+}
