@@ -3,7 +3,6 @@ package tasks
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"reverify/storage/postgres"
@@ -82,27 +81,6 @@ func (f Filters) Keep() Filter {
 		}
 		return true
 	}
-}
-
-// Describe is a short human form of the filters, for run names and logs.
-func (f Filters) Describe() string {
-	var parts []string
-	if len(f.Suffixes) > 0 {
-		parts = append(parts, "suffix "+strings.Join(f.Suffixes, ","))
-	}
-	if f.ModifiedAfter != nil {
-		parts = append(parts, "modified after "+f.ModifiedAfter.Format(time.RFC3339))
-	}
-	if f.ModifiedBefore != nil {
-		parts = append(parts, "modified before "+f.ModifiedBefore.Format(time.RFC3339))
-	}
-	if f.MinSize > 0 || f.MaxSize > 0 {
-		parts = append(parts, fmt.Sprintf("size %d..%d", f.MinSize, f.MaxSize))
-	}
-	if f.NotVerifiedSince > 0 {
-		parts = append(parts, "not scored in "+time.Duration(f.NotVerifiedSince).String())
-	}
-	return strings.Join(parts, "; ")
 }
 
 // RecentLookup tells which objects already have a recent scored result;

@@ -52,9 +52,6 @@ type Producer struct {
 // ProducerOption configures a Producer.
 type ProducerOption func(*Producer)
 
-// WithBatchSize sets how many rows are written per ledger statement.
-func WithBatchSize(n int) ProducerOption { return func(p *Producer) { p.batchSize = max(1, n) } }
-
 // WithConcurrency sets how many enqueue round trips are in flight at once.
 func WithConcurrency(n int) ProducerOption { return func(p *Producer) { p.concurrent = max(1, n) } }
 

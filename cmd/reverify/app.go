@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hibiken/asynq"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"reverify/storage/objects"
@@ -115,6 +116,16 @@ func (a *app) waitForStore(ctx context.Context, log *slog.Logger, maxConns int32
 		}
 		delay = min(2*delay, 30*time.Second)
 	}
+}
+
+// redisClient makes a go-redis client for opt (one of the asynq options
+// config.redis returns, all of which make a UniversalClient).
+func redisClient(opt asynq.RedisConnOpt) (goredis.UniversalClient, error) {
+	rdb, ok := opt.MakeRedisClient().(goredis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("REVERIFY_REDIS_URL (--redis-url): unsupported connection type")
+	}
+	return rdb, nil
 }
 
 // openQueue returns an asynq client for producers after checking Redis

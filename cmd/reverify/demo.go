@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hibiken/asynq"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
@@ -142,9 +141,9 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	rdb, ok := redisOpt.MakeRedisClient().(goredis.UniversalClient)
-	if !ok {
-		return fmt.Errorf("unsupported redis connection")
+	rdb, err := redisClient(redisOpt)
+	if err != nil {
+		return err
 	}
 	defer rdb.Close()
 	// The demo's fleet state is its own, whatever else shares this Redis.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"reverify/tasks"
@@ -51,8 +50,8 @@ func (a *app) writeFleetStatus(ctx context.Context, w io.Writer) {
 	if err != nil {
 		return
 	}
-	rdb, ok := opt.MakeRedisClient().(goredis.UniversalClient)
-	if !ok {
+	rdb, err := redisClient(opt)
+	if err != nil {
 		return
 	}
 	defer rdb.Close()

@@ -89,11 +89,7 @@ func (a *app) runsReportCommand() *cobra.Command {
 				if dest == "" {
 					dest = "reports"
 				}
-				w, err := a.reportWriter(ctx, store, dest)
-				if err != nil {
-					return err
-				}
-				where, err := w.Write(ctx, run.ID, dest)
+				where, err := a.writeRunReport(ctx, store, run.ID, dest)
 				if err != nil {
 					return err
 				}
@@ -106,17 +102,20 @@ func (a *app) runsReportCommand() *cobra.Command {
 	return cmd
 }
 
-// reportWriter returns a completion report writer; an S3 client is made
-// only for s3:// destinations.
-func (a *app) reportWriter(ctx context.Context, store *postgres.Store, dest string) (*report.Writer, error) {
-	if !strings.HasPrefix(dest, "s3://") {
-		return report.NewWriter(store, nil), nil
+// writeRunReport writes a run's completion report to dest and says where
+// it went; an S3 client is made only for s3:// destinations.
+func (a *app) writeRunReport(ctx context.Context, store *postgres.Store, runID, dest string) (string, error) {
+	var w *report.Writer
+	if strings.HasPrefix(dest, "s3://") {
+		client, err := a.s3Client(ctx)
+		if err != nil {
+			return "", err
+		}
+		w = report.NewWriter(store, client)
+	} else {
+		w = report.NewWriter(store, nil)
 	}
-	client, err := a.s3Client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return report.NewWriter(store, client), nil
+	return w.Write(ctx, runID, dest)
 }
 
 // writeReport writes the completion report of a run that just ended by a
@@ -125,13 +124,10 @@ func (a *app) writeReport(ctx context.Context, store *postgres.Store, run postgr
 	if run.ReportTo == "" {
 		return
 	}
-	w, err := a.reportWriter(ctx, store, run.ReportTo)
+	where, err := a.writeRunReport(ctx, store, run.ID, run.ReportTo)
 	if err == nil {
-		var where string
-		if where, err = w.Write(ctx, run.ID, run.ReportTo); err == nil {
-			fmt.Fprintf(a.stderr, "completion report: %s\n", where)
-			return
-		}
+		fmt.Fprintf(a.stderr, "completion report: %s\n", where)
+		return
 	}
 	fmt.Fprintf(a.stderr, "completion report of run %s not written (write it with `reverify runs report %s`): %v\n", run.ID, run.ID, err)
 }
@@ -144,13 +140,10 @@ func (a *app) runEnded(store *postgres.Store, log *slog.Logger) func(ctx context
 		if err != nil || run.ReportTo == "" {
 			return
 		}
-		w, err := a.reportWriter(ctx, store, run.ReportTo)
+		where, err := a.writeRunReport(ctx, store, run.ID, run.ReportTo)
 		if err == nil {
-			var where string
-			if where, err = w.Write(ctx, run.ID, run.ReportTo); err == nil {
-				log.InfoContext(ctx, "completion report written", "run_id", run.ID, "status", status, "report", where)
-				return
-			}
+			log.InfoContext(ctx, "completion report written", "run_id", run.ID, "status", status, "report", where)
+			return
 		}
 		log.ErrorContext(ctx, "completion report not written; write it with `reverify runs report`", "run_id", run.ID, "err", err)
 	}

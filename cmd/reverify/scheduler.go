@@ -8,7 +8,6 @@ import (
 	"os"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"reverify/health"
@@ -53,9 +52,9 @@ run:plan task. Run several for availability: the others stand by.`,
 			if err != nil {
 				return err
 			}
-			rdb, ok := opt.MakeRedisClient().(goredis.UniversalClient)
-			if !ok {
-				return fmt.Errorf("REVERIFY_REDIS_URL (--redis-url): unsupported connection type")
+			rdb, err := redisClient(opt)
+			if err != nil {
+				return err
 			}
 			defer rdb.Close()
 			if probesAddr != "" {

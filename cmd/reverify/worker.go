@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"reverify/liveness"
@@ -154,9 +153,9 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	}
 	defer store.Close()
 	store.GroupWrites(worker.LedgerFlushers(o.dbConns))
-	rdb, ok := redis.MakeRedisClient().(goredis.UniversalClient)
-	if !ok {
-		return fmt.Errorf("REVERIFY_REDIS_URL (--redis-url): unsupported connection type")
+	rdb, err := redisClient(redis)
+	if err != nil {
+		return err
 	}
 	defer rdb.Close()
 	queue := asynq.NewClientFromRedisClient(rdb)

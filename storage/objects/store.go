@@ -93,7 +93,7 @@ func (s *Store) List(ctx context.Context, bucket, prefix string, fn func(Object)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return listError(bucket, prefix, err)
+			return bucketError("list", bucket, prefix, err)
 		}
 		for _, c := range page.Contents {
 			key := aws.ToString(c.Key)
@@ -116,13 +116,15 @@ func (s *Store) List(ctx context.Context, bucket, prefix string, fn func(Object)
 	return nil
 }
 
-func listError(bucket, prefix string, err error) error {
+// bucketError classifies an error of an operation on a whole bucket (list,
+// head bucket): there, only the bucket can be missing (HeadBucket's 404 has
+// no body, so it arrives as "NotFound").
+func bucketError(op, bucket, prefix string, err error) error {
 	sentinel := classify(err)
 	if errors.Is(sentinel, ErrNotFound) {
-		// Only a bucket can be missing when listing.
 		sentinel = ErrBucketNotFound
 	}
-	return wrapAs("list", bucket, prefix, sentinel, err)
+	return wrapAs(op, bucket, prefix, sentinel, err)
 }
 
 // Get reads the object bucket/key (the given version, or the latest when
@@ -227,12 +229,7 @@ func (s *Store) CheckBucket(ctx context.Context, bucket string) error {
 	if err == nil {
 		return nil
 	}
-	sentinel := classify(err)
-	if errors.Is(sentinel, ErrNotFound) {
-		// HeadBucket's 404 has no body, so it arrives as "NotFound".
-		sentinel = ErrBucketNotFound
-	}
-	return wrapAs("head bucket", bucket, "", sentinel, err)
+	return bucketError("head bucket", bucket, "", err)
 }
 
 // unquoteETag strips the double quotes S3 puts around ETags (and a weak

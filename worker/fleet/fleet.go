@@ -142,23 +142,26 @@ return {0, 0}
 // Permit is an admitted call; release it when the call has returned.
 type Permit struct {
 	holder string
+	at     time.Time // when it was counted
 }
 
 // Admit waits (up to MaxWait) until the fleet may make one more call, and
 // counts it against the daily budget. It returns a *Denied when the call
 // must wait longer: an open circuit, a spent budget, or a fleet at its cap.
-// The rate token comes first, so a call the rate defers spends no budget.
+// The rate token comes last, right before the call, so calls reach the
+// API spaced by the rate; a call the rate defers gives its budget back.
 func (g *Governor) Admit(ctx context.Context, holder string) (Permit, error) {
 	deadline := g.cfg.Now().Add(g.cfg.MaxWait)
-	if err := g.waitForRate(ctx, deadline); err != nil {
-		return Permit{}, err
-	}
 	for {
 		p, wait, err := g.tryAdmit(ctx, holder)
 		if err != nil {
 			return Permit{}, err
 		}
 		if wait == nil {
+			if err := g.waitForRate(ctx, deadline); err != nil {
+				g.refund(context.WithoutCancel(ctx), p)
+				return Permit{}, err
+			}
 			return p, nil
 		}
 		if wait.Reason != ReasonBusy || !g.cfg.Now().Add(wait.After).Before(deadline) {
@@ -181,7 +184,7 @@ func (g *Governor) tryAdmit(ctx context.Context, holder string) (Permit, *Denied
 	}
 	switch res[0] {
 	case 0:
-		return Permit{holder: holder}, nil, nil
+		return Permit{holder: holder, at: now}, nil, nil
 	case 1:
 		return Permit{}, &Denied{Reason: ReasonAuth, After: time.Duration(res[1]) * time.Millisecond}, nil
 	case 2:
@@ -225,6 +228,23 @@ func (g *Governor) Release(ctx context.Context, p Permit) {
 	// A slot that cannot be released here expires with its lease.
 	_ = g.rdb.ZRem(ctx, g.keys.inflight, p.holder).Err()
 }
+
+// refund undoes an admission whose call is not made: its slot, its unit
+// of budget and its count in the outage window. Losing a refund only
+// overstates the day's use.
+func (g *Governor) refund(ctx context.Context, p Permit) {
+	g.Release(ctx, p)
+	_ = refundScript.Run(ctx, g.rdb, []string{g.budgetKey(p.at), g.windowKey("calls", p.at)}).Err()
+}
+
+// refundScript takes one off each counter that still exists (an expired
+// one must not come back without its TTL).
+var refundScript = redis.NewScript(`
+for _, k in ipairs(KEYS) do
+  if redis.call('EXISTS', k) == 1 then redis.call('DECR', k) end
+end
+return 0
+`)
 
 // Outcome of a failed call, as far as the circuits care. Answered calls
 // need no report: the admit script already counted them.
