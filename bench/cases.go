@@ -33,31 +33,37 @@ func (e *env) pipelineCases(ctx context.Context, o options) ([]pipelineFigures, 
 			return out, profile, err
 		}
 		if o.profile && size.kb == 100 {
-			if e.binProf == "" {
-				if e.binProf, err = e.buildProfiled(ctx); err != nil {
-					return out, profile, err
-				}
-			}
-			rate := out[len(out)-1].ImagesPerSec
-			real.kind, real.name = profiledWorker, real.name+" (profiled)"
-			real.profilePath = filepath.Join(e.dir, "worker.pprof")
-			real.profileSecs = max(2, int(0.6*float64(size.n)/max(rate, 1)))
-			f, err := e.measurePipeline(ctx, real)
-			if err != nil {
-				return out, profile, err
-			}
-			logf("  %-34s %8.0f images/s (under the profiler)", f.Case, f.ImagesPerSec)
-			shares, err := profileBreakdown(ctx, real.profilePath)
-			if err != nil {
-				return out, profile, err
-			}
-			profile = sortedShares(shares)
-			if err := copyFile(real.profilePath, filepath.Join(o.outDir, "worker-100k.pprof")); err != nil {
+			if profile, err = e.profileRun(ctx, o, real, out[len(out)-1].ImagesPerSec, size.n, "worker-100k.pprof"); err != nil {
 				return out, profile, err
 			}
 		}
 	}
 	return out, profile, nil
+}
+
+// profileRun runs s again with the worker built with a pprof endpoint, takes
+// a CPU profile over the middle of the run (past the burst of connection
+// set-up) and says where the time went; the profile is kept as name.
+func (e *env) profileRun(ctx context.Context, o options, s pipelineSpec, rate float64, n int, name string) ([]share, error) {
+	if e.binProf == "" {
+		var err error
+		if e.binProf, err = e.buildProfiled(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.kind, s.name = profiledWorker, s.name+" (profiled)"
+	s.profilePath = filepath.Join(e.dir, name)
+	s.profileSecs = max(2, int(0.6*float64(n)/max(rate, 1)))
+	f, err := e.measurePipeline(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	logf("  %-34s %8.0f images/s (under the profiler)", f.Case, f.ImagesPerSec)
+	shares, err := profileBreakdown(ctx, s.profilePath)
+	if err != nil {
+		return nil, err
+	}
+	return sortedShares(shares), copyFile(s.profilePath, filepath.Join(o.outDir, name))
 }
 
 func (e *env) addPipeline(ctx context.Context, o options, out *[]pipelineFigures, s pipelineSpec) error {
@@ -72,17 +78,19 @@ func (e *env) addPipeline(ctx context.Context, o options, out *[]pipelineFigures
 }
 
 // latencyCases is case 3: the fake API at a fixed latency, one worker at
-// each concurrency level, against Little's law.
-func (e *env) latencyCases(ctx context.Context, o options) ([]pipelineFigures, error) {
+// each concurrency level, against Little's law. With o.profile, the
+// highest level runs once more under the profiler.
+func (e *env) latencyCases(ctx context.Context, o options) ([]pipelineFigures, []share, error) {
 	need := 0
 	for _, c := range o.levels {
 		need = max(need, littleCount(c, o.latency, o.levelSeconds))
 	}
 	pool, err := e.seedTimed("lat/", need, o.latencyImageKB<<10)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []pipelineFigures
+	var last pipelineSpec
 	for _, c := range o.levels {
 		if o.queueBaselines {
 			// Queueing alone, with a handler that only waits L: one asynq
@@ -95,7 +103,7 @@ func (e *env) latencyCases(ctx context.Context, o options) ([]pipelineFigures, e
 				s := pipelineSpec{name: name, kind: sleepWorkerKind, keys: make([]string, littleCount(c, o.latency, o.levelSeconds)),
 					concurrency: c, latency: o.latency, lanes: lanes}
 				if err := e.addPipeline(ctx, o, &out, s); err != nil {
-					return out, err
+					return out, nil, err
 				}
 			}
 		}
@@ -103,10 +111,15 @@ func (e *env) latencyCases(ctx context.Context, o options) ([]pipelineFigures, e
 			keys: pool[:littleCount(c, o.latency, o.levelSeconds)], imageBytes: o.latencyImageKB << 10,
 			concurrency: c, latency: o.latency}
 		if err := e.addPipeline(ctx, o, &out, s); err != nil {
-			return out, err
+			return out, nil, err
 		}
+		last = s
 	}
-	return out, nil
+	if !o.profile || len(out) == 0 {
+		return out, nil, nil
+	}
+	profile, err := e.profileRun(ctx, o, last, out[len(out)-1].ImagesPerSec, len(last.keys), "worker-latency.pprof")
+	return out, profile, err
 }
 
 func littleCount(c int, l time.Duration, seconds float64) int {

@@ -81,7 +81,7 @@ func (e *env) runCases(ctx context.Context, o options, r *report) error {
 	}
 	if o.has("latency") {
 		logf("case 3: latency-bound, fake API at %s", o.latency)
-		if r.Latency, err = e.latencyCases(ctx, o); err != nil {
+		if r.Latency, r.LatencyProfile, err = e.latencyCases(ctx, o); err != nil {
 			return fmt.Errorf("latency: %w", err)
 		}
 	}

@@ -25,8 +25,10 @@ type report struct {
 	Pipeline []pipelineFigures `json:"pipeline,omitempty"`
 	Profile  []share           `json:"worker_cpu_profile_100k,omitempty"`
 	Latency  []pipelineFigures `json:"latency_bound,omitempty"`
-	Memory   []pipelineFigures `json:"memory,omitempty"`
-	Ledger   []ledgerFigures   `json:"ledger,omitempty"`
+	// LatencyProfile is the worker's CPU at the highest case 3 level.
+	LatencyProfile []share           `json:"worker_cpu_profile_latency,omitempty"`
+	Memory         []pipelineFigures `json:"memory,omitempty"`
+	Ledger         []ledgerFigures   `json:"ledger,omitempty"`
 }
 
 func newReport(ctx context.Context, o options) *report {
@@ -114,6 +116,12 @@ func (r *report) print(out io.Writer) {
 		for _, f := range r.Latency {
 			fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.2f\t%.0f%%\t%.1f\t%.0f\t%.0f\t%.0f\t\n", f.Case, f.LittleRate, f.ImagesPerSec, f.Efficiency,
 				f.CPUMsPerImage, f.CPUCores, 100*f.MachineBusy, f.PeakRSSMB, f.TaskMS, f.APICallMS, f.NotAPICallMS)
+		}
+	}
+	if len(r.LatencyProfile) > 0 {
+		fmt.Fprintf(w, "\n   worker CPU, %s (pprof)\tshare\t\n", r.Latency[len(r.Latency)-1].Case)
+		for _, s := range r.LatencyProfile {
+			fmt.Fprintf(w, "%s\t%.1f%%\t\n", s.Name, s.Percent)
 		}
 	}
 	if len(r.Memory) > 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"reverify/internal/testenv"
+	"reverify/storage/objects"
 	"reverify/storage/postgres"
 	"reverify/tasks"
 )
@@ -124,7 +125,7 @@ func TestInventorySource(t *testing.T) {
 
 // crashingLister fails every call after the first n, as a killed planner would stop.
 type crashingLister struct {
-	tasks.ListObjectsV2API
+	objects.API
 	n int
 }
 
@@ -133,7 +134,7 @@ func (c *crashingLister) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2
 		return nil, errors.New("worker killed")
 	}
 	c.n--
-	return c.ListObjectsV2API.ListObjectsV2(ctx, in, opts...)
+	return c.API.ListObjectsV2(ctx, in, opts...)
 }
 
 // TestPlannerResumesFromToken lists a prefix as a run:plan task that dies
@@ -161,8 +162,8 @@ func TestPlannerResumesFromToken(t *testing.T) {
 	task, err := tasks.NewPlanTask(run.ID, queue)
 	require.NoError(t, err)
 
-	lister := &crashingLister{ListObjectsV2API: srv.Client, n: 2}
-	planner := tasks.NewPlanner(store, lister, client, nil, 3)
+	lister := &crashingLister{API: srv.Client, n: 2}
+	planner := tasks.NewPlanner(store, objects.New(lister, objects.WithPageSize(3)), client, nil)
 	require.Error(t, planner.ProcessTask(ctx, task))
 	run, err = store.Run(ctx, run.ID)
 	require.NoError(t, err)
@@ -185,4 +186,33 @@ func TestPlannerResumesFromToken(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 11, q.Pending, "one task per object")
 	require.NoError(t, planner.ProcessTask(ctx, task), "a planned run is not listed again")
+}
+
+// TestPlannerFailsRunOfMissingBucket: a source bucket that does not exist
+// fails the run (with the reason in its history) and the plan task is not
+// retried, instead of retrying for hours.
+func TestPlannerFailsRunOfMissingBucket(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := testenv.Ledger(t)
+	srv := testenv.S3(t)
+	queue := testenv.Queue(t)
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: testenv.RedisAddr(t)})
+	t.Cleanup(func() { client.Close() })
+
+	run, err := store.CreateRun(ctx, postgres.NewRun{Name: "gone", Queue: queue,
+		Source: tasks.SourceSpec{Kind: "prefix", Bucket: "no-such-bucket", Prefix: "p/"}, Options: tasks.RunOptions{}})
+	require.NoError(t, err)
+	task, err := tasks.NewPlanTask(run.ID, queue)
+	require.NoError(t, err)
+
+	err = tasks.NewPlanner(store, objects.New(srv.Client), client, nil).ProcessTask(ctx, task)
+	require.ErrorIs(t, err, asynq.SkipRetry)
+	require.ErrorIs(t, err, objects.ErrBucketNotFound)
+	run, err = store.Run(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, postgres.RunFailed, run.Status)
+	h, err := store.History(ctx, run.ID)
+	require.NoError(t, err)
+	require.Contains(t, h[len(h)-1].Reason, `source bucket "no-such-bucket" not found`)
 }

@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hibiken/asynq"
 
+	"reverify/storage/objects"
 	"reverify/storage/postgres"
 )
 
@@ -53,9 +51,10 @@ func NewPlanTask(runID, queue string) (*asynq.Task, error) {
 		asynq.MaxRetry(25), asynq.Timeout(12*time.Hour)), nil
 }
 
-// ListObjectsV2API lists one page; *s3.Client satisfies it.
-type ListObjectsV2API interface {
-	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+// PageLister lists a prefix a page at a time from a continuation token;
+// *objects.Store satisfies it.
+type PageLister interface {
+	ListPages(ctx context.Context, bucket, prefix, token string, fn func(page []objects.Object, next string) error) error
 }
 
 // PlanLedger is what the planner reads and writes; *postgres.Store satisfies it.
@@ -65,23 +64,23 @@ type PlanLedger interface {
 	Run(ctx context.Context, id string) (postgres.Run, error)
 	SavePlanToken(ctx context.Context, id, token string) error
 	FinishPlan(ctx context.Context, id string) error
+	FailRun(ctx context.Context, id string, a postgres.Actor) (postgres.Run, int64, error)
 }
 
 // Planner handles run:plan tasks.
 type Planner struct {
-	ledger   PlanLedger
-	s3       ListObjectsV2API
-	queue    Enqueuer
-	log      *slog.Logger
-	pageSize int32
+	ledger PlanLedger
+	list   PageLister
+	queue  Enqueuer
+	log    *slog.Logger
 }
 
-// NewPlanner returns a run:plan handler. pageSize <= 0 keeps S3's 1,000.
-func NewPlanner(ledger PlanLedger, s3 ListObjectsV2API, queue Enqueuer, log *slog.Logger, pageSize int32) *Planner {
+// NewPlanner returns a run:plan handler.
+func NewPlanner(ledger PlanLedger, list PageLister, queue Enqueuer, log *slog.Logger) *Planner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Planner{ledger: ledger, s3: s3, queue: queue, log: log, pageSize: pageSize}
+	return &Planner{ledger: ledger, list: list, queue: queue, log: log}
 }
 
 // ProcessTask implements asynq.Handler.
@@ -119,41 +118,20 @@ func (p *Planner) plan(ctx context.Context, run postgres.Run, src SourceSpec, f 
 	if resumed {
 		log.InfoContext(ctx, "resuming listing from the stored continuation token")
 	}
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(src.Bucket)}
-	if src.Prefix != "" {
-		in.Prefix = aws.String(src.Prefix)
-	}
-	if p.pageSize > 0 {
-		in.MaxKeys = aws.Int32(p.pageSize)
-	}
-	token := run.PlanToken
-	for pages := 0; ; pages++ {
-		if token != "" {
-			in.ContinuationToken = aws.String(token)
-		}
-		out, err := p.s3.ListObjectsV2(ctx, in)
-		if err != nil {
-			return fmt.Errorf("plan run %s: list s3://%s/%s: %w", run.ID, src.Bucket, src.Prefix, err)
-		}
-		var objs []Object
-		for _, c := range out.Contents {
-			o := Object{Bucket: src.Bucket, Key: aws.ToString(c.Key), Size: aws.ToInt64(c.Size), LastModified: aws.ToTime(c.LastModified)}
-			if o.Size == 0 && strings.HasSuffix(o.Key, "/") {
-				continue
-			}
-			if keep == nil || keep(o) {
-				objs = append(objs, o)
-			}
-		}
-		page := func(ctx context.Context, fn func(Object) error) error {
-			for _, o := range objs {
-				if err := fn(o); err != nil {
+	pages := 0
+	err := p.list.ListPages(ctx, src.Bucket, src.Prefix, run.PlanToken, func(page []objects.Object, next string) error {
+		var s Source = func(ctx context.Context, fn func(Object) error) error {
+			for _, o := range page {
+				obj := Object{Bucket: o.Bucket, Key: o.Key, Size: o.Size, LastModified: o.LastModified}
+				if keep != nil && !keep(obj) {
+					continue
+				}
+				if err := fn(obj); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
-		var s Source = page
 		if f.NotVerifiedSince > 0 {
 			s = SkipRecentlyScored(s, p.ledger, run.CreatedAt.Add(-time.Duration(f.NotVerifiedSince)), nil)
 		}
@@ -171,16 +149,28 @@ func (p *Planner) plan(ctx context.Context, run postgres.Run, src SourceSpec, f 
 		if _, err := producer.EnqueueObjects(ctx, run, added); err != nil {
 			return err
 		}
-		token = aws.ToString(out.NextContinuationToken)
-		if !aws.ToBool(out.IsTruncated) || token == "" {
-			break
+		if next == "" {
+			return nil
 		}
-		if err := p.ledger.SavePlanToken(ctx, run.ID, token); err != nil {
+		if err := p.ledger.SavePlanToken(ctx, run.ID, next); err != nil {
 			return err
 		}
-		if pages%20 == 19 {
-			log.InfoContext(ctx, "listing", "pages", pages+1)
+		if pages++; pages%20 == 0 {
+			log.InfoContext(ctx, "listing", "pages", pages)
 		}
+		return nil
+	})
+	if errors.Is(err, objects.ErrBucketNotFound) {
+		// Retrying cannot bring a bucket back: the run ends here.
+		why := fmt.Sprintf("source bucket %q not found", src.Bucket)
+		if _, _, ferr := p.ledger.FailRun(ctx, run.ID, postgres.Actor{Who: "reverify-planner", Why: why}); ferr != nil {
+			return fmt.Errorf("plan run %s: %w (and could not fail the run: %w)", run.ID, err, ferr)
+		}
+		log.ErrorContext(ctx, "run failed: its source bucket does not exist", "bucket", src.Bucket)
+		return fmt.Errorf("plan run %s: %w: %w", run.ID, err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return fmt.Errorf("plan run %s: %w", run.ID, err)
 	}
 	if resumed {
 		// Objects recorded just before a crash may have missed their tasks.

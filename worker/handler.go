@@ -192,7 +192,7 @@ func (j *job) run(ctx context.Context) error {
 	case errors.Is(err, objects.ErrAccessDenied):
 		return j.accessDenied(ctx, err)
 	case err != nil:
-		return j.retryOrFail(ctx, fmt.Errorf("fetch object: %w", err), "could not fetch object: ")
+		return j.retryOrFail(ctx, err, "could not fetch object: ")
 	}
 	if why := checkImage(buf.Bytes()); why != "" {
 		return j.record(ctx, postgres.Result{Status: postgres.StatusInvalidImage, Message: why, ETag: meta.ETag, Size: meta.Size})

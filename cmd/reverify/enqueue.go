@@ -25,7 +25,6 @@ type enqueueOptions struct {
 	Manifest       string        `json:"manifest,omitempty"`
 	ManifestFormat string        `json:"manifest_format,omitempty"`
 	Inventory      string        `json:"inventory,omitempty"`
-	Suffixes       []string      `json:"suffixes,omitempty"`
 	Filters        tasks.Filters `json:"filters"`
 	MaxObjectBytes int64         `json:"max_object_bytes"`
 	name           string
@@ -59,7 +58,7 @@ Manifests are CSV lines "bucket,key[,version]" or one key per line (with
 	f.StringVar(&o.Manifest, "manifest", "", "manifest file of objects, or - for standard input")
 	f.StringVar(&o.ManifestFormat, "manifest-format", "auto", "manifest format: auto, csv (bucket,key[,version]) or lines (one key per line)")
 	f.StringVar(&o.name, "name", "", "name of the run (default: the source)")
-	f.StringSliceVar(&o.Suffixes, "suffix", nil, "only keys ending in one of these, e.g. .jpg,.jpeg,.png (case-insensitive)")
+	f.StringSliceVar(&o.Filters.Suffixes, "suffix", nil, "only keys ending in one of these, e.g. .jpg,.jpeg,.png (case-insensitive)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "count what would be sent to the API and stop")
 	f.StringVar(&o.queue, "queue", tasks.DefaultQueue, "asynq queue for the run's tasks")
 	f.StringVar(&o.runID, "run", "", "add to an existing run instead of creating one (finishes an interrupted enqueue)")
@@ -115,7 +114,6 @@ func (a *app) enqueue(ctx context.Context, o enqueueOptions) error {
 	if err := o.campaign.resolve(&o.Filters, time.Now()); err != nil {
 		return err
 	}
-	o.Filters.Suffixes = o.Suffixes
 	if err := o.Filters.Validate(); err != nil {
 		return err
 	}

@@ -151,11 +151,11 @@ func (a *app) runEnded(store *postgres.Store, log *slog.Logger) func(ctx context
 
 // planner returns the run:plan handler, listing with its own S3 client.
 func (a *app) planner(ctx context.Context, store *postgres.Store, queue tasks.Enqueuer, log *slog.Logger) (*tasks.Planner, error) {
-	client, err := a.s3Client(ctx)
+	objs, err := a.openObjects(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return tasks.NewPlanner(store, client, queue, log, 0), nil
+	return tasks.NewPlanner(store, objs, queue, log), nil
 }
 
 // defaultQueues are the weighted priority queues of tasks.DefaultQueue.

@@ -82,38 +82,68 @@ func New(api API, opts ...Option) *Store {
 // List stops at the first error fn returns and returns it unwrapped. Listing
 // errors wrap ErrBucketNotFound, ErrAccessDenied, or are transient.
 func (s *Store) List(ctx context.Context, bucket, prefix string, fn func(Object) error) error {
+	return s.ListPages(ctx, bucket, prefix, "", func(page []Object, _ string) error {
+		for _, o := range page {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListPages is List a page at a time, for callers that keep their place:
+// it starts at token ("" = the first page) and passes fn each page with
+// the token of the page after it ("" after the last). The page slice is
+// reused once fn returns.
+func (s *Store) ListPages(ctx context.Context, bucket, prefix, token string, fn func(page []Object, next string) error) error {
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket)}
 	if prefix != "" {
 		in.Prefix = aws.String(prefix)
 	}
-	pages := s3.NewListObjectsV2Paginator(s.api, in, func(o *s3.ListObjectsV2PaginatorOptions) {
-		o.Limit = s.pageSize
-		o.StopOnDuplicateToken = true
-	})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
+	if s.pageSize > 0 {
+		in.MaxKeys = aws.Int32(s.pageSize)
+	}
+	var page []Object
+	for {
+		in.ContinuationToken = nil
+		if token != "" {
+			in.ContinuationToken = aws.String(token)
+		}
+		out, err := s.api.ListObjectsV2(ctx, in)
 		if err != nil {
 			return bucketError("list", bucket, prefix, err)
 		}
-		for _, c := range page.Contents {
+		page = page[:0]
+		for _, c := range out.Contents {
 			key := aws.ToString(c.Key)
 			size := aws.ToInt64(c.Size)
 			if size == 0 && strings.HasSuffix(key, "/") {
 				continue
 			}
-			err := fn(Object{
+			page = append(page, Object{
 				Bucket:       bucket,
 				Key:          key,
 				ETag:         unquoteETag(aws.ToString(c.ETag)),
 				Size:         size,
 				LastModified: aws.ToTime(c.LastModified),
 			})
-			if err != nil {
-				return err
-			}
 		}
+		next := aws.ToString(out.NextContinuationToken)
+		if !aws.ToBool(out.IsTruncated) {
+			next = ""
+		}
+		if next != "" && next == token {
+			return fmt.Errorf("s3 list %s/%s: the server returned the same continuation token twice", bucket, prefix)
+		}
+		if err := fn(page, next); err != nil {
+			return err
+		}
+		if next == "" {
+			return nil
+		}
+		token = next
 	}
-	return nil
 }
 
 // bucketError classifies an error of an operation on a whole bucket (list,

@@ -79,20 +79,37 @@ func stopPending(ctx context.Context, tx pgx.Tx, id, why string) (int64, error) 
 // cancelled and are never sent. It returns the run and how many objects
 // were cancelled.
 func (s *Store) CancelRun(ctx context.Context, id string, a Actor) (Run, int64, error) {
+	return s.end(ctx, id, RunCancelled, a)
+}
+
+// FailRun fails a run that cannot go on (its source bucket is gone, say);
+// like CancelRun, its pending objects are never sent. a.Why says why.
+func (s *Store) FailRun(ctx context.Context, id string, a Actor) (Run, int64, error) {
+	return s.end(ctx, id, RunFailed, a)
+}
+
+// end moves a run that has not ended to status to (cancelled or failed)
+// and cancels its pending objects, in one transaction.
+func (s *Store) end(ctx context.Context, id, to string, a Actor) (Run, int64, error) {
 	var r Run
 	var n int64
 	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
 		var err error
-		r, err = transition(ctx, tx, id, RunCancelled,
+		r, err = transition(ctx, tx, id, to,
 			[]string{RunAwaitingConfirmation, RunEnqueuing, RunRunning, RunPaused}, `, finished_at = now()`)
 		if err != nil {
 			return err
 		}
-		n, err = stopPending(ctx, tx, r.ID, "run cancelled: "+orDefault(a.Why, "by "+a.Who))
+		n, err = stopPending(ctx, tx, r.ID, "run "+to+": "+orDefault(a.Why, "by "+a.Who))
 		return err
 	})
 	if err != nil {
-		return Run{}, 0, fmt.Errorf("cancel run %s: %w", id, err)
+		verb := map[string]string{RunCancelled: "cancel", RunFailed: "fail"}[to]
+		err = fmt.Errorf("%s run %s: %w", verb, id, err)
+		if !errors.Is(err, ErrInvalidTransition) && !errors.Is(err, ErrRunNotFound) {
+			err = classify(err)
+		}
+		return Run{}, 0, err
 	}
 	return r, n, nil
 }
@@ -228,19 +245,12 @@ func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 		if why == "" {
 			continue
 		}
-		err := s.withActor(ctx, Actor{Who: "reverify-worker", Why: why}, func(tx pgx.Tx) error {
-			r, err := transition(ctx, tx, c.id, RunFailed, []string{RunRunning, RunEnqueuing, RunPaused}, `, finished_at = now()`)
-			if err != nil {
-				return err
-			}
-			_, err = stopPending(ctx, tx, r.ID, "run failed: "+why)
-			return err
-		})
+		_, _, err := s.end(ctx, c.id, RunFailed, Actor{Who: "reverify-worker", Why: why})
 		if errors.Is(err, ErrInvalidTransition) {
 			continue // changed meanwhile
 		}
 		if err != nil {
-			return failed, classify(fmt.Errorf("fail run %s: %w", c.id, err))
+			return failed, err
 		}
 		failed = append(failed, c.id)
 	}
