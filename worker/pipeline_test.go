@@ -51,8 +51,10 @@ func setup(t *testing.T, fakeOpts fakeapi.Options) *bundle {
 	fake := fakeapi.New(fakeOpts)
 	api := httptest.NewServer(fake)
 	t.Cleanup(api.Close)
+	objs, err := objects.Open(context.Background(), s3.Config()) // as the worker command does
+	require.NoError(t, err)
 	return &bundle{
-		store: store, s3: s3, objs: objects.New(s3.Client),
+		store: store, s3: s3, objs: objs,
 		redis: asynq.RedisClientOpt{Addr: testenv.RedisAddr(t)}, queue: testenv.Queue(t),
 		fake: fake, apiURL: api.URL,
 	}
@@ -392,11 +394,11 @@ func TestBucketAccessDeniedIsReportedOnce(t *testing.T) {
 
 	cfg := b.s3.Config()
 	cfg.SecretKey = "not-the-secret"
-	wrong, err := objects.NewClient(context.Background(), cfg)
+	wrong, err := objects.Open(context.Background(), cfg)
 	require.NoError(t, err)
 	logs := &syncBuffer{}
 	good := b.objs
-	b.objs = objects.New(wrong)
+	b.objs = wrong
 	stop := b.startWorker(t, apiKey, worker.HandlerConfig{Logger: slog.New(slog.NewJSONHandler(logs, nil)), DeniedWait: time.Second}, fleet.Config{})
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "access to the bucket is denied") },
 		20*time.Second, 20*time.Millisecond)

@@ -161,11 +161,15 @@ func (a *app) s3Client(ctx context.Context) (*s3.Client, error) {
 }
 
 func (a *app) openObjects(ctx context.Context) (*objects.Store, error) {
-	client, err := a.s3Client(ctx)
+	cfg, err := a.cfg.s3()
 	if err != nil {
 		return nil, err
 	}
-	return objects.New(client), nil
+	store, err := objects.Open(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("configure s3: %w", err)
+	}
+	return store, nil
 }
 
 // openLedgerAndQueue opens the ledger and the task queue together, for

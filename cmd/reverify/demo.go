@@ -130,7 +130,10 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	objs := objects.New(s3client)
+	objs, err := objects.Open(ctx, mem.Config())
+	if err != nil {
+		return err
+	}
 	stats, err := tasks.NewProducer(store, queue).Enqueue(ctx, run, tasks.ListingSource(objs, demoBucket, "selfies/"), nil)
 	if err != nil {
 		return err

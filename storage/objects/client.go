@@ -35,11 +35,45 @@ type Config struct {
 	AccessKey, SecretKey string
 }
 
+// Open returns a Store for cfg. With an explicit endpoint (an
+// S3-compatible server), objects are fetched with directly signed GETs
+// (see directGetter); listing, HEAD and AWS S3 itself go through the SDK.
+func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
+	awsCfg, err := loadConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := New(newClient(awsCfg, cfg), opts...)
+	if cfg.Endpoint != "" {
+		if s.direct, err = newDirectGetter(awsCfg.HTTPClient, awsCfg.Credentials, awsCfg.Region, cfg.Endpoint, cfg.PathStyle); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
 // NewClient builds an S3 client for cfg, tuned for many concurrent GETs
 // against one host.
 func NewClient(ctx context.Context, cfg Config) (*s3.Client, error) {
+	awsCfg, err := loadConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(awsCfg, cfg), nil
+}
+
+func newClient(awsCfg aws.Config, cfg Config) *s3.Client {
+	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+	})
+}
+
+func loadConfig(ctx context.Context, cfg Config) (aws.Config, error) {
 	if (cfg.AccessKey == "") != (cfg.SecretKey == "") {
-		return nil, errors.New("s3 config: access key and secret key must be set together")
+		return aws.Config{}, errors.New("s3 config: access key and secret key must be set together")
 	}
 
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
@@ -79,13 +113,10 @@ func NewClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("load aws config: %w", err)
+		return aws.Config{}, fmt.Errorf("load aws config: %w", err)
 	}
-
-	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.Endpoint)
-		}
-		o.UsePathStyle = cfg.PathStyle
-	}), nil
+	if awsCfg.Credentials == nil {
+		awsCfg.Credentials = aws.AnonymousCredentials{}
+	}
+	return awsCfg, nil
 }

@@ -54,6 +54,7 @@ type Object struct {
 // Store reads objects from S3. It is safe for concurrent use.
 type Store struct {
 	api      API
+	direct   *directGetter // when set, Get takes it instead of api
 	pageSize int32
 }
 
@@ -173,11 +174,7 @@ func (s *Store) Get(ctx context.Context, bucket, key, versionID string, maxBytes
 		return Object{}, fmt.Errorf("s3 get %s/%s: maxBytes must be positive, got %d", bucket, key, maxBytes)
 	}
 
-	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
-	if versionID != "" {
-		in.VersionId = aws.String(versionID)
-	}
-	out, err := s.api.GetObject(ctx, in)
+	out, err := s.get(ctx, getRequest{Bucket: bucket, Key: key, VersionID: versionID})
 	if err != nil {
 		return Object{}, opError("get", bucket, key, err)
 	}
@@ -188,10 +185,10 @@ func (s *Store) Get(ctx context.Context, bucket, key, versionID string, maxBytes
 	obj := Object{
 		Bucket:       bucket,
 		Key:          key,
-		ETag:         unquoteETag(aws.ToString(out.ETag)),
-		VersionID:    aws.ToString(out.VersionId),
+		ETag:         unquoteETag(out.ETag),
+		VersionID:    out.VersionID,
 		Size:         -1,
-		LastModified: aws.ToTime(out.LastModified),
+		LastModified: out.LastModified,
 	}
 	if out.ContentLength != nil {
 		obj.Size = *out.ContentLength
@@ -223,6 +220,23 @@ func (s *Store) Get(ctx context.Context, bucket, key, versionID string, maxBytes
 	}
 	obj.Size = n
 	return obj, nil
+}
+
+// get sends one GET, directly when the Store has a direct getter.
+func (s *Store) get(ctx context.Context, in getRequest) (*getResponse, error) {
+	if s.direct != nil {
+		return s.direct.get(ctx, in)
+	}
+	req := &s3.GetObjectInput{Bucket: aws.String(in.Bucket), Key: aws.String(in.Key)}
+	if in.VersionID != "" {
+		req.VersionId = aws.String(in.VersionID)
+	}
+	out, err := s.api.GetObject(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &getResponse{Body: out.Body, ContentLength: out.ContentLength, ETag: aws.ToString(out.ETag),
+		VersionID: aws.ToString(out.VersionId), LastModified: aws.ToTime(out.LastModified)}, nil
 }
 
 func tooLarge(bucket, key string, size, maxBytes int64) error {

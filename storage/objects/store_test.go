@@ -7,6 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,6 +138,16 @@ func TestListManyPages(t *testing.T) {
 	})
 }
 
+// getPaths are the two ways a Store fetches objects: through the SDK (AWS
+// S3 itself) and by directly signed GETs (an explicit endpoint). Get's
+// tests run against both.
+func getPaths(t *testing.T, srv testenv.S3Server, opts ...objects.Option) map[string]*objects.Store {
+	t.Helper()
+	direct, err := objects.Open(context.Background(), srv.Config(), opts...)
+	require.NoError(t, err)
+	return map[string]*objects.Store{"sdk": objects.New(srv.Client, opts...), "direct": direct}
+}
+
 func TestKeysRoundTrip(t *testing.T) {
 	t.Parallel()
 	srv := testenv.S3(t)
@@ -164,7 +177,12 @@ func TestKeysRoundTrip(t *testing.T) {
 		require.NoError(t, err, k)
 	}
 
-	store := objects.New(srv.Client, objects.WithPageSize(2))
+	for name, store := range getPaths(t, srv, objects.WithPageSize(2)) {
+		t.Run(name, func(t *testing.T) { roundTrip(t, store, keys, want) })
+	}
+}
+
+func roundTrip(t *testing.T, store *objects.Store, keys []string, want map[string][]byte) {
 	var listed []objects.Object
 	require.NoError(t, store.List(context.Background(), "keys", "selfies/", func(o objects.Object) error {
 		listed = append(listed, o)
@@ -197,14 +215,33 @@ func TestGetErrorsAndLimits(t *testing.T) {
 	t.Parallel()
 	srv := testenv.S3(t)
 	srv.CreateBucket(t, "bkt")
-	ctx := context.Background()
-	store := objects.New(srv.Client)
-	var buf bytes.Buffer
-
-	const limit = 1000
-	srv.PutObject(t, "bkt", "exact.jpg", bytes.Repeat([]byte{'x'}, limit))
-	srv.PutObject(t, "bkt", "over.jpg", bytes.Repeat([]byte{'y'}, limit+1))
+	srv.PutObject(t, "bkt", "exact.jpg", bytes.Repeat([]byte{'x'}, getLimit))
+	srv.PutObject(t, "bkt", "over.jpg", bytes.Repeat([]byte{'y'}, getLimit+1))
 	srv.PutObject(t, "bkt", "empty.jpg", nil)
+	for name, store := range getPaths(t, srv) {
+		t.Run(name, func(t *testing.T) {
+			cfg := srv.Config()
+			cfg.SecretKey = "wrong-secret"
+			bad, err := objects.Open(context.Background(), cfg)
+			require.NoError(t, err)
+			if name == "sdk" {
+				client, err := objects.NewClient(context.Background(), cfg)
+				require.NoError(t, err)
+				bad = objects.New(client)
+			}
+			getErrorsAndLimits(t, store, bad)
+		})
+	}
+}
+
+const getLimit = 1000
+
+// getErrorsAndLimits checks store against the objects of TestGetErrorsAndLimits;
+// bad is the same server with a wrong secret key.
+func getErrorsAndLimits(t *testing.T, store, bad *objects.Store) {
+	ctx := context.Background()
+	var buf bytes.Buffer
+	const limit = getLimit
 
 	t.Run("exactly maxBytes", func(t *testing.T) {
 		o, err := store.Get(ctx, "bkt", "exact.jpg", "", limit, &buf)
@@ -261,13 +298,7 @@ func TestGetErrorsAndLimits(t *testing.T) {
 	})
 
 	t.Run("wrong credentials", func(t *testing.T) {
-		cfg := srv.Config()
-		cfg.SecretKey = "wrong-secret"
-		client, err := objects.NewClient(ctx, cfg)
-		require.NoError(t, err)
-		bad := objects.New(client)
-
-		err = bad.CheckBucket(ctx, "bkt")
+		err := bad.CheckBucket(ctx, "bkt")
 		require.ErrorIs(t, err, objects.ErrAccessDenied)
 		_, err = bad.Get(ctx, "bkt", "exact.jpg", "", limit, &buf)
 		require.ErrorIs(t, err, objects.ErrAccessDenied)
@@ -303,7 +334,8 @@ func TestMemoryServer(t *testing.T) {
 		require.NoError(t, err, k)
 	}
 
-	store := objects.New(client, objects.WithPageSize(2))
+	store, err := objects.Open(ctx, ms.Config(), objects.WithPageSize(2))
+	require.NoError(t, err)
 	require.NoError(t, store.CheckBucket(ctx, "demo"))
 
 	var got []string
@@ -326,4 +358,45 @@ func TestMemoryServer(t *testing.T) {
 	_, err = store.Get(ctx, "demo", "img/1.jpg", "", 3, &buf)
 	require.ErrorIs(t, err, objects.ErrTooLarge)
 	require.ErrorIs(t, store.CheckBucket(ctx, "nope"), objects.ErrBucketNotFound)
+}
+
+// TestDirectGetRetriesTransient: the direct path tries a throttled or
+// failing GET again, as the SDK's retryer does, and gives up after three
+// attempts with a retryable error that names S3's code.
+func TestDirectGetRetriesTransient(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	failFirst := atomic.Int32{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 Credential=AKID/") {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		if n <= failFirst.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>r1</RequestId></Error>`)
+			return
+		}
+		w.Header().Set("ETag", `"abc"`)
+		_, _ = io.WriteString(w, "image")
+	}))
+	t.Cleanup(srv.Close)
+	store, err := objects.Open(context.Background(), objects.Config{Endpoint: srv.URL, PathStyle: true, AccessKey: "AKID", SecretKey: "secret"})
+	require.NoError(t, err)
+	var buf bytes.Buffer
+
+	failFirst.Store(2)
+	o, err := store.Get(context.Background(), "b", "k.jpg", "", 100, &buf)
+	require.NoError(t, err)
+	require.Equal(t, "image", buf.String())
+	require.Equal(t, "abc", o.ETag)
+	require.EqualValues(t, 3, calls.Load())
+
+	calls.Store(0)
+	failFirst.Store(100)
+	_, err = store.Get(context.Background(), "b", "k.jpg", "", 100, &buf)
+	require.True(t, objects.IsRetryable(err), "%v", err)
+	require.ErrorContains(t, err, "SlowDown")
+	require.EqualValues(t, 3, calls.Load())
 }
