@@ -62,7 +62,11 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	logf("figures written to %s", path)
-	return nil
+	chart, err := writeChart(path, r)
+	if chart != "" {
+		logf("case 3 chart written to %s", chart)
+	}
+	return err
 }
 
 func (e *env) runCases(ctx context.Context, o options, r *report) error {
