@@ -29,7 +29,7 @@ func newCategories() []profileCategory {
 		c("JSON", `^encoding/json\.`),
 		c("logging (slog)", `^log/slog\.`),
 		c("PostgreSQL (pgx)", `jackc/(pgx|puddle)`),
-		c("S3 client (SDK)", `aws-sdk-go-v2|aws/smithy-go|reverify/storage/objects\.`),
+		c("S3 client (objects, SDK)", `aws-sdk-go-v2|aws/smithy-go|reverify/storage/objects\.`),
 		c("liveness client", `reverify/liveness\.`),
 		c("HTTP transport (S3 + API)", `^net/http\.|^net\.|^crypto/tls\.`),
 		c("asynq + Redis", `hibiken/asynq|redis/go-redis`),

@@ -1,8 +1,9 @@
 package liveness
 
 import (
-	"encoding/base64"
 	"io"
+
+	"github.com/segmentio/asm/base64" // AVX2/NEON; the same output as encoding/base64, 10× faster
 )
 
 // The request body is {"faceImage":"<base64>"}: standard base64 needs no
