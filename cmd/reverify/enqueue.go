@@ -150,11 +150,12 @@ func (a *app) enqueue(ctx context.Context, o enqueueOptions) error {
 		src = tasks.ListingSource(objs, o.Bucket, o.Prefix)
 	}
 	keep := o.Filters.Keep()
-	store, err := a.openStore(ctx, 4)
-	if err != nil && !(o.dryRun && o.Filters.NotVerifiedSince == 0) {
-		return err
-	}
-	if store != nil {
+	var store *postgres.Store
+	if !o.dryRun || o.Filters.NotVerifiedSince > 0 { // a dry run needs the ledger only to skip recent results
+		var err error
+		if store, err = a.openStore(ctx, 4); err != nil {
+			return err
+		}
 		defer store.Close()
 	}
 	var recent int64

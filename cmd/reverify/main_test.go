@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,12 @@ func TestCommandLineEndToEnd(t *testing.T) {
 	out, stderr, code := cli(t, ctx, "", append([]string{"enqueue", "--bucket", "cli", "--prefix", "p/", "--suffix", ".jpg", "--dry-run"}, common...)...)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, "13 objects match; 12 would be sent to the liveness API (12 paid calls)")
+	// A dry run reads only the source: it counts with the database down.
+	noDB := append([]string{"enqueue", "--bucket", "cli", "--prefix", "p/", "--suffix", ".jpg", "--dry-run"}, common...)
+	noDB[slices.Index(noDB, dsn)] = "postgres://postgres@127.0.0.1:1/none?sslmode=disable"
+	out, stderr, code = cli(t, ctx, "", noDB...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "12 would be sent")
 
 	_, stderr, code = cli(t, ctx, "", append([]string{"enqueue", "--bucket", "missing-bucket"}, common...)...)
 	require.Equal(t, 1, code)
