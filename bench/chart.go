@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"html"
 	"math"
@@ -80,9 +81,9 @@ func latencyChart(r *report) string {
 		name, color, dash string
 		v                 func(*point) float64
 	}{
-		{"C ÷ L (Little's law)", "#888", "6 4", func(p *point) float64 { return p.ideal }},
 		{"queueing alone (wait-only handler)", "#2a9d4b", "", func(p *point) float64 { return p.wait }},
 		{"whole pipeline", "#1f5fbf", "", func(p *point) float64 { return p.real }},
+		{"C ÷ L (Little's law)", "#555", "6 4", func(p *point) float64 { return p.ideal }},
 	}
 	for si, s := range series {
 		var path []string
@@ -126,7 +127,7 @@ func niceStep(raw float64) float64 {
 
 func latencyLabel(r *report) string {
 	for _, f := range r.Latency {
-		if f.LatencyMS > 0 {
+		if f.LatencyMS > 0 && !strings.Contains(f.Case, "wait-only") {
 			return fmt.Sprintf("%d ms, %d KB images", f.LatencyMS, f.ImageKB)
 		}
 	}
@@ -145,4 +146,25 @@ func writeChart(jsonPath string, r *report) (string, error) {
 		return "", fmt.Errorf("write chart: %w", err)
 	}
 	return path, nil
+}
+
+// chartOf draws the chart of a JSON written by an earlier run.
+func chartOf(jsonPath string) error {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return fmt.Errorf("read figures: %w", err)
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("read figures %s: %w", jsonPath, err)
+	}
+	path, err := writeChart(jsonPath, &r)
+	if err != nil {
+		return err
+	}
+	if path == "" {
+		return fmt.Errorf("%s has no case 3 figures", jsonPath)
+	}
+	logf("case 3 chart written to %s", path)
+	return nil
 }

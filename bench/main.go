@@ -44,6 +44,9 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if o.chartFrom != "" {
+		return chartOf(o.chartFrom)
+	}
 	e, err := newEnv(ctx, o)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 // options are the harness's flags.
 type options struct {
+	chartFrom      string // draw the chart of this JSON and stop
 	cases          []string
 	repeat         int
 	outDir         string
@@ -44,6 +45,7 @@ func parseOptions(args []string) (options, error) {
 	cases := fs.String("cases", "enqueue,pipeline,latency,memory,ledger", "cases to run")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per measurement; the median is reported")
 	fs.StringVar(&o.outDir, "out", "bench/results", "directory for the JSON figures")
+	fs.StringVar(&o.chartFrom, "chart", "", "only draw the case 3 chart of an earlier run's JSON (written beside it)")
 	fs.StringVar(&o.adminURL, "admin-url", envOr("REVERIFY_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
 		"PostgreSQL admin URL (a database is created and dropped)")
 	fs.StringVar(&o.redisAddr, "redis-addr", envOr("REVERIFY_TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis host:port")
