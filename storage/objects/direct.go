@@ -106,15 +106,17 @@ func (d *directGetter) once(ctx context.Context, in getRequest) (*getResponse, e
 	}
 	req.URL = &u // keep RawPath exactly as signed
 	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
-	creds, err := d.creds.Retrieve(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("s3 credentials: %w", err)
-	}
-	err = d.signer.SignHTTP(ctx, creds, req, emptySHA256, "s3", d.region, time.Now(), func(o *v4.SignerOptions) {
-		o.DisableURIPathEscaping = true // S3 signs the path as sent, escaped once
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sign request: %w", err)
+	if _, anonymous := d.creds.(aws.AnonymousCredentials); !anonymous { // public buckets: unsigned, as the SDK sends them
+		creds, err := d.creds.Retrieve(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("s3 credentials: %w", err)
+		}
+		err = d.signer.SignHTTP(ctx, creds, req, emptySHA256, "s3", d.region, time.Now(), func(o *v4.SignerOptions) {
+			o.DisableURIPathEscaping = true // S3 signs the path as sent, escaped once
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sign request: %w", err)
+		}
 	}
 	res, err := d.hc.Do(req)
 	if err != nil {
