@@ -120,33 +120,7 @@ func (p *Planner) plan(ctx context.Context, run postgres.Run, src SourceSpec, f 
 	}
 	pages := 0
 	err := p.list.ListPages(ctx, src.Bucket, src.Prefix, run.PlanToken, func(page []objects.Object, next string) error {
-		var s Source = func(ctx context.Context, fn func(Object) error) error {
-			for _, o := range page {
-				obj := Object{Bucket: o.Bucket, Key: o.Key, Size: o.Size, LastModified: o.LastModified}
-				if keep != nil && !keep(obj) {
-					continue
-				}
-				if err := fn(obj); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		if f.NotVerifiedSince > 0 {
-			s = SkipRecentlyScored(s, p.ledger, run.CreatedAt.Add(-time.Duration(f.NotVerifiedSince)), nil)
-		}
-		var refs []postgres.ObjectRef
-		if err := s(ctx, func(o Object) error {
-			refs = append(refs, postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key})
-			return nil
-		}); err != nil {
-			return err
-		}
-		added, err := p.ledger.AddObjects(ctx, run.ID, refs)
-		if err != nil {
-			return err
-		}
-		if _, err := producer.EnqueueObjects(ctx, run, added); err != nil {
+		if err := p.recordPage(ctx, producer, run, page, f, keep); err != nil {
 			return err
 		}
 		if next == "" {
@@ -186,4 +160,37 @@ func (p *Planner) plan(ctx context.Context, run postgres.Run, src SourceSpec, f 
 	}
 	log.InfoContext(ctx, "listing finished")
 	return nil
+}
+
+// recordPage records one listed page's kept objects as the run's pending
+// rows and queues their tasks.
+func (p *Planner) recordPage(ctx context.Context, producer *Producer, run postgres.Run, page []objects.Object, f Filters, keep Filter) error {
+	var s Source = func(ctx context.Context, fn func(Object) error) error {
+		for _, o := range page {
+			obj := Object{Bucket: o.Bucket, Key: o.Key, Size: o.Size, LastModified: o.LastModified}
+			if keep != nil && !keep(obj) {
+				continue
+			}
+			if err := fn(obj); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if f.NotVerifiedSince > 0 {
+		s = SkipRecentlyScored(s, p.ledger, run.CreatedAt.Add(-time.Duration(f.NotVerifiedSince)), nil)
+	}
+	var refs []postgres.ObjectRef
+	if err := s(ctx, func(o Object) error {
+		refs = append(refs, postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key})
+		return nil
+	}); err != nil {
+		return err
+	}
+	added, err := p.ledger.AddObjects(ctx, run.ID, refs)
+	if err != nil {
+		return err
+	}
+	_, err = producer.EnqueueObjects(ctx, run, added)
+	return err
 }
