@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/require"
 
 	"reverify/internal/testenv"
@@ -399,4 +400,47 @@ func TestDirectGetRetriesTransient(t *testing.T) {
 	require.True(t, objects.IsRetryable(err), "%v", err)
 	require.ErrorContains(t, err, "SlowDown")
 	require.EqualValues(t, 3, calls.Load())
+}
+
+// TestGetVersion fetches an older version of an object by its ID (as a
+// manifest's version column asks) through both paths, and a version that
+// does not exist is ErrNotFound.
+func TestGetVersion(t *testing.T) {
+	t.Parallel()
+	ms, err := objects.NewMemoryServer()
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, ms.Close()) })
+	ctx := context.Background()
+	require.NoError(t, ms.CreateBucket("ver"))
+	client, err := objects.NewClient(ctx, ms.Config())
+	require.NoError(t, err)
+	_, err = client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("ver"),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
+	require.NoError(t, err)
+	var versions []string
+	for _, body := range []string{"first take", "second take"} {
+		out, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("ver"), Key: aws.String("a b+c.jpg"), Body: strings.NewReader(body)})
+		require.NoError(t, err)
+		require.NotEmpty(t, aws.ToString(out.VersionId))
+		versions = append(versions, aws.ToString(out.VersionId))
+	}
+
+	direct, err := objects.Open(ctx, ms.Config())
+	require.NoError(t, err)
+	for name, store := range map[string]*objects.Store{"sdk": objects.New(client), "direct": direct} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			o, err := store.Get(ctx, "ver", "a b+c.jpg", versions[0], 1<<10, &buf)
+			require.NoError(t, err)
+			require.Equal(t, "first take", buf.String())
+			require.Equal(t, versions[0], o.VersionID)
+
+			_, err = store.Get(ctx, "ver", "a b+c.jpg", "", 1<<10, &buf)
+			require.NoError(t, err)
+			require.Equal(t, "second take", buf.String())
+
+			_, err = store.Get(ctx, "ver", "a b+c.jpg", "no-such-version", 1<<10, &buf)
+			require.ErrorIs(t, err, objects.ErrNotFound)
+		})
+	}
 }
