@@ -312,16 +312,22 @@ func getErrorsAndLimits(t *testing.T, store, bad *objects.Store) {
 	})
 }
 
-func TestMemoryServer(t *testing.T) {
-	t.Parallel()
+// memoryBucket starts a MemoryServer with one bucket, and an SDK client of it.
+func memoryBucket(t *testing.T, bucket string) (*objects.MemoryServer, *s3.Client) {
+	t.Helper()
 	ms, err := objects.NewMemoryServer()
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, ms.Close()) })
-
-	ctx := context.Background()
-	require.NoError(t, ms.CreateBucket("demo"))
-	client, err := objects.NewClient(ctx, ms.Config())
+	require.NoError(t, ms.CreateBucket(bucket))
+	client, err := objects.NewClient(context.Background(), ms.Config())
 	require.NoError(t, err)
+	return ms, client
+}
+
+func TestMemoryServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ms, client := memoryBucket(t, "demo")
 
 	keys := []string{"img/1.jpg", "img/2.jpg", "img/Zoë Ångström/ü 1.jpg", "img/a+b&c=d%e.jpg", "img/dir/", "zzz.jpg"}
 	for _, k := range keys {
@@ -407,14 +413,9 @@ func TestDirectGetRetriesTransient(t *testing.T) {
 // does not exist is ErrNotFound.
 func TestGetVersion(t *testing.T) {
 	t.Parallel()
-	ms, err := objects.NewMemoryServer()
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, ms.Close()) })
 	ctx := context.Background()
-	require.NoError(t, ms.CreateBucket("ver"))
-	client, err := objects.NewClient(ctx, ms.Config())
-	require.NoError(t, err)
-	_, err = client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("ver"),
+	ms, client := memoryBucket(t, "ver")
+	_, err := client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("ver"),
 		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
 	require.NoError(t, err)
 	var versions []string
