@@ -26,6 +26,7 @@ type config struct {
 	S3Endpoint  string
 	S3Region    string
 	S3PathStyle bool
+	S3SDKGet    bool
 	APIURL      string
 	APIKey      string
 	APIKeyFile  string
@@ -92,6 +93,8 @@ func (c *config) register(fs *pflag.FlagSet, e *envErrors) {
 	stringSetting(fs, &c.S3Endpoint, "s3-endpoint", "REVERIFY_S3_ENDPOINT", "", "S3-compatible endpoint URL (empty = AWS)")
 	stringSetting(fs, &c.S3Region, "s3-region", "REVERIFY_S3_REGION", "", "S3 region (empty = from the AWS config, else us-east-1)")
 	e.boolSetting(fs, &c.S3PathStyle, "s3-path-style", "REVERIFY_S3_PATH_STYLE", false, "use path-style S3 addressing (MinIO, versitygw)")
+	e.boolSetting(fs, &c.S3SDKGet, "s3-sdk-get", "REVERIFY_S3_SDK_GET", false,
+		"fetch images through the AWS SDK even against --s3-endpoint (slower; for servers the direct GET does not suit)")
 	stringSetting(fs, &c.APIURL, "api-url", "REVERIFY_API_URL", "https://idverify-api.argosidentity.com/modules", "liveness API base URL")
 	stringSetting(fs, &c.APIKey, "api-key", "REVERIFY_API_KEY", "", "liveness API key (prefer the environment or a file)")
 	stringSetting(fs, &c.APIKeyFile, "api-key-file", "REVERIFY_API_KEY_FILE", "", "file holding the liveness API key")
@@ -143,7 +146,7 @@ func (c *config) s3() (objects.Config, error) {
 			return objects.Config{}, fmt.Errorf("invalid REVERIFY_S3_ENDPOINT (--s3-endpoint) %q: want http(s)://host[:port]", c.S3Endpoint)
 		}
 	}
-	return objects.Config{Endpoint: c.S3Endpoint, Region: c.S3Region, PathStyle: c.S3PathStyle}, nil
+	return objects.Config{Endpoint: c.S3Endpoint, Region: c.S3Region, PathStyle: c.S3PathStyle, SDKGet: c.S3SDKGet}, nil
 }
 
 // apiKey returns the key from the flag/environment or the key file. The

@@ -33,18 +33,22 @@ type Config struct {
 	// AccessKey and SecretKey are static credentials. Empty means the default
 	// AWS credential chain (environment, shared files, IAM role, ...).
 	AccessKey, SecretKey string
+	// SDKGet makes Open's Store fetch through the SDK even against an
+	// explicit Endpoint, for a server the direct GET does not suit.
+	SDKGet bool
 }
 
 // Open returns a Store for cfg. With an explicit endpoint (an
 // S3-compatible server), objects are fetched with directly signed GETs
-// (see directGetter); listing, HEAD and AWS S3 itself go through the SDK.
+// (see directGetter) unless cfg.SDKGet; listing, HEAD and AWS S3 itself go
+// through the SDK.
 func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 	awsCfg, err := loadConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := New(newClient(awsCfg, cfg), opts...)
-	if cfg.Endpoint != "" {
+	if cfg.Endpoint != "" && !cfg.SDKGet {
 		if s.direct, err = newDirectGetter(awsCfg.HTTPClient, awsCfg.Credentials, awsCfg.Region, cfg.Endpoint, cfg.PathStyle); err != nil {
 			return nil, err
 		}

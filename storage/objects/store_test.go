@@ -445,3 +445,25 @@ func TestGetVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenSDKGet: Config.SDKGet sends GETs through the SDK (its user agent
+// shows) instead of the direct path.
+func TestOpenSDKGet(t *testing.T) {
+	t.Parallel()
+	agents := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		agents <- r.Header.Get("User-Agent")
+		_, _ = io.WriteString(w, "image")
+	}))
+	t.Cleanup(srv.Close)
+	for _, sdk := range []bool{false, true} {
+		store, err := objects.Open(context.Background(), objects.Config{Endpoint: srv.URL, PathStyle: true,
+			AccessKey: "AKID", SecretKey: "secret", SDKGet: sdk})
+		require.NoError(t, err)
+		var buf bytes.Buffer
+		_, err = store.Get(context.Background(), "b", "k.jpg", "", 100, &buf)
+		require.NoError(t, err)
+		require.Equal(t, "image", buf.String())
+		require.Equal(t, sdk, strings.Contains(<-agents, "aws-sdk-go-v2"), "SDKGet=%v", sdk)
+	}
+}
