@@ -33,7 +33,7 @@ func (e *env) pipelineCases(ctx context.Context, o options) ([]pipelineFigures, 
 			return out, profile, err
 		}
 		if o.profile && size.kb == 100 {
-			if profile, err = e.profileRun(ctx, o, real, out[len(out)-1].ImagesPerSec, size.n, "worker-100k.pprof"); err != nil {
+			if profile, err = e.profileRun(ctx, o, real, out[len(out)-1].ImagesPerSec, "worker-100k.pprof"); err != nil {
 				return out, profile, err
 			}
 		}
@@ -44,16 +44,13 @@ func (e *env) pipelineCases(ctx context.Context, o options) ([]pipelineFigures, 
 // profileRun runs s again with the worker built with a pprof endpoint, takes
 // a CPU profile over the middle of the run (past the burst of connection
 // set-up) and says where the time went; the profile is kept as name.
-func (e *env) profileRun(ctx context.Context, o options, s pipelineSpec, rate float64, n int, name string) ([]share, error) {
-	if e.binProf == "" {
-		var err error
-		if e.binProf, err = e.buildProfiled(ctx); err != nil {
-			return nil, err
-		}
+func (e *env) profileRun(ctx context.Context, o options, s pipelineSpec, rate float64, name string) ([]share, error) {
+	if err := e.buildProfiled(ctx); err != nil {
+		return nil, err
 	}
 	s.kind, s.name = profiledWorker, s.name+" (profiled)"
 	s.profilePath = filepath.Join(e.dir, name)
-	s.profileSecs = max(2, int(0.6*float64(n)/max(rate, 1)))
+	s.profileSecs = max(2, int(0.6*float64(len(s.keys))/max(rate, 1)))
 	f, err := e.measurePipeline(ctx, s)
 	if err != nil {
 		return nil, err
@@ -118,7 +115,7 @@ func (e *env) latencyCases(ctx context.Context, o options) ([]pipelineFigures, [
 	if !o.profile || len(out) == 0 {
 		return out, nil, nil
 	}
-	profile, err := e.profileRun(ctx, o, last, out[len(out)-1].ImagesPerSec, len(last.keys), "worker-latency.pprof")
+	profile, err := e.profileRun(ctx, o, last, out[len(out)-1].ImagesPerSec, "worker-latency.pprof")
 	return out, profile, err
 }
 
@@ -140,10 +137,8 @@ func (e *env) memoryCase(ctx context.Context, o options) ([]pipelineFigures, err
 		return out, err
 	}
 	// A heap profile with every slot busy shows what an in-flight image holds.
-	if e.binProf == "" {
-		if e.binProf, err = e.buildProfiled(ctx); err != nil {
-			return out, err
-		}
+	if err := e.buildProfiled(ctx); err != nil {
+		return out, err
 	}
 	s.kind, s.name, s.profilePath = profiledWorker, s.name+" (heap profile)", filepath.Join(o.outDir, "worker-heap.pprof")
 	f, err := e.measurePipeline(ctx, s)

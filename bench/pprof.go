@@ -31,8 +31,21 @@ func init() {
 }
 `
 
-// buildProfiled builds reverify with the pprof endpoint.
-func (e *env) buildProfiled(ctx context.Context) (string, error) {
+// buildProfiled builds reverify with the pprof endpoint into e.binProf,
+// once per harness run.
+func (e *env) buildProfiled(ctx context.Context) error {
+	if e.binProf != "" {
+		return nil
+	}
+	bin, err := e.buildOverlay(ctx)
+	if err != nil {
+		return err
+	}
+	e.binProf = bin
+	return nil
+}
+
+func (e *env) buildOverlay(ctx context.Context) (string, error) {
 	src := filepath.Join(e.dir, "zz_bench_pprof.go")
 	if err := os.WriteFile(src, []byte(pprofSource), 0o644); err != nil {
 		return "", fmt.Errorf("overlay: %w", err)

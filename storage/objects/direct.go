@@ -39,22 +39,26 @@ type directGetter struct {
 	region    string
 	base      *url.URL
 	pathStyle bool
-	attempts  int // per Get, for throttling, 5xx and network errors
 }
+
+// directAttempts is how often one Get is tried when the server throttles,
+// fails with a 5xx or the network breaks: the SDK standard retryer's count.
+const directAttempts = 3
 
 func newDirectGetter(hc aws.HTTPClient, creds aws.CredentialsProvider, region, endpoint string, pathStyle bool) (*directGetter, error) {
 	base, err := url.Parse(strings.TrimSuffix(endpoint, "/"))
 	if err != nil || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
 		return nil, fmt.Errorf("s3 endpoint %q: want http(s)://host[:port]", endpoint)
 	}
-	return &directGetter{hc: hc, signer: v4.NewSigner(), creds: creds, region: region, base: base, pathStyle: pathStyle, attempts: 3}, nil
+	return &directGetter{hc: hc, signer: v4.NewSigner(), creds: creds, region: region, base: base, pathStyle: pathStyle}, nil
 }
 
-// get fetches one object. Transient failures are tried again (up to 3
-// attempts, as the SDK's standard retryer does) with jittered backoff.
+// get fetches one object, trying transient failures again (directAttempts
+// in all) with jittered backoff.
 func (d *directGetter) get(ctx context.Context, in getRequest) (*getResponse, error) {
+	target := d.objectURL(in)
 	var err error
-	for attempt := range d.attempts {
+	for attempt := range directAttempts {
 		if attempt > 0 {
 			backoff := time.Duration(rand.Int64N(int64(50*time.Millisecond) << attempt))
 			select {
@@ -64,12 +68,29 @@ func (d *directGetter) get(ctx context.Context, in getRequest) (*getResponse, er
 			}
 		}
 		var out *getResponse
-		out, err = d.once(ctx, in)
+		out, err = d.once(ctx, target)
 		if err == nil || classify(err) != nil || ctx.Err() != nil {
 			return out, err
 		}
 	}
 	return nil, err
+}
+
+// objectURL addresses the object, its path escaped once as S3 signs it
+// (url.Parse keeps that escaping as the request's RawPath).
+func (d *directGetter) objectURL(in getRequest) string {
+	u := *d.base
+	if d.pathStyle {
+		u.Path += "/" + in.Bucket + "/" + in.Key
+	} else {
+		u.Host = in.Bucket + "." + u.Host
+		u.Path += "/" + in.Key
+	}
+	u.RawPath = httpbinding.EscapePath(u.Path, false)
+	if in.VersionID != "" {
+		u.RawQuery = "versionId=" + url.QueryEscape(in.VersionID)
+	}
+	return u.String()
 }
 
 // getRequest and getResponse are what Store.Get asks and reads of a GET,
@@ -87,24 +108,11 @@ type (
 	}
 )
 
-func (d *directGetter) once(ctx context.Context, in getRequest) (*getResponse, error) {
-	u := *d.base
-	path := "/" + in.Key
-	if d.pathStyle {
-		path = "/" + in.Bucket + path
-	} else {
-		u.Host = in.Bucket + "." + u.Host
-	}
-	u.Path = strings.TrimSuffix(d.base.Path, "/") + path
-	u.RawPath = httpbinding.EscapePath(u.Path, false)
-	if in.VersionID != "" {
-		u.RawQuery = "versionId=" + url.QueryEscape(in.VersionID)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+func (d *directGetter) once(ctx context.Context, target string) (*getResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
 	}
-	req.URL = &u // keep RawPath exactly as signed
 	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
 	if _, anonymous := d.creds.(aws.AnonymousCredentials); !anonymous { // public buckets: unsigned, as the SDK sends them
 		creds, err := d.creds.Retrieve(ctx)

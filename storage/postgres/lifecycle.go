@@ -104,8 +104,7 @@ func (s *Store) end(ctx context.Context, id, to string, a Actor) (Run, int64, er
 		return err
 	})
 	if err != nil {
-		verb := map[string]string{RunCancelled: "cancel", RunFailed: "fail"}[to]
-		err = fmt.Errorf("%s run %s: %w", verb, id, err)
+		err = fmt.Errorf("end run %s as %s: %w", id, to, err)
 		if !errors.Is(err, ErrInvalidTransition) && !errors.Is(err, ErrRunNotFound) {
 			err = classify(err)
 		}
