@@ -52,19 +52,20 @@ func TestIntsAndCount(t *testing.T) {
 }
 
 // TestLatencyChart draws case 3 from figures of three levels: one point
-// per level for each series, the ideal line dashed, values labelled.
+// per level for each series, the ideal and ceiling lines dashed, values
+// labelled.
 func TestLatencyChart(t *testing.T) {
 	r := &report{Commit: "abc", Latency: []pipelineFigures{
 		{Case: "C=50, L=200ms, wait-only handler, reverify lanes", Concurrency: 50, ImagesPerSec: 249},
-		{Case: "C=50, L=200ms", Concurrency: 50, ImagesPerSec: 240, LittleRate: 250, MachineBusy: 0.4, LatencyMS: 200, ImageKB: 100},
-		{Case: "C=500, L=200ms", Concurrency: 500, ImagesPerSec: 1000, LittleRate: 2500, MachineBusy: 0.98, LatencyMS: 200, ImageKB: 100},
-		{Case: "C=200, L=200ms", Concurrency: 200, ImagesPerSec: 800, LittleRate: 1000, MachineBusy: 0.85, LatencyMS: 200, ImageKB: 100},
+		{Case: "C=50, L=200ms", Concurrency: 50, ImagesPerSec: 240, LittleRate: 250, MachineBusy: 0.4, MachineCeiling: 1200, LatencyMS: 200, ImageKB: 100},
+		{Case: "C=500, L=200ms", Concurrency: 500, ImagesPerSec: 1000, LittleRate: 2500, MachineBusy: 0.98, MachineCeiling: 1100, LatencyMS: 200, ImageKB: 100},
+		{Case: "C=200, L=200ms", Concurrency: 200, ImagesPerSec: 800, LittleRate: 1000, MachineBusy: 0.85, MachineCeiling: 1000, LatencyMS: 200, ImageKB: 100},
 	}}
 	svg := latencyChart(r)
 	require.True(t, strings.HasPrefix(svg, "<svg"), svg)
-	require.Equal(t, 3, strings.Count(svg, "<polyline"), "ideal, queueing alone and pipeline")
+	require.Equal(t, 4, strings.Count(svg, "<polyline"), "ideal, machine ceiling, queueing alone and pipeline")
 	require.Equal(t, 4, strings.Count(svg, "<circle"), "three pipeline points and one queueing point")
-	for _, want := range []string{"C=50", "C=200", "C=500", "240 (0.96)", "800 (0.80)", "1000 (0.40)", "machine 98% busy", "200 ms, 100 KB images"} {
+	for _, want := range []string{"C=50", "C=200", "C=500", "240 (0.96)", "800 (0.80)", "1000 (0.40)", "machine 98% busy", "200 ms, 100 KB images", "CPU ceiling"} {
 		require.Contains(t, svg, want)
 	}
 	require.Less(t, strings.Index(svg, ">C=50<"), strings.Index(svg, ">C=200<"), "levels in order")

@@ -12,14 +12,16 @@ import (
 
 // latencyChart draws case 3 as an SVG: images/s at each concurrency level
 // for the whole pipeline and for queueing alone, against Little's law,
-// with how busy the machine was under each point of the pipeline. A
-// picture says at a glance where the pipeline leaves the ideal line.
+// with how busy the machine was under each point of the pipeline and the
+// rate at which its cores would all be busy. A picture says at a glance
+// where the pipeline leaves the ideal line, and whether the machine did.
 func latencyChart(r *report) string {
 	type point struct {
 		c          int
 		ideal      float64
 		real, wait float64
 		busy       float64
+		ceiling    float64 // the machine's CPU ceiling at this level
 	}
 	byC := map[int]*point{}
 	for _, f := range r.Latency {
@@ -32,7 +34,7 @@ func latencyChart(r *report) string {
 		case strings.Contains(f.Case, "wait-only handler, reverify lanes"):
 			p.wait = f.ImagesPerSec
 		case !strings.Contains(f.Case, "wait-only"):
-			p.real, p.ideal, p.busy = f.ImagesPerSec, f.LittleRate, f.MachineBusy
+			p.real, p.ideal, p.busy, p.ceiling = f.ImagesPerSec, f.LittleRate, f.MachineBusy, f.MachineCeiling
 		}
 	}
 	var pts []*point
@@ -40,7 +42,7 @@ func latencyChart(r *report) string {
 	for _, p := range byC {
 		if p.real > 0 {
 			pts = append(pts, p)
-			top = max(top, p.ideal, p.real, p.wait)
+			top = max(top, p.ideal, p.real, p.wait, min(p.ceiling, 1.5*p.ideal))
 		}
 	}
 	if len(pts) == 0 {
@@ -84,6 +86,7 @@ func latencyChart(r *report) string {
 		{"queueing alone (wait-only handler)", "#2a9d4b", "", func(p *point) float64 { return p.wait }},
 		{"whole pipeline", "#1f5fbf", "", func(p *point) float64 { return p.real }},
 		{"C ÷ L (Little's law)", "#555", "6 4", func(p *point) float64 { return p.ideal }},
+		{"this machine's CPU ceiling", "#d9822b", "2 3", func(p *point) float64 { return min(p.ceiling, top*1.05) }},
 	}
 	for si, s := range series {
 		var path []string

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -54,8 +55,19 @@ type pipelineFigures struct {
 	CPUCores      float64 `json:"cpu_cores"`
 	FakeAPICPUMs  float64 `json:"fake_api_cpu_ms_per_image,omitempty"`
 	S3CPUMs       float64 `json:"s3_server_cpu_ms_per_image,omitempty"`
-	IdleRSSMB     float64 `json:"idle_rss_mb"`
-	PeakRSSMB     float64 `json:"peak_rss_mb"`
+	PostgresCPUMs float64 `json:"postgres_cpu_ms_per_image,omitempty"`
+	RedisCPUMs    float64 `json:"redis_cpu_ms_per_image,omitempty"`
+	// MachineCPUMs is every process's CPU per image (the busy ticks of
+	// /proc/stat): what one image costs this machine as a whole.
+	MachineCPUMs float64 `json:"machine_cpu_ms_per_image,omitempty"`
+	// MachineCeiling is the rate at which the machine's cores would all be
+	// busy at MachineCPUMs per image: no concurrency gets past it here.
+	// WorkerCeiling is the same for the worker alone, as on a machine of
+	// these cores with the servers elsewhere (as in production).
+	MachineCeiling float64 `json:"machine_ceiling_images_per_sec,omitempty"`
+	WorkerCeiling  float64 `json:"worker_ceiling_images_per_sec,omitempty"`
+	IdleRSSMB      float64 `json:"idle_rss_mb"`
+	PeakRSSMB      float64 `json:"peak_rss_mb"`
 	// MachineBusy is the share of all the machine's cores that were busy
 	// (every process, not only the worker): near 1, the machine, not the
 	// pipeline, set the rate.
@@ -82,6 +94,8 @@ type sample struct {
 	cpu  time.Duration // the worker's
 	api  time.Duration // the fake API's
 	s3   time.Duration // versitygw's
+	pg   time.Duration // PostgreSQL's, every process
+	rdb  time.Duration // Redis's
 	// The machine's busy and total CPU ticks.
 	busy, total int64
 }
@@ -139,7 +153,7 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 	} else {
 		profiled <- nil
 	}
-	samples, err := e.follow(ctx, followed{w, api, e.s3Proc}, queue, len(s.keys), warm)
+	samples, err := e.follow(ctx, followed{w, api, e.s3Proc, newServerCPU()}, queue, len(s.keys), warm)
 	if perr := <-profiled; err == nil {
 		err = perr
 	}
@@ -163,9 +177,18 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 		if b.total > a.total {
 			f.MachineBusy = float64(b.busy-a.busy) / float64(b.total-a.total)
 		}
+		perImage := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(f.WindowImages) }
 		if api != nil {
-			f.FakeAPICPUMs = float64((b.api - a.api).Microseconds()) / 1000 / float64(f.WindowImages)
-			f.S3CPUMs = float64((b.s3 - a.s3).Microseconds()) / 1000 / float64(f.WindowImages)
+			f.FakeAPICPUMs, f.S3CPUMs = perImage(b.api-a.api), perImage(b.s3-a.s3)
+		}
+		f.PostgresCPUMs, f.RedisCPUMs = perImage(b.pg-a.pg), perImage(b.rdb-a.rdb)
+		f.MachineCPUMs = perImage(time.Duration(b.busy-a.busy) * time.Second / clockTicks)
+		cores := float64(runtime.NumCPU())
+		if f.MachineCPUMs > 0 {
+			f.MachineCeiling = 1000 * cores / f.MachineCPUMs
+		}
+		if f.CPUMsPerImage > 0 {
+			f.WorkerCeiling = 1000 * cores / f.CPUMsPerImage
 		}
 	}
 	if s.latency > 0 {
@@ -210,12 +233,18 @@ func window(samples []sample, n int) (sample, sample) {
 
 // followed are the processes whose CPU a pipeline run samples; api is nil
 // for the no-op baseline.
-type followed struct{ worker, api, s3 *proc }
+type followed struct {
+	worker, api, s3 *proc
+	servers         *serverCPU
+}
 
 func (f followed) sample(done int) (sample, error) {
 	s := sample{at: time.Now(), done: done}
 	var err error
 	if s.busy, s.total, err = machineCPU(); err != nil {
+		return s, err
+	}
+	if s.pg, s.rdb, err = f.servers.sample(); err != nil {
 		return s, err
 	}
 	if s.cpu, err = f.worker.cpu(); err != nil || f.api == nil {

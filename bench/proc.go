@@ -52,20 +52,11 @@ func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // cpu returns the process's user+system CPU time so far.
 func (p *proc) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
+	d, err := processCPU(p.pid(), false)
 	if err != nil {
 		return 0, fmt.Errorf("%s cpu: %w", p.name, err)
 	}
-	// Fields after the parenthesised command name; utime and stime are
-	// fields 14 and 15 of the whole line.
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("%s cpu: short /proc stat", p.name)
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
+	return d, nil
 }
 
 // memory returns the current and peak resident set size in bytes.
@@ -172,4 +163,75 @@ func machineCPU() (busy, total int64, err error) {
 		}
 	}
 	return busy, total, nil
+}
+
+// serverCPU samples the CPU of the PostgreSQL and Redis servers on this
+// machine, found by command name, so a run can say what each image cost
+// them as well. PostgreSQL's backends come and go; the CPU of those that
+// exited is in the postmaster's cutime and cstime, so the sum over live
+// processes of their own and their waited-for children's CPU never goes
+// back. Servers on another machine read as zero.
+type serverCPU struct {
+	names map[int]string // pid → command name, read once per pid
+}
+
+func newServerCPU() *serverCPU { return &serverCPU{names: map[int]string{}} }
+
+// sample returns the CPU the PostgreSQL and Redis servers have used so far.
+func (s *serverCPU) sample() (pg, redis time.Duration, err error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, 0, fmt.Errorf("server cpu: %w", err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		name, seen := s.names[pid]
+		if !seen {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			name = strings.TrimSpace(string(b))
+			s.names[pid] = name
+		}
+		if name != "postgres" && name != "redis-server" {
+			continue
+		}
+		used, err := processCPU(pid, true)
+		if err != nil {
+			continue // exited since the listing
+		}
+		if name == "postgres" {
+			pg += used
+		} else {
+			redis += used
+		}
+	}
+	return pg, redis, nil
+}
+
+// processCPU reads a process's user and system CPU from /proc, with its
+// waited-for children's when children is set.
+func processCPU(pid int, children bool) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command name: utime and stime are
+	// fields 14 and 15 of the whole line, cutime and cstime 16 and 17.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0, fmt.Errorf("pid %d: short /proc stat", pid)
+	}
+	last := 12
+	if children {
+		last = 14
+	}
+	var ticks int64
+	for _, v := range f[11 : last+1] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
