@@ -214,25 +214,29 @@ func (s *Store) RetryObjects(ctx context.Context, id string, statuses []string, 
 
 // FailRunsOverThreshold fails every active run whose failures passed its
 // threshold; their pending objects become cancelled. It returns the IDs.
+//
+// Every worker runs it every few seconds, so it counts a run's finished
+// objects (its pending rows: up to millions, most not index-only while the
+// run writes them) only when the run's failures alone could cross the
+// threshold; failures are usually few.
 func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 	type cand struct {
-		id           string
-		failed, done int64
-		th           Threshold
+		id            string
+		failed, total int64
+		th            Threshold
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT r.id::text, f.failed, r.total - p.pending, r.fail_percent::float8, r.fail_min_done, coalesce(r.fail_count, 0)
+		SELECT r.id::text, f.failed, r.total, r.fail_percent::float8, r.fail_min_done, coalesce(r.fail_count, 0)
 		FROM runs r,
 		LATERAL (SELECT count(*) AS failed FROM verifications v
-		         WHERE v.run_id = r.id AND v.status IN ('failed', 'not_found')) f,
-		LATERAL (SELECT count(*) AS pending FROM verifications v WHERE v.run_id = r.id AND v.status = 'pending') p
+		         WHERE v.run_id = r.id AND v.status IN ('failed', 'not_found')) f
 		WHERE r.status IN ('running', 'enqueuing', 'paused')`)
 	if err != nil {
 		return nil, classify(fmt.Errorf("check failure thresholds: %w", err))
 	}
 	cands, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (cand, error) {
 		var c cand
-		err := row.Scan(&c.id, &c.failed, &c.done, &c.th.Percent, &c.th.MinDone, &c.th.Count)
+		err := row.Scan(&c.id, &c.failed, &c.total, &c.th.Percent, &c.th.MinDone, &c.th.Count)
 		return c, err
 	})
 	if err != nil {
@@ -240,11 +244,19 @@ func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 	}
 	var failed []string
 	for _, c := range cands {
-		why := c.th.Crossed(c.failed, c.done)
+		if !c.th.mayCross(c.failed) {
+			continue
+		}
+		var pending int64
+		err := s.pool.QueryRow(ctx, `SELECT count(*) FROM verifications WHERE run_id = $1::uuid AND status = 'pending'`, c.id).Scan(&pending)
+		if err != nil {
+			return failed, classify(fmt.Errorf("check failure threshold of run %s: %w", c.id, err))
+		}
+		why := c.th.Crossed(c.failed, c.total-pending)
 		if why == "" {
 			continue
 		}
-		_, _, err := s.end(ctx, c.id, RunFailed, Actor{Who: "reverify-worker", Why: why})
+		_, _, err = s.end(ctx, c.id, RunFailed, Actor{Who: "reverify-worker", Why: why})
 		if errors.Is(err, ErrInvalidTransition) {
 			continue // changed meanwhile
 		}
@@ -254,6 +266,15 @@ func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 		failed = append(failed, c.id)
 	}
 	return failed, nil
+}
+
+// mayCross reports whether failed objects could pass the threshold for
+// some count of finished objects (never fewer than failed or MinDone).
+func (t Threshold) mayCross(failed int64) bool {
+	if t.Count > 0 && failed >= t.Count {
+		return true
+	}
+	return float64(failed)*100 > t.Percent*float64(max(t.MinDone, failed, 1))
 }
 
 // Crossed says why failed of done finished objects pass the threshold, or

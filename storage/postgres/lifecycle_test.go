@@ -144,6 +144,8 @@ func TestFailureThreshold(t *testing.T) {
 		{"default: under 1000 done never fails", nil, 900, 0, false},
 		{"count", &postgres.Threshold{Percent: 100, Count: 5}, 5, 0, true},
 		{"percent with small minimum", &postgres.Threshold{Percent: 10, MinDone: 10}, 3, 7, true},
+		{"percent 0: any failure once the minimum is done", &postgres.Threshold{Percent: 0, MinDone: 1}, 1, 10, true},
+		{"default: few failures among many done", nil, 10, 1500, false},
 	}
 	s := newStore(t)
 	ctx := context.Background()
