@@ -22,6 +22,8 @@ type ledgerFigures struct {
 	RowsPerSec float64 `json:"rows_per_sec"`
 	// WritesPerCommit is how many writes shared a transaction, grouped.
 	WritesPerCommit float64 `json:"writes_per_commit,omitempty"`
+	// PostgresCPUMs is PostgreSQL's CPU per row, every process.
+	PostgresCPUMs float64 `json:"postgres_cpu_ms_per_row,omitempty"`
 }
 
 func (f ledgerFigures) rate() float64 { return f.RowsPerSec }
@@ -63,6 +65,11 @@ func (e *env) ledgerCase(ctx context.Context, rows, writers int, grouped bool) (
 	add := ledgerFigures{Case: "AddObjects (1,000/batch)", Rows: rows, Writers: 1, PoolConns: pool, Seconds: time.Since(start).Seconds()}
 	add.RowsPerSec = float64(rows) / add.Seconds
 
+	servers := newServerCPU()
+	pg0, _, err := servers.sample()
+	if err != nil {
+		return nil, err
+	}
 	var next atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	start = time.Now()
@@ -85,6 +92,11 @@ func (e *env) ledgerCase(ctx context.Context, rows, writers int, grouped bool) (
 	res := ledgerFigures{Case: fmt.Sprintf("result path, %d writers, %s", writers, mode), Rows: rows, Writers: writers, PoolConns: pool,
 		Seconds: time.Since(start).Seconds()}
 	res.RowsPerSec = float64(rows) / res.Seconds
+	pg1, _, err := servers.sample()
+	if err != nil {
+		return nil, err
+	}
+	res.PostgresCPUMs = float64((pg1 - pg0).Microseconds()) / 1000 / float64(rows)
 	if st := store.WriteStats(); st.Commits > 0 {
 		res.WritesPerCommit = float64(st.Writes) / float64(st.Commits)
 	}

@@ -145,7 +145,7 @@ func (r *report) print(out io.Writer) {
 	}
 	if len(r.Ledger) > 0 {
 		need := r.neededRate()
-		fmt.Fprintf(w, "\n5. ledger writes\trows\tpool\trows/s\t× alone\twrites per commit\t× needed (%.0f/s)\t\n", need)
+		fmt.Fprintf(w, "\n5. ledger writes\trows\tpool\trows/s\t× alone\twrites per commit\tPostgreSQL CPU ms/row\t× needed (%.0f/s)\t\n", need)
 		var alone float64
 		for _, f := range r.Ledger {
 			vsAlone := "-"
@@ -155,8 +155,8 @@ func (r *report) print(out io.Writer) {
 			case f.Writers > 1:
 				alone = f.RowsPerSec
 			}
-			fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%s\t%.1f\t%s\t\n", f.Case, f.Rows, f.PoolConns, f.RowsPerSec, vsAlone,
-				f.WritesPerCommit, ratio(f.RowsPerSec, need))
+			fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%s\t%.1f\t%.3f\t%s\t\n", f.Case, f.Rows, f.PoolConns, f.RowsPerSec, vsAlone,
+				f.WritesPerCommit, f.PostgresCPUMs, ratio(f.RowsPerSec, need))
 		}
 	}
 }
