@@ -44,6 +44,8 @@ type env struct {
 	// new connection, which AWS S3 does not make clients do.
 	s3KeepAlive bool
 	workerEnv   []string // added to the worker's environment (experiments)
+	// pollCommands is the Redis commands of one poll of a pipeline run.
+	pollCommands int64
 }
 
 const (
@@ -87,7 +89,7 @@ func (e *env) setup(ctx context.Context) error {
 	if err := e.redis.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis %s: %w", e.redisAddr, err)
 	}
-	return nil
+	return e.measurePollCommands(ctx)
 }
 
 func (e *env) startS3(ctx context.Context) error {
@@ -163,16 +165,25 @@ func (e *env) flushRedis(ctx context.Context) error {
 
 // redisUsedMemory is INFO memory's used_memory (the whole server).
 func (e *env) redisUsedMemory(ctx context.Context) (int64, error) {
-	info, err := e.redis.Info(ctx, "memory").Result()
+	return e.redisInfo(ctx, "memory", "used_memory")
+}
+
+// redisCommands is INFO stats' total_commands_processed (the whole server).
+func (e *env) redisCommands(ctx context.Context) (int64, error) {
+	return e.redisInfo(ctx, "stats", "total_commands_processed")
+}
+
+func (e *env) redisInfo(ctx context.Context, section, field string) (int64, error) {
+	info, err := e.redis.Info(ctx, section).Result()
 	if err != nil {
 		return 0, fmt.Errorf("redis info: %w", err)
 	}
 	for line := range strings.SplitSeq(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			return strconv.ParseInt(v, 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("redis info: no used_memory")
+	return 0, fmt.Errorf("redis info: no %s", field)
 }
 
 func (e *env) redisURL() string {

@@ -57,6 +57,9 @@ type pipelineFigures struct {
 	S3CPUMs       float64 `json:"s3_server_cpu_ms_per_image,omitempty"`
 	PostgresCPUMs float64 `json:"postgres_cpu_ms_per_image,omitempty"`
 	RedisCPUMs    float64 `json:"redis_cpu_ms_per_image,omitempty"`
+	// RedisCommands is the commands Redis processed per image, less the
+	// harness's own polling: each is a round trip of the worker's.
+	RedisCommands float64 `json:"redis_commands_per_image,omitempty"`
 	// MachineCPUMs is every process's CPU per image (the busy ticks of
 	// /proc/stat): what one image costs this machine as a whole.
 	MachineCPUMs float64 `json:"machine_cpu_ms_per_image,omitempty"`
@@ -96,6 +99,8 @@ type sample struct {
 	s3   time.Duration // versitygw's
 	pg   time.Duration // PostgreSQL's, every process
 	rdb  time.Duration // Redis's
+	cmds int64         // commands Redis processed
+	poll int           // polls of the queue so far
 	// The machine's busy and total CPU ticks.
 	busy, total int64
 }
@@ -153,7 +158,7 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 	} else {
 		profiled <- nil
 	}
-	samples, err := e.follow(ctx, followed{w, api, e.s3Proc, newServerCPU()}, queue, len(s.keys), warm)
+	samples, err := e.follow(ctx, followed{w, api, e.s3Proc, newServerCPU(), func() (int64, error) { return e.redisCommands(ctx) }}, queue, len(s.keys), warm)
 	if perr := <-profiled; err == nil {
 		err = perr
 	}
@@ -182,6 +187,7 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 			f.FakeAPICPUMs, f.S3CPUMs = perImage(b.api-a.api), perImage(b.s3-a.s3)
 		}
 		f.PostgresCPUMs, f.RedisCPUMs = perImage(b.pg-a.pg), perImage(b.rdb-a.rdb)
+		f.RedisCommands = float64(b.cmds-a.cmds-int64(b.poll-a.poll)*e.pollCommands) / float64(f.WindowImages)
 		f.MachineCPUMs = perImage(time.Duration(b.busy-a.busy) * time.Second / clockTicks)
 		cores := float64(runtime.NumCPU())
 		if f.MachineCPUMs > 0 {
@@ -236,6 +242,7 @@ func window(samples []sample, n int) (sample, sample) {
 type followed struct {
 	worker, api, s3 *proc
 	servers         *serverCPU
+	commands        func() (int64, error) // Redis's processed commands
 }
 
 func (f followed) sample(done int) (sample, error) {
@@ -245,6 +252,9 @@ func (f followed) sample(done int) (sample, error) {
 		return s, err
 	}
 	if s.pg, s.rdb, err = f.servers.sample(); err != nil {
+		return s, err
+	}
+	if s.cmds, err = f.commands(); err != nil {
 		return s, err
 	}
 	if s.cpu, err = f.worker.cpu(); err != nil || f.api == nil {
@@ -274,6 +284,7 @@ func (e *env) follow(ctx context.Context, procs followed, queue string, n int, w
 		if err != nil {
 			return samples, err
 		}
+		s.poll = len(samples)
 		if warm != nil && done*10 >= n {
 			close(warm)
 			warm = nil
@@ -292,6 +303,29 @@ func (e *env) follow(ctx context.Context, procs followed, queue string, n int, w
 			return samples, err
 		}
 	}
+}
+
+// measurePollCommands counts the Redis commands one poll of follow sends
+// (the queue's info, then INFO stats), so they can be left out of the
+// commands per image.
+func (e *env) measurePollCommands(ctx context.Context) error {
+	queue := "bench-probe-" + randomHex(4)
+	c := asynq.NewClientFromRedisClient(e.redis)
+	if _, err := c.EnqueueContext(ctx, asynq.NewTask("probe", nil), asynq.Queue(queue)); err != nil {
+		return fmt.Errorf("probe queue: %w", err)
+	}
+	in := asynq.NewInspectorFromRedisClient(e.redis)
+	defer func() { _ = in.DeleteQueue(queue, true) }()
+	before, err := e.redisCommands(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := in.GetQueueInfo(queue); err != nil {
+		return fmt.Errorf("probe queue: %w", err)
+	}
+	after, err := e.redisCommands(ctx)
+	e.pollCommands = after - before
+	return err
 }
 
 func (e *env) startFakeAPI(ctx context.Context, latency time.Duration) (*proc, string, error) {

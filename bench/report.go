@@ -95,15 +95,15 @@ func (r *report) print(out io.Writer) {
 		}
 	}
 	if len(r.Pipeline) > 0 {
-		fmt.Fprintln(w, "\n2. pipeline, API at 0 ms\timages/s\t× no-op\tCPU ms/image\t× no-op\tcores\tpeak RSS MB\tfake API ms/image\tS3 ms/image\tPostgreSQL ms/image\tRedis ms/image\t")
+		fmt.Fprintln(w, "\n2. pipeline, API at 0 ms\timages/s\t× no-op\tCPU ms/image\t× no-op\tcores\tpeak RSS MB\tfake API ms/image\tS3 ms/image\tPostgreSQL ms/image\tRedis ms/image\tRedis commands/image\t")
 		var base pipelineFigures
 		for _, f := range r.Pipeline {
 			if f.ImageKB == 0 {
 				base = f
 			}
-			fmt.Fprintf(w, "%s\t%.0f\t%s\t%.3f\t%s\t%.2f\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", f.Case, f.ImagesPerSec, ratio(f.ImagesPerSec, base.ImagesPerSec),
+			fmt.Fprintf(w, "%s\t%.0f\t%s\t%.3f\t%s\t%.2f\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t\n", f.Case, f.ImagesPerSec, ratio(f.ImagesPerSec, base.ImagesPerSec),
 				f.CPUMsPerImage, ratio(f.CPUMsPerImage, base.CPUMsPerImage), f.CPUCores, f.PeakRSSMB, f.FakeAPICPUMs, f.S3CPUMs,
-				f.PostgresCPUMs, f.RedisCPUMs)
+				f.PostgresCPUMs, f.RedisCPUMs, f.RedisCommands)
 		}
 	}
 	if len(r.Profile) > 0 {
@@ -121,13 +121,13 @@ func (r *report) print(out io.Writer) {
 		// What an image cost each process, and so how fast this machine
 		// could go at all: a level whose C÷L is past the machine's ceiling
 		// is bounded by the machine, not by the pipeline.
-		fmt.Fprintln(w, "\n   CPU ms per image\tworker\tPostgreSQL\tRedis\tS3 server\tfake API\tmachine\tmachine ceiling ÷ C÷L\tworker alone ÷ C÷L\t")
+		fmt.Fprintln(w, "\n   CPU ms per image\tworker\tPostgreSQL\tRedis\tS3 server\tfake API\tmachine\tmachine ceiling ÷ C÷L\tworker alone ÷ C÷L\tRedis commands per image\t")
 		for _, f := range r.Latency {
 			if f.MachineCPUMs == 0 {
 				continue
 			}
-			fmt.Fprintf(w, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t\n", f.Case, f.CPUMsPerImage, f.PostgresCPUMs, f.RedisCPUMs,
-				f.S3CPUMs, f.FakeAPICPUMs, f.MachineCPUMs, ratio(f.MachineCeiling, f.LittleRate), ratio(f.WorkerCeiling, f.LittleRate))
+			fmt.Fprintf(w, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.1f\t\n", f.Case, f.CPUMsPerImage, f.PostgresCPUMs, f.RedisCPUMs,
+				f.S3CPUMs, f.FakeAPICPUMs, f.MachineCPUMs, ratio(f.MachineCeiling, f.LittleRate), ratio(f.WorkerCeiling, f.LittleRate), f.RedisCommands)
 		}
 	}
 	if len(r.LatencyProfile) > 0 {
