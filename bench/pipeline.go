@@ -58,7 +58,7 @@ type pipelineFigures struct {
 	PostgresCPUMs float64 `json:"postgres_cpu_ms_per_image,omitempty"`
 	RedisCPUMs    float64 `json:"redis_cpu_ms_per_image,omitempty"`
 	// RedisCommands is the commands Redis processed per image, less the
-	// harness's own polling: each is a round trip of the worker's.
+	// harness's own polling; a script's commands count one by one.
 	RedisCommands float64 `json:"redis_commands_per_image,omitempty"`
 	// MachineCPUMs is every process's CPU per image (the busy ticks of
 	// /proc/stat): what one image costs this machine as a whole.
@@ -158,7 +158,9 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 	} else {
 		profiled <- nil
 	}
-	samples, err := e.follow(ctx, followed{w, api, e.s3Proc, newServerCPU(), func() (int64, error) { return e.redisCommands(ctx) }}, queue, len(s.keys), warm)
+	procs := followed{worker: w, api: api, s3: e.s3Proc, servers: newServerCPU(),
+		commands: func() (int64, error) { return e.redisCommands(ctx) }}
+	samples, err := e.follow(ctx, procs, queue, len(s.keys), warm)
 	if perr := <-profiled; err == nil {
 		err = perr
 	}

@@ -417,10 +417,15 @@ type faceImage struct {
 func parseRequest(data []byte) (faceImage, error) {
 	const prefix, suffix = `{"faceImage":"`, `"}`
 	if enc, ok := bytes.CutPrefix(data, []byte(prefix)); ok {
-		if enc, ok = bytes.CutSuffix(enc, []byte(suffix)); ok && plainJSONString(enc) {
-			var f faceImage
-			err := f.UnmarshalJSON(data[len(prefix)-1 : len(data)-len(suffix)+1])
-			return f, err
+		if enc, ok = bytes.CutSuffix(enc, []byte(suffix)); ok {
+			if f, ok := decodePlain(enc); ok {
+				return f, nil
+			}
+			if plainJSONString(enc) {
+				var f faceImage
+				err := f.UnmarshalJSON(data[len(prefix)-1 : len(data)-len(suffix)+1])
+				return f, err
+			}
 		}
 	}
 	var req struct {
@@ -428,6 +433,24 @@ func parseRequest(data []byte) (faceImage, error) {
 	}
 	err := json.Unmarshal(data, &req)
 	return req.FaceImage, err
+}
+
+// decodePlain decodes enc when it is standard base64 and nothing else.
+// Such a string is plain JSON as it stands (the alphabet has no quote,
+// backslash or control character), so this is what the generic decoder
+// would read, without first scanning the string byte by byte (that scan
+// took more of the fake's CPU than hashing the image). Line breaks, which
+// the base64 decoder skips but JSON forbids raw, are left to the slow path.
+func decodePlain(enc []byte) (faceImage, bool) {
+	if len(enc) == 0 || bytes.IndexByte(enc, '\n') >= 0 || bytes.IndexByte(enc, '\r') >= 0 {
+		return faceImage{}, false
+	}
+	img := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+	n, err := base64.StdEncoding.Decode(img, enc)
+	if err != nil {
+		return faceImage{}, false
+	}
+	return faceImage{present: true, img: img[:n]}, true
 }
 
 // plainJSONString reports whether b can stand between quotes in JSON as
