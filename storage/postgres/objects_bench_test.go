@@ -20,11 +20,7 @@ import (
 // keeps unnest.
 func BenchmarkAddObjects(b *testing.B) {
 	ctx := context.Background()
-	store := testenv.Ledger(b)
-	run, err := store.CreateRun(ctx, postgres.NewRun{Name: "bench", Queue: "bench", Source: map[string]string{}, Options: map[string]string{}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	store, run := benchRun(b)
 	const batch = 1000
 	objs := make([]postgres.ObjectRef, batch)
 	b.ReportAllocs()
@@ -52,11 +48,7 @@ func BenchmarkAddObjects(b *testing.B) {
 // go test -run '^$' -bench FailRunsOverThreshold ./storage/postgres
 func BenchmarkFailRunsOverThreshold(b *testing.B) {
 	ctx := context.Background()
-	store := testenv.Ledger(b)
-	run, err := store.CreateRun(ctx, postgres.NewRun{Name: "bench", Queue: "bench", Source: map[string]string{}, Options: map[string]string{}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	store, run := benchRun(b)
 	for _, sql := range []string{
 		`ALTER TABLE verifications SET (autovacuum_enabled = false)`,
 		`INSERT INTO verifications (run_id, bucket, object_key) SELECT $1::uuid, 'bench', 'subject-' || g FROM generate_series(1, 1000000) g`,
@@ -82,4 +74,16 @@ func BenchmarkFailRunsOverThreshold(b *testing.B) {
 			b.Fatalf("failed runs %v", failed)
 		}
 	}
+}
+
+// benchRun returns a ledger in a database of its own, with one new run.
+func benchRun(b *testing.B) (*postgres.Store, postgres.Run) {
+	b.Helper()
+	store := testenv.Ledger(b)
+	run, err := store.CreateRun(context.Background(), postgres.NewRun{Name: "bench", Queue: "bench",
+		Source: map[string]string{}, Options: map[string]string{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return store, run
 }
