@@ -40,7 +40,8 @@ type Ledger interface {
 // Governor admits API calls for the whole fleet and keeps its circuits.
 type Governor interface {
 	Admit(ctx context.Context, holder string) (fleet.Permit, error)
-	Release(ctx context.Context, p fleet.Permit)
+	Release(ctx context.Context, p fleet.Permit)  // after the call
+	Withdraw(ctx context.Context, p fleet.Permit) // instead of the call
 	Report(ctx context.Context, o fleet.Outcome, reason string) (opened bool, err error)
 }
 
@@ -208,7 +209,7 @@ func (j *job) run(ctx context.Context) error {
 	}
 	callID, st, err := h.ledger.BeginCall(ctx, j.p.RunID, j.obj, 2*h.cfg.CallTimeout)
 	if err != nil || st != postgres.CallRecorded {
-		h.gov.Release(context.WithoutCancel(ctx), permit)
+		h.gov.Withdraw(context.WithoutCancel(ctx), permit)
 		switch {
 		case err != nil:
 			return j.ledgerError(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -451,4 +452,48 @@ func TestCancelledRunIsSkipped(t *testing.T) {
 	}, 20*time.Second, 20*time.Millisecond)
 	require.Zero(t, fetches.n.Load(), "no image of a cancelled run is fetched")
 	require.Empty(t, b.fake.Ledger(), "nothing reached the paid API")
+}
+
+// TestDuplicateTaskSpendsNoBudget runs a second task (another task ID) for
+// objects that already have their result: the ledger refuses the call, and
+// the admission it took is given back, so the day's budget counts only the
+// calls made.
+func TestDuplicateTaskSpendsNoBudget(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fakeapi.Options{})
+	ctx := context.Background()
+	const bucket = "dup"
+	b.s3.CreateBucket(t, bucket)
+	keys := []string{"d0.jpg", "d1.jpg", "d2.jpg"}
+	for i, k := range keys {
+		b.s3.PutObject(t, bucket, k, fakeapi.GenerateJPEG(int64(i), 80, 80))
+	}
+	run := b.newRun(t)
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""))
+	fc := fleet.Config{DailyBudget: 1000}
+	b.startWorker(t, apiKey, worker.HandlerConfig{}, fc)
+	b.waitForStatus(t, run.ID, postgres.RunCompleted, 30*time.Second)
+
+	client := asynq.NewClient(b.redis)
+	t.Cleanup(func() { client.Close() })
+	for _, k := range keys {
+		payload, err := json.Marshal(tasks.VerifyPayload{RunID: run.ID, Bucket: bucket, Key: k})
+		require.NoError(t, err)
+		_, err = client.EnqueueContext(ctx, asynq.NewTask(tasks.TypeVerify, payload), asynq.Queue(b.queue), asynq.TaskID("dup-"+k))
+		require.NoError(t, err)
+	}
+	insp := asynq.NewInspector(b.redis)
+	t.Cleanup(func() { insp.Close() })
+	require.Eventually(t, func() bool {
+		qi, err := insp.GetQueueInfo(b.queue)
+		return err == nil && qi.Pending+qi.Active+qi.Retry+qi.Scheduled == 0 && qi.Processed >= 2*len(keys)
+	}, 20*time.Second, 20*time.Millisecond)
+
+	require.Len(t, b.fake.Ledger(), len(keys), "one paid call per object")
+	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	fc.Prefix = "{" + b.queue + "}:" // as startWorker sets it
+	st, err := fleet.New(rdb, fc).Status(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, len(keys), st.BudgetUsed, "the duplicates' admissions were given back")
 }

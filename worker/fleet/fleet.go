@@ -159,7 +159,7 @@ func (g *Governor) Admit(ctx context.Context, holder string) (Permit, error) {
 		}
 		if wait == nil {
 			if err := g.waitForRate(ctx, deadline); err != nil {
-				g.refund(context.WithoutCancel(ctx), p)
+				g.Withdraw(context.WithoutCancel(ctx), p)
 				return Permit{}, err
 			}
 			return p, nil
@@ -229,10 +229,10 @@ func (g *Governor) Release(ctx context.Context, p Permit) {
 	_ = g.rdb.ZRem(ctx, g.keys.inflight, p.holder).Err()
 }
 
-// refund undoes an admission whose call is not made: its slot, its unit
-// of budget and its count in the outage window. Losing a refund only
+// Withdraw gives back an admission whose call is not made: its slot, its
+// unit of budget and its count in the outage window. Losing one only
 // overstates the day's use.
-func (g *Governor) refund(ctx context.Context, p Permit) {
+func (g *Governor) Withdraw(ctx context.Context, p Permit) {
 	g.Release(ctx, p)
 	_ = refundScript.Run(ctx, g.rdb, []string{g.budgetKey(p.at), g.windowKey("calls", p.at)}).Err()
 }

@@ -219,3 +219,22 @@ func TestRateDeferralSpendsNoBudget(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, st.BudgetUsed, "only the admitted call counts")
 }
+
+// TestWithdrawGivesBackTheAdmission: an admission whose call is not made
+// (the ledger said the object needs none) frees its slot and spends no
+// budget.
+func TestWithdrawGivesBackTheAdmission(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := governors(t, 1, fleet.Config{MaxInFlight: 1, DailyBudget: 100, MaxWait: 10 * time.Millisecond})[0]
+	p, err := g.Admit(ctx, "a")
+	require.NoError(t, err)
+	_, err = g.Admit(ctx, "b")
+	require.Equal(t, fleet.ReasonBusy, denied(t, err).Reason, "the one slot is taken")
+	g.Withdraw(ctx, p)
+	st, err := g.Status(ctx)
+	require.NoError(t, err)
+	require.Zero(t, st.BudgetUsed, "no call was made")
+	_, err = g.Admit(ctx, "b")
+	require.NoError(t, err, "the slot is free again")
+}
