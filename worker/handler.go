@@ -158,19 +158,18 @@ type answerRetry struct {
 	Error   string        `json:"error"`
 }
 
+// anyAge makes BeginCall count an unanswered call of any age as in flight,
+// so that its answer is looked for in the stash before another is made.
+const anyAge = 100 * 365 * 24 * time.Hour
+
 func (j *job) run(ctx context.Context) error {
 	h := j.h
-	// An answer paid for by an earlier attempt that could not be recorded;
-	// it is recorded whatever became of the run since.
-	if a, err := j.stashed(ctx); err != nil || a != nil {
-		if err != nil {
-			return &WaitError{After: 5 * time.Second, Reason: "stash_unavailable", Err: err}
-		}
-		j.log.InfoContext(ctx, "recording the answer of an earlier attempt instead of calling again")
-		j.inStash = true
-		return j.finish(ctx, *a)
-	}
 	if skip, err := j.gate(ctx); skip || err != nil {
+		// The run is paused or over; an answer paid for earlier is still
+		// recorded now.
+		if found, serr := j.fromStash(ctx); found {
+			return serr
+		}
 		return err
 	}
 
@@ -201,13 +200,29 @@ func (j *job) run(ctx context.Context) error {
 
 	permit, err := h.gov.Admit(ctx, j.taskID)
 	if err != nil {
+		// However long the fleet must wait, an answer already paid for is
+		// recorded now.
+		if found, serr := j.fromStash(ctx); found {
+			return serr
+		}
 		var d *fleet.Denied
 		if errors.As(err, &d) {
 			return &WaitError{After: d.After, Reason: d.Reason, Err: err}
 		}
 		return &WaitError{After: 5 * time.Second, Reason: "fleet_unavailable", Err: err}
 	}
-	callID, st, err := h.ledger.BeginCall(ctx, j.p.RunID, j.obj, 2*h.cfg.CallTimeout)
+	callID, st, err := h.ledger.BeginCall(ctx, j.p.RunID, j.obj, anyAge)
+	if err == nil && st != postgres.CallRecorded {
+		// The object needs no call, or an earlier one has no answer on
+		// record: that answer may be in the stash.
+		if found, serr := j.fromStash(ctx); found {
+			h.gov.Withdraw(context.WithoutCancel(ctx), permit)
+			return serr
+		}
+		if st == postgres.CallInFlight { // without an answer kept, a call is taken as lost after twice the timeout
+			callID, st, err = h.ledger.BeginCall(ctx, j.p.RunID, j.obj, 2*h.cfg.CallTimeout)
+		}
+	}
 	if err != nil || st != postgres.CallRecorded {
 		h.gov.Withdraw(context.WithoutCancel(ctx), permit)
 		switch {
@@ -352,6 +367,26 @@ func (j *job) finish(ctx context.Context, a answer) error {
 	return cause
 }
 
+// fromStash records the answer of a paid call an earlier attempt of this
+// task could not get into the ledger, if one is stashed. It is looked for
+// only where an attempt would otherwise end without a call or make a new
+// one: the stash is empty unless PostgreSQL failed mid-task, and the usual
+// path (a call of its own) costs no round trip for it. found reports
+// whether there was one (or the stash could not be read); err is then
+// what the task returns.
+func (j *job) fromStash(ctx context.Context) (found bool, err error) {
+	a, err := j.stashed(ctx)
+	if err != nil {
+		return true, &WaitError{After: 5 * time.Second, Reason: "stash_unavailable", Err: err}
+	}
+	if a == nil {
+		return false, nil
+	}
+	j.log.InfoContext(ctx, "recording the answer of an earlier attempt instead of calling again")
+	j.inStash = true
+	return true, j.finish(ctx, *a)
+}
+
 func (j *job) stashed(ctx context.Context) (*answer, error) {
 	b, err := j.h.stash.Load(ctx, j.taskID)
 	if err != nil || b == nil {
@@ -392,8 +427,12 @@ func (j *job) retryOrFail(ctx context.Context, err error, prefix string) error {
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 }
 
-// record writes a terminal result that needed no API call.
+// record writes a terminal result that needed no API call, unless an
+// answer paid for earlier waits in the stash: that one is recorded instead.
 func (j *job) record(ctx context.Context, r postgres.Result) error {
+	if found, err := j.fromStash(ctx); found {
+		return err
+	}
 	j.fill(&r)
 	if err := j.persist(ctx, 0, func(ctx context.Context) error { return j.h.ledger.RecordResult(ctx, r) }, nil); err != nil {
 		return j.ledgerError(err)

@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -41,6 +44,7 @@ type bundle struct {
 	queue  string
 	fake   *fakeapi.Server
 	apiURL string
+	ledger worker.Ledger // what the handler writes to; store unless a test wraps it
 }
 
 func setup(t *testing.T, fakeOpts fakeapi.Options) *bundle {
@@ -70,7 +74,11 @@ func (b *bundle) startWorker(t *testing.T, key string, cfg worker.HandlerConfig,
 	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
 	t.Cleanup(func() { rdb.Close() })
 	fc.Prefix = "{" + b.queue + "}:"
-	h := worker.NewHandler(b.objs, api, b.store, fleet.New(rdb, fc), fleet.NewStash(rdb, b.queue+":outcome:", time.Hour), cfg)
+	var ledger worker.Ledger = b.store
+	if b.ledger != nil {
+		ledger = b.ledger
+	}
+	h := worker.NewHandler(b.objs, api, ledger, fleet.New(rdb, fc), fleet.NewStash(rdb, b.queue+":outcome:", time.Hour), cfg)
 	srv := worker.NewServer(b.redis, h, b.store, worker.Config{
 		Concurrency:     20,
 		Lanes:           3, // several fetch loops, as at production concurrency
@@ -496,4 +504,72 @@ func TestDuplicateTaskSpendsNoBudget(t *testing.T) {
 	st, err := fleet.New(rdb, fc).Status(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, len(keys), st.BudgetUsed, "the duplicates' admissions were given back")
+}
+
+// outageLedger is the real ledger whose FinishCall fails, while down is
+// set, as it does when PostgreSQL cannot be reached.
+type outageLedger struct {
+	*postgres.Store
+	down atomic.Bool
+}
+
+func (l *outageLedger) FinishCall(ctx context.Context, c postgres.Call, runID string, obj postgres.ObjectRef, final *postgres.Result) error {
+	if l.down.Load() {
+		return fmt.Errorf("record api call outcome: %w", postgres.ErrUnavailable)
+	}
+	return l.Store.FinishCall(ctx, c, runID, obj, final)
+}
+
+// TestStashedAnswerIsRecordedNotPaidAgain: the ledger fails after two paid
+// calls were answered, so their answers wait in the stash. Once it is
+// back, the next attempt records each answer without calling again: one
+// whose image is still there, and one whose image was deleted meanwhile
+// (its answer, not "not found", is the result).
+func TestStashedAnswerIsRecordedNotPaidAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fakeapi.Options{})
+	ctx := context.Background()
+	const bucket = "stash"
+	b.s3.CreateBucket(t, bucket)
+	keys := []string{"kept.jpg", "deleted.jpg"}
+	for i, k := range keys {
+		b.s3.PutObject(t, bucket, k, fakeapi.GenerateJPEG(int64(i), 80, 80))
+	}
+	outage := &outageLedger{Store: b.store}
+	outage.down.Store(true)
+	b.ledger = outage
+	run := b.newRun(t)
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""))
+	b.startWorker(t, apiKey, worker.HandlerConfig{LedgerRetryFor: 50 * time.Millisecond}, fleet.Config{})
+
+	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	stashKeys := make([]string, len(keys))
+	for i, k := range keys {
+		stashKeys[i] = b.queue + ":outcome:" + tasks.VerifyPayload{RunID: run.ID, Bucket: bucket, Key: k}.TaskID()
+	}
+	require.Eventually(t, func() bool {
+		n, err := rdb.Exists(ctx, stashKeys...).Result()
+		return err == nil && n == int64(len(keys))
+	}, 20*time.Second, 20*time.Millisecond, "both answers stashed")
+	_, err := b.s3.Client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("deleted.jpg")})
+	require.NoError(t, err)
+	outage.down.Store(false)
+
+	p := b.waitForStatus(t, run.ID, postgres.RunCompleted, 30*time.Second)
+	require.EqualValues(t, len(keys), p.ByStatus[postgres.StatusScored], "both answers recorded, none as not found")
+	calls := b.fake.Ledger()
+	require.Len(t, calls, len(keys), "no call paid twice")
+	rows, err := b.store.Pool().Query(ctx, `SELECT transaction_id FROM api_calls WHERE run_id = $1 AND outcome = 'scored'`, run.ID)
+	require.NoError(t, err)
+	recorded, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	var paid []string
+	for _, c := range calls {
+		paid = append(paid, c.TransactionID)
+	}
+	require.ElementsMatch(t, paid, recorded, "every paid call on record, with its transaction ID")
+	n, err := rdb.Exists(ctx, stashKeys...).Result()
+	require.NoError(t, err)
+	require.Zero(t, n, "the stash is emptied once the ledger has the answers")
 }
