@@ -405,6 +405,9 @@ func (j *job) stashed(ctx context.Context) (*answer, error) {
 // once per bucket, and the tasks wait for it to be fixed.
 func (j *job) accessDenied(ctx context.Context, err error) error {
 	if berr := j.h.objects.CheckBucket(ctx, j.p.Bucket); errors.Is(berr, objects.ErrAccessDenied) {
+		if found, serr := j.fromStash(ctx); found {
+			return serr
+		}
 		if _, seen := j.h.denied.LoadOrStore(j.p.Bucket, struct{}{}); !seen {
 			j.log.ErrorContext(ctx, "access to the bucket is denied: check the worker's S3 credentials and policy", "bucket", j.p.Bucket)
 		}
@@ -418,6 +421,9 @@ func (j *job) accessDenied(ctx context.Context, err error) error {
 // object's terminal failure when no retries are left.
 func (j *job) retryOrFail(ctx context.Context, err error, prefix string) error {
 	if !j.last {
+		if found, serr := j.fromStash(ctx); found {
+			return serr
+		}
 		j.log.WarnContext(ctx, "will retry", "err", err)
 		return err
 	}
