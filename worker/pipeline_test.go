@@ -111,6 +111,16 @@ func (b *bundle) enqueue(t *testing.T, run postgres.Run, src tasks.Source, opts 
 	return stats
 }
 
+// images creates bucket with a distinct face-sized JPEG under each key.
+func (b *bundle) images(t *testing.T, bucket string, keys ...string) []string {
+	t.Helper()
+	b.s3.CreateBucket(t, bucket)
+	for i, k := range keys {
+		b.s3.PutObject(t, bucket, k, fakeapi.GenerateJPEG(int64(i), 80, 80))
+	}
+	return keys
+}
+
 func (b *bundle) newRun(t *testing.T) postgres.Run {
 	t.Helper()
 	run, err := b.store.CreateRun(context.Background(), postgres.NewRun{Name: t.Name(), Queue: b.queue, Source: map[string]string{"kind": "test"}})
@@ -471,11 +481,7 @@ func TestDuplicateTaskSpendsNoBudget(t *testing.T) {
 	b := setup(t, fakeapi.Options{})
 	ctx := context.Background()
 	const bucket = "dup"
-	b.s3.CreateBucket(t, bucket)
-	keys := []string{"d0.jpg", "d1.jpg", "d2.jpg"}
-	for i, k := range keys {
-		b.s3.PutObject(t, bucket, k, fakeapi.GenerateJPEG(int64(i), 80, 80))
-	}
+	keys := b.images(t, bucket, "d0.jpg", "d1.jpg", "d2.jpg")
 	run := b.newRun(t)
 	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""))
 	fc := fleet.Config{DailyBudget: 1000}
@@ -530,11 +536,7 @@ func TestStashedAnswerIsRecordedNotPaidAgain(t *testing.T) {
 	b := setup(t, fakeapi.Options{})
 	ctx := context.Background()
 	const bucket = "stash"
-	b.s3.CreateBucket(t, bucket)
-	keys := []string{"kept.jpg", "deleted.jpg"}
-	for i, k := range keys {
-		b.s3.PutObject(t, bucket, k, fakeapi.GenerateJPEG(int64(i), 80, 80))
-	}
+	keys := b.images(t, bucket, "kept.jpg", "deleted.jpg")
 	outage := &outageLedger{Store: b.store}
 	outage.down.Store(true)
 	b.ledger = outage
