@@ -183,6 +183,17 @@ func (j *job) run(ctx context.Context) error {
 	fetchStart := h.now()
 	meta, err := h.objects.Get(ctx, j.p.Bucket, j.p.Key, j.p.Version, h.cfg.MaxObjectBytes, buf)
 	h.cfg.Observer.ObjectFetched(h.now().Sub(fetchStart), int64(buf.Len()), err)
+	var why string
+	if err == nil {
+		why = checkImage(buf.Bytes())
+	}
+	if err != nil || why != "" {
+		// This attempt ends the object or waits without a call: an answer
+		// paid for earlier is recorded instead.
+		if found, serr := j.fromStash(ctx); found {
+			return serr
+		}
+	}
 	switch {
 	case errors.Is(err, objects.ErrNotFound): // ErrBucketNotFound too
 		return j.record(ctx, postgres.Result{Status: postgres.StatusNotFound, Message: "object not found in storage"})
@@ -194,7 +205,7 @@ func (j *job) run(ctx context.Context) error {
 	case err != nil:
 		return j.retryOrFail(ctx, err, "could not fetch object: ")
 	}
-	if why := checkImage(buf.Bytes()); why != "" {
+	if why != "" {
 		return j.record(ctx, postgres.Result{Status: postgres.StatusInvalidImage, Message: why, ETag: meta.ETag, Size: meta.Size})
 	}
 
@@ -405,9 +416,6 @@ func (j *job) stashed(ctx context.Context) (*answer, error) {
 // once per bucket, and the tasks wait for it to be fixed.
 func (j *job) accessDenied(ctx context.Context, err error) error {
 	if berr := j.h.objects.CheckBucket(ctx, j.p.Bucket); errors.Is(berr, objects.ErrAccessDenied) {
-		if found, serr := j.fromStash(ctx); found {
-			return serr
-		}
 		if _, seen := j.h.denied.LoadOrStore(j.p.Bucket, struct{}{}); !seen {
 			j.log.ErrorContext(ctx, "access to the bucket is denied: check the worker's S3 credentials and policy", "bucket", j.p.Bucket)
 		}
@@ -421,9 +429,6 @@ func (j *job) accessDenied(ctx context.Context, err error) error {
 // object's terminal failure when no retries are left.
 func (j *job) retryOrFail(ctx context.Context, err error, prefix string) error {
 	if !j.last {
-		if found, serr := j.fromStash(ctx); found {
-			return serr
-		}
 		j.log.WarnContext(ctx, "will retry", "err", err)
 		return err
 	}
@@ -433,12 +438,9 @@ func (j *job) retryOrFail(ctx context.Context, err error, prefix string) error {
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 }
 
-// record writes a terminal result that needed no API call, unless an
-// answer paid for earlier waits in the stash: that one is recorded instead.
+// record writes a terminal result that needed no API call (run has looked
+// in the stash first).
 func (j *job) record(ctx context.Context, r postgres.Result) error {
-	if found, err := j.fromStash(ctx); found {
-		return err
-	}
 	j.fill(&r)
 	if err := j.persist(ctx, 0, func(ctx context.Context) error { return j.h.ledger.RecordResult(ctx, r) }, nil); err != nil {
 		return j.ledgerError(err)
