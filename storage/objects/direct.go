@@ -36,6 +36,7 @@ type directGetter struct {
 	hc        aws.HTTPClient
 	signer    *v4.Signer
 	creds     aws.CredentialsProvider
+	anonymous bool // public buckets: GETs go unsigned, as the SDK sends them
 	region    string
 	base      *url.URL
 	pathStyle bool
@@ -50,7 +51,8 @@ func newDirectGetter(hc aws.HTTPClient, creds aws.CredentialsProvider, region, e
 	if err != nil || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
 		return nil, fmt.Errorf("s3 endpoint %q: want http(s)://host[:port]", endpoint)
 	}
-	return &directGetter{hc: hc, signer: v4.NewSigner(), creds: creds, region: region, base: base, pathStyle: pathStyle}, nil
+	_, anonymous := creds.(aws.AnonymousCredentials)
+	return &directGetter{hc: hc, signer: v4.NewSigner(), creds: creds, anonymous: anonymous, region: region, base: base, pathStyle: pathStyle}, nil
 }
 
 // get fetches one object, trying transient failures again (directAttempts
@@ -114,7 +116,7 @@ func (d *directGetter) once(ctx context.Context, target string) (*getResponse, e
 		return nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
-	if _, anonymous := d.creds.(aws.AnonymousCredentials); !anonymous { // public buckets: unsigned, as the SDK sends them
+	if !d.anonymous {
 		creds, err := d.creds.Retrieve(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("s3 credentials: %w", err)
