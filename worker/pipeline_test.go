@@ -111,6 +111,18 @@ func (b *bundle) enqueue(t *testing.T, run postgres.Run, src tasks.Source, opts 
 	return stats
 }
 
+// waitDrained waits until the queue holds no task and at least processed
+// tasks have been done.
+func (b *bundle) waitDrained(t *testing.T, processed int) {
+	t.Helper()
+	insp := asynq.NewInspector(b.redis)
+	t.Cleanup(func() { insp.Close() })
+	require.Eventually(t, func() bool {
+		qi, err := insp.GetQueueInfo(b.queue)
+		return err == nil && qi.Pending+qi.Active+qi.Retry+qi.Scheduled == 0 && qi.Processed >= processed
+	}, 20*time.Second, 20*time.Millisecond)
+}
+
 // images creates bucket with a distinct face-sized JPEG under each key.
 func (b *bundle) images(t *testing.T, bucket string, keys ...string) []string {
 	t.Helper()
@@ -462,12 +474,7 @@ func TestCancelledRunIsSkipped(t *testing.T) {
 
 	fetches := &fetchCounter{}
 	b.startWorker(t, apiKey, worker.HandlerConfig{Observer: fetches, Runs: b.store}, fleet.Config{})
-	insp := asynq.NewInspector(b.redis)
-	t.Cleanup(func() { insp.Close() })
-	require.Eventually(t, func() bool {
-		qi, err := insp.GetQueueInfo(b.queue)
-		return err == nil && qi.Pending+qi.Active+qi.Retry+qi.Scheduled == 0 && qi.Processed >= 6
-	}, 20*time.Second, 20*time.Millisecond)
+	b.waitDrained(t, 6)
 	require.Zero(t, fetches.n.Load(), "no image of a cancelled run is fetched")
 	require.Empty(t, b.fake.Ledger(), "nothing reached the paid API")
 }
@@ -496,12 +503,7 @@ func TestDuplicateTaskSpendsNoBudget(t *testing.T) {
 		_, err = client.EnqueueContext(ctx, asynq.NewTask(tasks.TypeVerify, payload), asynq.Queue(b.queue), asynq.TaskID("dup-"+k))
 		require.NoError(t, err)
 	}
-	insp := asynq.NewInspector(b.redis)
-	t.Cleanup(func() { insp.Close() })
-	require.Eventually(t, func() bool {
-		qi, err := insp.GetQueueInfo(b.queue)
-		return err == nil && qi.Pending+qi.Active+qi.Retry+qi.Scheduled == 0 && qi.Processed >= 2*len(keys)
-	}, 20*time.Second, 20*time.Millisecond)
+	b.waitDrained(t, 2*len(keys))
 
 	require.Len(t, b.fake.Ledger(), len(keys), "one paid call per object")
 	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})

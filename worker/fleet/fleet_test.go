@@ -115,8 +115,7 @@ func TestDailyBudgetWaitsForTheNextUTCDay(t *testing.T) {
 	d := denied(t, err)
 	require.Equal(t, fleet.ReasonBudget, d.Reason)
 	require.Equal(t, time.Hour, d.After)
-	st, err := g.Status(ctx)
-	require.NoError(t, err)
+	st := status(t, g)
 	require.True(t, st.BudgetSpent())
 	require.EqualValues(t, 3, st.BudgetUsed)
 
@@ -140,8 +139,7 @@ func TestAuthCircuitStopsTheFleetThenCloses(t *testing.T) {
 	d := denied(t, err)
 	require.Equal(t, fleet.ReasonAuth, d.Reason)
 	require.LessOrEqual(t, d.After, 1500*time.Millisecond)
-	st, err := gs[1].Status(ctx)
-	require.NoError(t, err)
+	st := status(t, gs[1])
 	require.Positive(t, st.AuthOpenFor)
 	require.Equal(t, "HTTP 401", st.AuthReason)
 
@@ -215,8 +213,7 @@ func TestRateDeferralSpendsNoBudget(t *testing.T) {
 		_, err = g.Admit(ctx, "h")
 		require.Equal(t, fleet.ReasonRate, denied(t, err).Reason)
 	}
-	st, err := g.Status(ctx)
-	require.NoError(t, err)
+	st := status(t, g)
 	require.EqualValues(t, 1, st.BudgetUsed, "only the admitted call counts")
 }
 
@@ -232,9 +229,16 @@ func TestWithdrawGivesBackTheAdmission(t *testing.T) {
 	_, err = g.Admit(ctx, "b")
 	require.Equal(t, fleet.ReasonBusy, denied(t, err).Reason, "the one slot is taken")
 	g.Withdraw(ctx, p)
-	st, err := g.Status(ctx)
-	require.NoError(t, err)
+	st := status(t, g)
 	require.Zero(t, st.BudgetUsed, "no call was made")
 	_, err = g.Admit(ctx, "b")
 	require.NoError(t, err, "the slot is free again")
+}
+
+// status reads the fleet's state as g sees it.
+func status(t *testing.T, g *fleet.Governor) fleet.Status {
+	t.Helper()
+	st, err := g.Status(context.Background())
+	require.NoError(t, err)
+	return st
 }
