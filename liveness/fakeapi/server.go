@@ -445,12 +445,18 @@ func decodePlain(enc []byte) (faceImage, bool) {
 	if len(enc) == 0 || bytes.IndexByte(enc, '\n') >= 0 || bytes.IndexByte(enc, '\r') >= 0 {
 		return faceImage{}, false
 	}
-	img := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
-	n, err := base64.StdEncoding.Decode(img, enc)
+	img, err := decodeImage(enc)
 	if err != nil {
 		return faceImage{}, false
 	}
-	return faceImage{present: true, img: img[:n]}, true
+	return faceImage{present: true, img: img}, true
+}
+
+// decodeImage decodes standard, padded base64 into one allocation.
+func decodeImage(enc []byte) ([]byte, error) {
+	img := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+	n, err := base64.StdEncoding.Decode(img, enc)
+	return img[:n], err
 }
 
 // plainJSONString reports whether b can stand between quotes in JSON as
@@ -486,13 +492,12 @@ func (f *faceImage) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	f.present = true
-	img := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
-	n, err := base64.StdEncoding.Decode(img, enc)
+	img, err := decodeImage(enc)
 	if err != nil {
 		f.badBase64 = true
 		return nil
 	}
-	f.img = img[:n]
+	f.img = img
 	return nil
 }
 
