@@ -44,7 +44,8 @@ type env struct {
 	// new connection, which AWS S3 does not make clients do.
 	s3KeepAlive bool
 	workerEnv   []string // added to the worker's environment (experiments)
-	// pollCommands is the Redis commands of one poll of a pipeline run.
+	// pollCommands is the Redis commands of one poll of a pipeline run,
+	// counted on first use.
 	pollCommands int64
 }
 
@@ -89,7 +90,7 @@ func (e *env) setup(ctx context.Context) error {
 	if err := e.redis.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis %s: %w", e.redisAddr, err)
 	}
-	return e.measurePollCommands(ctx)
+	return nil
 }
 
 func (e *env) startS3(ctx context.Context) error {

@@ -109,6 +109,9 @@ type sample struct {
 func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigures, error) {
 	f := pipelineFigures{Case: s.name, Images: len(s.keys), ImageKB: s.imageBytes >> 10, Concurrency: s.concurrency,
 		LatencyMS: s.latency.Milliseconds()}
+	if err := e.measurePollCommands(ctx); err != nil {
+		return f, err
+	}
 	if err := e.flushRedis(ctx); err != nil {
 		return f, err
 	}
@@ -316,6 +319,9 @@ func (e *env) follow(ctx context.Context, procs followed, queue string, n int, w
 // fewest of three counts is taken, in case the probe server's own
 // housekeeping fell into one.
 func (e *env) measurePollCommands(ctx context.Context) error {
+	if e.pollCommands > 0 {
+		return nil
+	}
 	const sample = 20 // asynq's taskSampleSize
 	queue := "bench-probe-" + randomHex(4)
 	c := asynq.NewClientFromRedisClient(e.redis)
