@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"reverify"
 	"sync/atomic"
 	"time"
 
@@ -47,13 +48,13 @@ func (e *env) ledgerCase(ctx context.Context, rows, writers int, grouped bool) (
 		mode = fmt.Sprintf("group commit, %d flushers", flushers)
 	}
 	run, err := store.CreateRun(ctx, postgres.NewRun{Name: "bench ledger", Queue: "bench-ledger-" + randomHex(4),
-		Source: map[string]string{"kind": "bench"}, Options: map[string]string{}})
+		Options: map[string]string{}})
 	if err != nil {
 		return nil, fmt.Errorf("create run: %w", err)
 	}
-	objs := make([]postgres.ObjectRef, rows)
+	objs := make([]reverify.ObjectRef, rows)
 	for i := range objs {
-		objs[i] = postgres.ObjectRef{Bucket: "bench", Key: fmt.Sprintf("ledger/subject-%07d/selfie.jpg", i)}
+		objs[i] = reverify.ObjectRef{Bucket: "bench", Key: fmt.Sprintf("ledger/subject-%07d/selfie.jpg", i)}
 	}
 
 	start := time.Now()
@@ -104,7 +105,7 @@ func (e *env) ledgerCase(ctx context.Context, rows, writers int, grouped bool) (
 }
 
 // writeResult is what the worker writes for one scored image.
-func writeResult(ctx context.Context, store *postgres.Store, runID string, obj postgres.ObjectRef) error {
+func writeResult(ctx context.Context, store *postgres.Store, runID string, obj reverify.ObjectRef) error {
 	id, st, err := store.BeginCall(ctx, runID, obj, time.Minute)
 	if err != nil {
 		return fmt.Errorf("begin call: %w", err)
@@ -113,9 +114,9 @@ func writeResult(ctx context.Context, store *postgres.Store, runID string, obj p
 		return fmt.Errorf("begin call for %s: state %d", obj.Key, st)
 	}
 	score := 87.5
-	call := postgres.Call{ID: id, Outcome: postgres.OutcomeScored, TransactionID: "bench" + randomHex(4), HTTPStatus: 200,
+	call := postgres.Call{ID: id, Outcome: reverify.OutcomeScored, TransactionID: "bench" + randomHex(4), HTTPStatus: 200,
 		Score: &score, Latency: 200 * time.Millisecond}
-	final := &postgres.Result{RunID: runID, Object: obj, Status: postgres.StatusScored, Score: &score,
+	final := &postgres.Result{RunID: runID, Object: obj, Status: reverify.StatusScored, Score: &score,
 		TransactionID: call.TransactionID, Size: 200 << 10, Duration: 250 * time.Millisecond}
 	if err := store.FinishCall(ctx, call, runID, obj, final); err != nil {
 		return fmt.Errorf("finish call: %w", err)

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"reverify"
 	"sync"
 	"time"
 
@@ -8,10 +9,6 @@ import (
 )
 
 const namespace = "reverify"
-
-// Outcomes of API calls the vendor bills: it analysed the image (200) or
-// refused it (4xx other than auth).
-var paidOutcomes = map[string]bool{"scored": true, "rejected": true}
 
 // Pipeline counts what the verify handler does. It implements
 // worker.Observer and is safe for concurrent use.
@@ -102,16 +99,16 @@ func (p *Pipeline) ObjectFetched(d time.Duration, bytes int64, err error) {
 }
 
 // APICalled implements worker.Observer.
-func (p *Pipeline) APICalled(outcome string, d time.Duration, score *float64) {
-	p.apiSeconds.WithLabelValues(outcome).Observe(d.Seconds())
-	p.apiCalls.WithLabelValues(outcome).Inc()
-	if paidOutcomes[outcome] {
+func (p *Pipeline) APICalled(outcome reverify.CallOutcome, d time.Duration, score *float64) {
+	p.apiSeconds.WithLabelValues(string(outcome)).Observe(d.Seconds())
+	p.apiCalls.WithLabelValues(string(outcome)).Inc()
+	if outcome.Analysed() {
 		p.paidCalls.Inc()
 	}
 	if score != nil {
 		p.scores.Observe(*score)
 	}
-	if outcome != "auth" && outcome != "transient" && outcome != "rate_limited" {
+	if outcome.KeyAccepted() {
 		// The API accepted the key: whatever held calls is over.
 		p.mu.Lock()
 		p.openUntil = time.Time{}
@@ -120,14 +117,16 @@ func (p *Pipeline) APICalled(outcome string, d time.Duration, score *float64) {
 }
 
 // ResultRecorded implements worker.Observer.
-func (p *Pipeline) ResultRecorded(status string) { p.results.WithLabelValues(status).Inc() }
+func (p *Pipeline) ResultRecorded(status reverify.Status) {
+	p.results.WithLabelValues(string(status)).Inc()
+}
 
 // Waited implements worker.Observer. An auth circuit wait tells how long the
 // handler holds calls, which is what the circuit gauge reports.
-func (p *Pipeline) Waited(reason string, d time.Duration) {
-	p.waits.WithLabelValues(reason).Inc()
-	p.waitSeconds.WithLabelValues(reason).Add(max(d, 0).Seconds()) // a counter panics on negatives
-	if reason == "auth_circuit_open" {
+func (p *Pipeline) Waited(reason reverify.WaitReason, d time.Duration) {
+	p.waits.WithLabelValues(string(reason)).Inc()
+	p.waitSeconds.WithLabelValues(string(reason)).Add(max(d, 0).Seconds()) // a counter panics on negatives
+	if reason == reverify.WaitAuthCircuit {
 		until := p.now().Add(d)
 		p.mu.Lock()
 		if until.After(p.openUntil) {

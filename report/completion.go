@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reverify"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +22,7 @@ import (
 
 // Ledger is what a completion report reads; *postgres.Store satisfies it.
 type Ledger interface {
-	Run(ctx context.Context, id string) (postgres.Run, error)
+	Run(ctx context.Context, id string) (reverify.Run, error)
 	ObjectResults(ctx context.Context, runID string, fn func(postgres.ObjectResult) error) error
 	View(ctx context.Context, name, runID string, limit int) (postgres.Table, error)
 	History(ctx context.Context, id string) ([]postgres.StatusChange, error)
@@ -51,10 +52,10 @@ var CSVHeader = []string{"bucket", "key", "version", "status", "liveness_score",
 type Summary struct {
 	RunID       string                  `json:"run_id"`
 	Name        string                  `json:"name"`
-	Status      string                  `json:"status"`
-	Priority    string                  `json:"priority"`
+	Status      reverify.RunStatus      `json:"status"`
+	Priority    reverify.Priority       `json:"priority"`
 	Labels      map[string]string       `json:"labels"`
-	Source      json.RawMessage         `json:"source"`
+	Source      reverify.Source         `json:"source"`
 	Options     json.RawMessage         `json:"options"`
 	CreatedAt   time.Time               `json:"created_at"`
 	StartedAt   *time.Time              `json:"started_at,omitempty"`
@@ -111,7 +112,7 @@ func (w *Writer) results(ctx context.Context, runID string, out io.Writer) (int6
 		if o.ErrorCode != 0 {
 			code = strconv.Itoa(o.ErrorCode)
 		}
-		return cw.Write([]string{o.Bucket, o.Key, o.Version, o.Status, score, o.TransactionID, code, o.Message})
+		return cw.Write([]string{o.Bucket, o.Key, o.Version, string(o.Status), score, o.TransactionID, code, o.Message})
 	})
 	if err != nil {
 		return 0, err
@@ -120,7 +121,7 @@ func (w *Writer) results(ctx context.Context, runID string, out io.Writer) (int6
 	return n, cw.Error()
 }
 
-func (w *Writer) summary(ctx context.Context, run postgres.Run, n int64) ([]byte, error) {
+func (w *Writer) summary(ctx context.Context, run reverify.Run, n int64) ([]byte, error) {
 	totals, err := w.ledger.View(ctx, "run_summary", run.ID, 1)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reverify"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,18 +20,18 @@ import (
 )
 
 // finishedRun records a run with one scored and one rejected object.
-func finishedRun(t *testing.T) (*postgres.Store, postgres.Run) {
+func finishedRun(t *testing.T) (*postgres.Store, reverify.Run) {
 	t.Helper()
 	ctx := context.Background()
 	store := testenv.Ledger(t)
-	run, err := store.CreateRun(ctx, postgres.NewRun{Name: t.Name(), Queue: "q", Source: map[string]string{"kind": "test"}})
+	run, err := store.CreateRun(ctx, postgres.NewRun{Name: t.Name(), Queue: "q", Source: reverify.Source{Kind: reverify.SourceManifest, Manifest: "test"}})
 	require.NoError(t, err)
-	a, b := postgres.ObjectRef{Bucket: "kyc", Key: "a, b.jpg"}, postgres.ObjectRef{Bucket: "kyc", Key: "Zoë.jpg"}
-	_, err = store.AddObjects(ctx, run.ID, []postgres.ObjectRef{a, b})
+	a, b := reverify.ObjectRef{Bucket: "kyc", Key: "a, b.jpg"}, reverify.ObjectRef{Bucket: "kyc", Key: "Zoë.jpg"}
+	_, err = store.AddObjects(ctx, run.ID, []reverify.ObjectRef{a, b})
 	require.NoError(t, err)
 	score := 91.25
-	require.NoError(t, store.RecordResult(ctx, postgres.Result{RunID: run.ID, Object: a, Status: postgres.StatusScored, Score: &score, TransactionID: "tx-a"}))
-	require.NoError(t, store.RecordResult(ctx, postgres.Result{RunID: run.ID, Object: b, Status: postgres.StatusRejected, ErrorCode: 1017,
+	require.NoError(t, store.RecordResult(ctx, postgres.Result{RunID: run.ID, Object: a, Status: reverify.StatusScored, Score: &score, TransactionID: "tx-a"}))
+	require.NoError(t, store.RecordResult(ctx, postgres.Result{RunID: run.ID, Object: b, Status: reverify.StatusRejected, ErrorCode: 1017,
 		TransactionID: "tx-b", Message: "Fail to analyze face"}))
 	return store, run
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reverify"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -26,9 +27,9 @@ type Schedule struct {
 	Prefix   string `json:"prefix"`
 	// ModifiedWithin keeps objects modified within this long before the
 	// firing, e.g. "24h" for "what changed yesterday".
-	ModifiedWithin tasks.Duration    `json:"modified_within,omitempty"`
+	ModifiedWithin reverify.Duration `json:"modified_within,omitempty"`
 	Filters        tasks.Filters     `json:"filters"`
-	Priority       string            `json:"priority,omitempty"`
+	Priority       reverify.Priority `json:"priority,omitempty"`
 	Labels         map[string]string `json:"labels,omitempty"`
 	Queue          string            `json:"queue,omitempty"` // base queue, default tasks.DefaultQueue
 	ReportTo       string            `json:"report_to,omitempty"`
@@ -72,7 +73,7 @@ func Load(r io.Reader) (File, error) {
 		if s.Bucket == "" {
 			errs = append(errs, fmt.Errorf("schedule %q: bucket missing", s.Name))
 		}
-		if _, err := tasks.QueueFor("q", s.Priority); err != nil {
+		if _, err := reverify.ParsePriority(string(s.Priority)); err != nil {
 			errs = append(errs, fmt.Errorf("schedule %q: %w", s.Name, err))
 		}
 		if err := s.Filters.Validate(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reverify"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -30,7 +31,7 @@ func NewFireTask(s Schedule) (*asynq.Task, error) {
 
 // RunCreator creates runs; *postgres.Store satisfies it.
 type RunCreator interface {
-	CreateRun(ctx context.Context, nr postgres.NewRun) (postgres.Run, error)
+	CreateRun(ctx context.Context, nr postgres.NewRun) (reverify.Run, error)
 }
 
 // Firer turns schedule:fire tasks into runs planned by the fleet.
@@ -70,7 +71,7 @@ func (f *Firer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if base == "" {
 		base = tasks.DefaultQueue
 	}
-	queue, err := tasks.QueueFor(base, s.Priority)
+	priority, err := reverify.ParsePriority(string(s.Priority))
 	if err != nil {
 		return fmt.Errorf("schedule %q: %w: %w", s.Name, err, asynq.SkipRetry)
 	}
@@ -80,14 +81,14 @@ func (f *Firer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	run, err := f.runs.CreateRun(ctx, postgres.NewRun{
 		Name:       fmt.Sprintf("schedule %s @ %s", s.Name, now.Truncate(time.Minute).Format("2006-01-02 15:04 MST")),
-		Queue:      queue,
-		Source:     tasks.SourceSpec{Kind: "prefix", Bucket: s.Bucket, Prefix: s.Prefix},
+		Queue:      priority.Queue(base),
+		Source:     reverify.Source{Kind: "prefix", Bucket: s.Bucket, Prefix: s.Prefix},
 		Options:    tasks.RunOptions{Filters: filters},
 		Labels:     labels,
-		Priority:   s.Priority,
+		Priority:   priority,
 		ReportTo:   s.ReportTo,
 		TriggerKey: "schedule:" + id,
-		Actor:      postgres.Actor{Who: "scheduler:" + s.Name, Why: "scheduled firing " + s.Spec()},
+		Actor:      reverify.Actor{Who: "scheduler:" + s.Name, Why: "scheduled firing " + s.Spec()},
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"reverify"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,7 +25,7 @@ func TestLoad(t *testing.T) {
 	f, err := scheduler.Load(strings.NewReader(good))
 	require.NoError(t, err)
 	require.Equal(t, "CRON_TZ=Europe/Berlin 0 2 * * *", f.Schedules[0].Spec())
-	require.Equal(t, tasks.Duration(24*time.Hour), f.Schedules[0].ModifiedWithin)
+	require.Equal(t, reverify.Duration(24*time.Hour), f.Schedules[0].ModifiedWithin)
 	for name, bad := range map[string]string{
 		"bad cron":     `{"schedules":[{"name":"x","cron":"61 * * * *","bucket":"b"}]}`,
 		"bad tz":       `{"schedules":[{"name":"x","cron":"0 2 * * *","timezone":"Mars/Base","bucket":"b"}]}`,
@@ -87,7 +88,7 @@ func TestFireCreatesOneRunPerFiring(t *testing.T) {
 	base := testenv.Queue(t)
 
 	task, err := scheduler.NewFireTask(scheduler.Schedule{Name: "nightly", Cron: "0 2 * * *", TimeZone: "Europe/Berlin",
-		Bucket: "kyc", Prefix: "s/", Priority: "low", Queue: base, ModifiedWithin: tasks.Duration(24 * time.Hour)})
+		Bucket: "kyc", Prefix: "s/", Priority: "low", Queue: base, ModifiedWithin: reverify.Duration(24 * time.Hour)})
 	require.NoError(t, err)
 	f := scheduler.NewFirer(store, client)
 	for range 2 { // a retried firing

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reverify"
 	"strings"
 	"testing"
 	"time"
@@ -156,7 +157,7 @@ func TestPlannerResumesFromToken(t *testing.T) {
 	t.Cleanup(func() { client.Close() })
 
 	run, err := store.CreateRun(ctx, postgres.NewRun{Name: "plan", Queue: queue,
-		Source:  tasks.SourceSpec{Kind: "prefix", Bucket: "plan", Prefix: "p/"},
+		Source:  reverify.Source{Kind: "prefix", Bucket: "plan", Prefix: "p/"},
 		Options: tasks.RunOptions{Filters: tasks.Filters{Suffixes: []string{".jpg"}}}})
 	require.NoError(t, err)
 	task, err := tasks.NewPlanTask(run.ID, queue)
@@ -169,13 +170,13 @@ func TestPlannerResumesFromToken(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, run.PlanToken, "the token of the third page is kept")
 	require.EqualValues(t, 6, run.Total)
-	require.Equal(t, postgres.RunEnqueuing, run.Status)
+	require.Equal(t, reverify.RunEnqueuing, run.Status)
 
 	lister.n = 100
 	require.NoError(t, planner.ProcessTask(ctx, task))
 	run, err = store.Run(ctx, run.ID)
 	require.NoError(t, err)
-	require.Equal(t, postgres.RunRunning, run.Status)
+	require.Equal(t, reverify.RunRunning, run.Status)
 	require.EqualValues(t, 11, run.Total)
 	require.Empty(t, run.PlanToken)
 	require.NotNil(t, run.PlannedAt)
@@ -201,7 +202,7 @@ func TestPlannerFailsRunOfMissingBucket(t *testing.T) {
 	t.Cleanup(func() { client.Close() })
 
 	run, err := store.CreateRun(ctx, postgres.NewRun{Name: "gone", Queue: queue,
-		Source: tasks.SourceSpec{Kind: "prefix", Bucket: "no-such-bucket", Prefix: "p/"}, Options: tasks.RunOptions{}})
+		Source: reverify.Source{Kind: "prefix", Bucket: "no-such-bucket", Prefix: "p/"}, Options: tasks.RunOptions{}})
 	require.NoError(t, err)
 	task, err := tasks.NewPlanTask(run.ID, queue)
 	require.NoError(t, err)
@@ -211,7 +212,7 @@ func TestPlannerFailsRunOfMissingBucket(t *testing.T) {
 	require.ErrorIs(t, err, objects.ErrBucketNotFound)
 	run, err = store.Run(ctx, run.ID)
 	require.NoError(t, err)
-	require.Equal(t, postgres.RunFailed, run.Status)
+	require.Equal(t, reverify.RunFailed, run.Status)
 	h, err := store.History(ctx, run.ID)
 	require.NoError(t, err)
 	require.Contains(t, h[len(h)-1].Reason, `source bucket "no-such-bucket" not found`)

@@ -3,9 +3,8 @@ package tasks
 import (
 	"context"
 	"fmt"
+	"reverify"
 	"time"
-
-	"reverify/storage/postgres"
 )
 
 // Filters select which objects of a source become part of a run. They are
@@ -20,23 +19,7 @@ type Filters struct {
 	MaxSize        int64      `json:"max_size,omitempty"` // bytes, inclusive; 0 = no limit
 	// NotVerifiedSince skips objects with a scored result newer than this
 	// long before the run starts (saves paid calls).
-	NotVerifiedSince Duration `json:"not_verified_since,omitempty"`
-}
-
-// Duration is a time.Duration that reads and writes JSON as "36h".
-type Duration time.Duration
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("duration %q: %w", b, err)
-	}
-	*d = Duration(v)
-	return nil
+	NotVerifiedSince reverify.Duration `json:"not_verified_since,omitempty"`
 }
 
 // Validate reports contradictory bounds.
@@ -86,7 +69,7 @@ func (f Filters) Keep() Filter {
 // RecentLookup tells which objects already have a recent scored result;
 // *postgres.Store satisfies it.
 type RecentLookup interface {
-	RecentlyScored(ctx context.Context, objs []postgres.ObjectRef, since time.Time) (map[postgres.ObjectRef]bool, error)
+	RecentlyScored(ctx context.Context, objs []reverify.ObjectRef, since time.Time) (map[reverify.ObjectRef]bool, error)
 }
 
 // SkipRecentlyScored wraps src: objects scored after since (in any run) are
@@ -97,9 +80,9 @@ func SkipRecentlyScored(src Source, lookup RecentLookup, since time.Time, skippe
 	return func(ctx context.Context, fn func(Object) error) error {
 		buf := make([]Object, 0, batch)
 		flush := func() error {
-			refs := make([]postgres.ObjectRef, len(buf))
+			refs := make([]reverify.ObjectRef, len(buf))
 			for i, o := range buf {
-				refs[i] = postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key}
+				refs[i] = reverify.ObjectRef{Bucket: o.Bucket, Key: o.Key}
 			}
 			recent, err := lookup.RecentlyScored(ctx, refs, since)
 			if err != nil {
@@ -107,7 +90,7 @@ func SkipRecentlyScored(src Source, lookup RecentLookup, since time.Time, skippe
 			}
 			n := 0
 			for _, o := range buf {
-				if recent[postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key}] {
+				if recent[reverify.ObjectRef{Bucket: o.Bucket, Key: o.Key}] {
 					n++
 					continue
 				}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reverify"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -22,14 +23,6 @@ const TypePlan = "run:plan"
 // PlanPayload names the run to plan.
 type PlanPayload struct {
 	RunID string `json:"run_id"`
-}
-
-// SourceSpec is a run's source as stored in runs.source.
-type SourceSpec struct {
-	Kind     string `json:"kind"` // prefix, manifest, inventory
-	Bucket   string `json:"bucket,omitempty"`
-	Prefix   string `json:"prefix,omitempty"`
-	Manifest string `json:"manifest,omitempty"`
 }
 
 // RunOptions is the part of runs.options the planner reads.
@@ -61,10 +54,10 @@ type PageLister interface {
 type PlanLedger interface {
 	Ledger
 	RecentLookup
-	Run(ctx context.Context, id string) (postgres.Run, error)
+	Run(ctx context.Context, id string) (reverify.Run, error)
 	SavePlanToken(ctx context.Context, id, token string) error
 	FinishPlan(ctx context.Context, id string) error
-	FailRun(ctx context.Context, id string, a postgres.Actor) (postgres.Run, int64, error)
+	FailRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, int64, error)
 }
 
 // Planner handles run:plan tasks.
@@ -96,13 +89,13 @@ func (p *Planner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if run.PlannedAt != nil || (run.Status != postgres.RunEnqueuing && run.Status != postgres.RunPaused) {
+	if run.PlannedAt != nil || (run.Status != reverify.RunEnqueuing && run.Status != reverify.RunPaused) {
 		return nil // done before, or cancelled
 	}
-	var src SourceSpec
+	src := run.Source
 	var opts RunOptions
-	if err := json.Unmarshal(run.Source, &src); err != nil || src.Kind != "prefix" {
-		return fmt.Errorf("plan run %s: only prefix sources are planned in the fleet (got %s): %w", run.ID, run.Source, asynq.SkipRetry)
+	if src.Kind != reverify.SourcePrefix {
+		return fmt.Errorf("plan run %s: only prefix sources are planned in the fleet (got %q): %w", run.ID, src.Kind, asynq.SkipRetry)
 	}
 	if err := json.Unmarshal(run.Options, &opts); err != nil {
 		return fmt.Errorf("plan run %s: options: %w: %w", run.ID, err, asynq.SkipRetry)
@@ -110,7 +103,7 @@ func (p *Planner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return p.plan(ctx, run, src, opts.Filters)
 }
 
-func (p *Planner) plan(ctx context.Context, run postgres.Run, src SourceSpec, f Filters) error {
+func (p *Planner) plan(ctx context.Context, run reverify.Run, src reverify.Source, f Filters) error {
 	log := p.log.With("run_id", run.ID)
 	producer := NewProducer(p.ledger, p.queue)
 	keep := f.Keep()
@@ -137,7 +130,7 @@ func (p *Planner) plan(ctx context.Context, run postgres.Run, src SourceSpec, f 
 	if errors.Is(err, objects.ErrBucketNotFound) {
 		// Retrying cannot bring a bucket back: the run ends here.
 		why := fmt.Sprintf("source bucket %q not found", src.Bucket)
-		if _, _, ferr := p.ledger.FailRun(ctx, run.ID, postgres.Actor{Who: "reverify-planner", Why: why}); ferr != nil {
+		if _, _, ferr := p.ledger.FailRun(ctx, run.ID, reverify.Actor{Who: "reverify-planner", Why: why}); ferr != nil {
 			return fmt.Errorf("plan run %s: %w (and could not fail the run: %w)", run.ID, err, ferr)
 		}
 		log.ErrorContext(ctx, "run failed: its source bucket does not exist", "bucket", src.Bucket)
@@ -164,7 +157,7 @@ func (p *Planner) plan(ctx context.Context, run postgres.Run, src SourceSpec, f 
 
 // recordPage records one listed page's kept objects as the run's pending
 // rows and queues their tasks.
-func (p *Planner) recordPage(ctx context.Context, producer *Producer, run postgres.Run, page []objects.Object, f Filters, keep Filter) error {
+func (p *Planner) recordPage(ctx context.Context, producer *Producer, run reverify.Run, page []objects.Object, f Filters, keep Filter) error {
 	var s Source = func(ctx context.Context, fn func(Object) error) error {
 		for _, o := range page {
 			obj := Object{Bucket: o.Bucket, Key: o.Key, Size: o.Size, LastModified: o.LastModified}
@@ -180,9 +173,9 @@ func (p *Planner) recordPage(ctx context.Context, producer *Producer, run postgr
 	if f.NotVerifiedSince > 0 {
 		s = SkipRecentlyScored(s, p.ledger, run.CreatedAt.Add(-time.Duration(f.NotVerifiedSince)), nil)
 	}
-	var refs []postgres.ObjectRef
+	var refs []reverify.ObjectRef
 	if err := s(ctx, func(o Object) error {
-		refs = append(refs, postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key})
+		refs = append(refs, reverify.ObjectRef{Bucket: o.Bucket, Key: o.Key})
 		return nil
 	}); err != nil {
 		return err

@@ -4,19 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reverify"
 	"sync/atomic"
 
 	"github.com/hibiken/asynq"
 	"golang.org/x/sync/errgroup"
-
-	"reverify/storage/postgres"
 )
 
 // Ledger is where the producer records a run's objects before enqueuing them.
 type Ledger interface {
-	AddObjects(ctx context.Context, runID string, objs []postgres.ObjectRef) ([]postgres.ObjectRef, error)
+	AddObjects(ctx context.Context, runID string, objs []reverify.ObjectRef) ([]reverify.ObjectRef, error)
 	StartRun(ctx context.Context, runID string) error
-	PendingObjects(ctx context.Context, runID string, fn func(postgres.ObjectRef) error) error
+	PendingObjects(ctx context.Context, runID string, fn func(reverify.ObjectRef) error) error
 }
 
 // Enqueuer sends tasks to Redis; *asynq.Client satisfies it.
@@ -87,9 +86,9 @@ func (c *counters) stats() Stats {
 // pending rows, then its new objects are enqueued. When the source is done
 // the run moves to running. Objects already recorded for the run are not
 // enqueued again, so enqueuing the same source twice adds nothing.
-func (p *Producer) Enqueue(ctx context.Context, run postgres.Run, src Source, keep Filter) (Stats, error) {
+func (p *Producer) Enqueue(ctx context.Context, run reverify.Run, src Source, keep Filter) (Stats, error) {
 	var c counters
-	err := p.pipeline(ctx, run, &c, func(ctx context.Context, out chan<- postgres.ObjectRef) error {
+	err := p.pipeline(ctx, run, &c, func(ctx context.Context, out chan<- reverify.ObjectRef) error {
 		return p.recordAll(ctx, run.ID, src, keep, &c, out)
 	})
 	if err != nil {
@@ -106,9 +105,9 @@ func (p *Producer) Enqueue(ctx context.Context, run postgres.Run, src Source, ke
 // out (when not nil). Reading the source (the next listing page, say)
 // overlaps with recording the batch before it; at most two batches wait
 // between them, so memory stays bounded.
-func (p *Producer) recordAll(ctx context.Context, runID string, src Source, keep Filter, c *counters, out chan<- postgres.ObjectRef) error {
+func (p *Producer) recordAll(ctx context.Context, runID string, src Source, keep Filter, c *counters, out chan<- reverify.ObjectRef) error {
 	g, ctx := errgroup.WithContext(ctx)
-	batches := make(chan []postgres.ObjectRef, 2)
+	batches := make(chan []reverify.ObjectRef, 2)
 	g.Go(func() error {
 		defer close(batches)
 		return p.readBatches(ctx, src, keep, c, batches)
@@ -125,15 +124,15 @@ func (p *Producer) recordAll(ctx context.Context, runID string, src Source, keep
 }
 
 // readBatches reads src into batches of p.batchSize kept objects.
-func (p *Producer) readBatches(ctx context.Context, src Source, keep Filter, c *counters, batches chan<- []postgres.ObjectRef) error {
-	batch := make([]postgres.ObjectRef, 0, p.batchSize)
+func (p *Producer) readBatches(ctx context.Context, src Source, keep Filter, c *counters, batches chan<- []reverify.ObjectRef) error {
+	batch := make([]reverify.ObjectRef, 0, p.batchSize)
 	send := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		select {
 		case batches <- batch:
-			batch = make([]postgres.ObjectRef, 0, p.batchSize)
+			batch = make([]reverify.ObjectRef, 0, p.batchSize)
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -145,7 +144,7 @@ func (p *Producer) readBatches(ctx context.Context, src Source, keep Filter, c *
 			c.filtered.Add(1)
 			return nil
 		}
-		batch = append(batch, postgres.ObjectRef{Bucket: o.Bucket, Key: o.Key, Version: o.Version})
+		batch = append(batch, reverify.ObjectRef{Bucket: o.Bucket, Key: o.Key, Version: o.Version})
 		if len(batch) == p.batchSize {
 			return send()
 		}
@@ -159,7 +158,7 @@ func (p *Producer) readBatches(ctx context.Context, src Source, keep Filter, c *
 
 // record writes one batch as pending rows and hands its new objects to the
 // enqueuers (out), if any.
-func (p *Producer) record(ctx context.Context, runID string, batch []postgres.ObjectRef, c *counters, out chan<- postgres.ObjectRef) error {
+func (p *Producer) record(ctx context.Context, runID string, batch []reverify.ObjectRef, c *counters, out chan<- reverify.ObjectRef) error {
 	added, err := p.ledger.AddObjects(ctx, runID, batch)
 	if err != nil {
 		return err
@@ -183,10 +182,10 @@ func (p *Producer) record(ctx context.Context, runID string, batch []postgres.Ob
 // result. Tasks Redis still holds are not duplicated (their IDs collide), so
 // it is safe to run at any time, e.g. after Redis lost its data or an
 // enqueue was interrupted.
-func (p *Producer) Requeue(ctx context.Context, run postgres.Run) (Stats, error) {
+func (p *Producer) Requeue(ctx context.Context, run reverify.Run) (Stats, error) {
 	var c counters
-	err := p.pipeline(ctx, run, &c, func(ctx context.Context, out chan<- postgres.ObjectRef) error {
-		return p.ledger.PendingObjects(ctx, run.ID, func(o postgres.ObjectRef) error {
+	err := p.pipeline(ctx, run, &c, func(ctx context.Context, out chan<- reverify.ObjectRef) error {
+		return p.ledger.PendingObjects(ctx, run.ID, func(o reverify.ObjectRef) error {
 			c.seen.Add(1)
 			if c.seen.Load()%int64(p.batchSize) == 0 {
 				p.progress(c.stats())
@@ -204,9 +203,9 @@ func (p *Producer) Requeue(ctx context.Context, run postgres.Run) (Stats, error)
 }
 
 // pipeline runs produce and a pool of enqueuers side by side.
-func (p *Producer) pipeline(ctx context.Context, run postgres.Run, c *counters, produce func(context.Context, chan<- postgres.ObjectRef) error) error {
+func (p *Producer) pipeline(ctx context.Context, run reverify.Run, c *counters, produce func(context.Context, chan<- reverify.ObjectRef) error) error {
 	g, ctx := errgroup.WithContext(ctx)
-	refs := make(chan postgres.ObjectRef, p.batchSize)
+	refs := make(chan reverify.ObjectRef, p.batchSize)
 	g.Go(func() error {
 		defer close(refs)
 		return produce(ctx, refs)
@@ -230,7 +229,7 @@ func (p *Producer) pipeline(ctx context.Context, run postgres.Run, c *counters, 
 	return g.Wait()
 }
 
-func (p *Producer) enqueue(ctx context.Context, run postgres.Run, o postgres.ObjectRef) (duplicate bool, err error) {
+func (p *Producer) enqueue(ctx context.Context, run reverify.Run, o reverify.ObjectRef) (duplicate bool, err error) {
 	payload := VerifyPayload{RunID: run.ID, Bucket: o.Bucket, Key: o.Key, Version: o.Version}
 	task, err := NewVerifyTask(payload, run.Queue, p.taskOpts...)
 	if err != nil {

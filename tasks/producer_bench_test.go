@@ -49,7 +49,7 @@ func BenchmarkProducerEnqueue(b *testing.B) {
 			for b.Loop() {
 				queue := testenv.Queue(b)
 				run, err := store.CreateRun(ctx, postgres.NewRun{Name: "bench", Queue: queue,
-					Source: map[string]string{}, Options: map[string]string{}})
+					Options: map[string]string{}})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -3,13 +3,12 @@ package tasks
 import (
 	"context"
 	"fmt"
-
-	"reverify/storage/postgres"
+	"reverify"
 )
 
 // ActiveRunLister lists runs whose objects may still need tasks.
 type ActiveRunLister interface {
-	ActiveRuns(ctx context.Context) ([]postgres.Run, error)
+	ActiveRuns(ctx context.Context) ([]reverify.Run, error)
 }
 
 // RequeueActive re-enqueues every pending object of every active run, for

@@ -2,8 +2,7 @@ package tasks
 
 import (
 	"context"
-
-	"reverify/storage/postgres"
+	"reverify"
 )
 
 // TaskDeleter removes a task from a queue; *asynq.Inspector satisfies it.
@@ -22,16 +21,16 @@ func WithReplaceArchived(d TaskDeleter) ProducerOption {
 // Record streams src into the run's ledger as pending rows without
 // enqueuing anything, e.g. to count a run before it is confirmed. Queue
 // them later with Requeue.
-func (p *Producer) Record(ctx context.Context, run postgres.Run, src Source, keep Filter) (Stats, error) {
+func (p *Producer) Record(ctx context.Context, run reverify.Run, src Source, keep Filter) (Stats, error) {
 	var c counters
 	err := p.recordAll(ctx, run.ID, src, keep, &c, nil)
 	return c.stats(), err
 }
 
 // EnqueueObjects enqueues tasks for objects already recorded for the run.
-func (p *Producer) EnqueueObjects(ctx context.Context, run postgres.Run, objs []postgres.ObjectRef) (Stats, error) {
+func (p *Producer) EnqueueObjects(ctx context.Context, run reverify.Run, objs []reverify.ObjectRef) (Stats, error) {
 	var c counters
-	err := p.pipeline(ctx, run, &c, func(ctx context.Context, out chan<- postgres.ObjectRef) error {
+	err := p.pipeline(ctx, run, &c, func(ctx context.Context, out chan<- reverify.ObjectRef) error {
 		for _, o := range objs {
 			c.seen.Add(1)
 			select {

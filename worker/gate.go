@@ -3,16 +3,9 @@ package worker
 import (
 	"context"
 	"fmt"
+	"reverify"
 	"sync"
 	"time"
-)
-
-// Run statuses the gate acts on.
-const (
-	runPaused   = "paused"
-	runAwaiting = "awaiting_confirmation"
-	runCanceled = "cancelled"
-	runFailed   = "failed"
 )
 
 // gate stops work on runs that were paused or cancelled: a paused run's
@@ -26,10 +19,10 @@ func (j *job) gate(ctx context.Context) (skip bool, err error) {
 	if err != nil {
 		return false, j.ledgerError(err)
 	}
-	switch state {
-	case runPaused, runAwaiting:
-		return false, &WaitError{After: 15 * time.Second, Reason: "run_paused", Err: fmt.Errorf("run %s is %s", j.p.RunID, state)}
-	case runCanceled, runFailed:
+	switch {
+	case state.Holding():
+		return false, &WaitError{After: 15 * time.Second, Reason: reverify.WaitRunHeld, Err: fmt.Errorf("run %s is %s", j.p.RunID, state)}
+	case state == reverify.RunCancelled || state == reverify.RunFailed:
 		j.log.InfoContext(ctx, "skipping task of inactive run", "run_status", state)
 		return true, nil
 	}
@@ -50,7 +43,7 @@ type CachedRunGate struct {
 }
 
 type gateEntry struct {
-	state   string
+	state   reverify.RunStatus
 	expires time.Time
 	ready   chan struct{} // closed once state is loaded
 }
@@ -65,7 +58,7 @@ func NewCachedRunGate(src RunGate, ttl time.Duration) *CachedRunGate {
 
 // RunState implements RunGate. Concurrent callers for the same run share
 // one lookup; errors are not cached.
-func (g *CachedRunGate) RunState(ctx context.Context, runID string) (string, error) {
+func (g *CachedRunGate) RunState(ctx context.Context, runID string) (reverify.RunStatus, error) {
 	g.mu.Lock()
 	e, ok := g.entries[runID]
 	if ok && (e.ready != nil || g.now().Before(e.expires)) {

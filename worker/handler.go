@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reverify"
 	"sync"
 	"time"
 
@@ -32,8 +33,8 @@ type Verifier interface {
 
 // Ledger records calls and results.
 type Ledger interface {
-	BeginCall(ctx context.Context, runID string, obj postgres.ObjectRef, inFlightFor time.Duration) (int64, postgres.CallStart, error)
-	FinishCall(ctx context.Context, c postgres.Call, runID string, obj postgres.ObjectRef, final *postgres.Result) error
+	BeginCall(ctx context.Context, runID string, obj reverify.ObjectRef, inFlightFor time.Duration) (int64, postgres.CallStart, error)
+	FinishCall(ctx context.Context, c postgres.Call, runID string, obj reverify.ObjectRef, final *postgres.Result) error
 	RecordResult(ctx context.Context, r postgres.Result) error
 }
 
@@ -115,7 +116,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		h.log.ErrorContext(ctx, "dropping task with bad payload", "task_type", t.Type(), "err", err)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	j := &job{h: h, p: p, obj: postgres.ObjectRef{Bucket: p.Bucket, Key: p.Key, Version: p.Version}, start: h.now()}
+	j := &job{h: h, p: p, obj: reverify.ObjectRef{Bucket: p.Bucket, Key: p.Key, Version: p.Version}, start: h.now()}
 	j.taskID, _ = asynq.GetTaskID(ctx)
 	if j.taskID == "" {
 		j.taskID = p.TaskID()
@@ -133,7 +134,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 type job struct {
 	h      *Handler
 	p      tasks.VerifyPayload
-	obj    postgres.ObjectRef
+	obj    reverify.ObjectRef
 	taskID string
 	// inStash is set when an answer of this task sits in the stash, so it
 	// must be dropped once recorded.
@@ -153,9 +154,9 @@ type answer struct {
 
 // answerRetry is how the task goes on after a non-final answer.
 type answerRetry struct {
-	WaitFor time.Duration `json:"wait_for,omitempty"` // a wait, not a failure
-	Reason  string        `json:"reason,omitempty"`
-	Error   string        `json:"error"`
+	WaitFor time.Duration       `json:"wait_for,omitempty"` // a wait, not a failure
+	Reason  reverify.WaitReason `json:"reason,omitempty"`
+	Error   string              `json:"error"`
 }
 
 // anyAge makes BeginCall count an unanswered call of any age as in flight,
@@ -196,9 +197,9 @@ func (j *job) run(ctx context.Context) error {
 	}
 	switch {
 	case errors.Is(err, objects.ErrNotFound): // ErrBucketNotFound too
-		return j.record(ctx, postgres.Result{Status: postgres.StatusNotFound, Message: "object not found in storage"})
+		return j.record(ctx, postgres.Result{Status: reverify.StatusNotFound, Message: "object not found in storage"})
 	case errors.Is(err, objects.ErrTooLarge):
-		return j.record(ctx, postgres.Result{Status: postgres.StatusInvalidImage, Size: meta.Size,
+		return j.record(ctx, postgres.Result{Status: reverify.StatusInvalidImage, Size: meta.Size,
 			Message: fmt.Sprintf("object is larger than the %d-byte limit", h.cfg.MaxObjectBytes)})
 	case errors.Is(err, objects.ErrAccessDenied):
 		return j.accessDenied(ctx, err)
@@ -206,7 +207,7 @@ func (j *job) run(ctx context.Context) error {
 		return j.retryOrFail(ctx, err, "could not fetch object: ")
 	}
 	if why != "" {
-		return j.record(ctx, postgres.Result{Status: postgres.StatusInvalidImage, Message: why, ETag: meta.ETag, Size: meta.Size})
+		return j.record(ctx, postgres.Result{Status: reverify.StatusInvalidImage, Message: why, ETag: meta.ETag, Size: meta.Size})
 	}
 
 	permit, err := h.gov.Admit(ctx, j.taskID)
@@ -220,7 +221,7 @@ func (j *job) run(ctx context.Context) error {
 		if errors.As(err, &d) {
 			return &WaitError{After: d.After, Reason: d.Reason, Err: err}
 		}
-		return &WaitError{After: 5 * time.Second, Reason: "fleet_unavailable", Err: err}
+		return &WaitError{After: 5 * time.Second, Reason: reverify.WaitFleetUnavailable, Err: err}
 	}
 	callID, st, err := h.ledger.BeginCall(ctx, j.p.RunID, j.obj, anyAge)
 	if err == nil && st != postgres.CallRecorded {
@@ -240,7 +241,7 @@ func (j *job) run(ctx context.Context) error {
 		case err != nil:
 			return j.ledgerError(err)
 		case st == postgres.CallInFlight:
-			return &WaitError{After: h.cfg.CallTimeout, Reason: "call_in_flight",
+			return &WaitError{After: h.cfg.CallTimeout, Reason: reverify.WaitCallInFlight,
 				Err: errors.New("an earlier call for this object has no answer yet")}
 		}
 		j.log.InfoContext(ctx, "object already has a result; not calling the API again")
@@ -269,31 +270,31 @@ func (j *job) interpret(ctx context.Context, callID int64, latency time.Duration
 	switch {
 	case apiErr == nil:
 		score := res.Score
-		call.Outcome, call.TransactionID, call.HTTPStatus, call.Score = postgres.OutcomeScored, res.TransactionID, res.HTTPStatus, &score
-		final.Status, final.Score, final.TransactionID = postgres.StatusScored, &score, res.TransactionID
+		call.Outcome, call.TransactionID, call.HTTPStatus, call.Score = reverify.OutcomeScored, res.TransactionID, res.HTTPStatus, &score
+		final.Status, final.Score, final.TransactionID = reverify.StatusScored, &score, res.TransactionID
 	case errors.As(apiErr, &le):
 		call.TransactionID, call.HTTPStatus, call.ErrorCode, call.Message = le.TransactionID, le.HTTPStatus, le.ErrorCode, le.Message
 		switch le.Kind {
 		case liveness.Permanent:
-			call.Outcome = postgres.OutcomeRejected
-			final.Status, final.TransactionID, final.Message = postgres.StatusRejected, le.TransactionID, le.Message
+			call.Outcome = reverify.OutcomeRejected
+			final.Status, final.TransactionID, final.Message = reverify.StatusRejected, le.TransactionID, le.Message
 			final.ErrorCode = le.ErrorCode
 			if final.ErrorCode == 0 {
 				final.ErrorCode = le.HTTPStatus
 			}
 		case liveness.RateLimited:
-			call.Outcome, final = postgres.OutcomeRateLimited, nil
-			retry = &answerRetry{WaitFor: max(le.RetryAfter, time.Second), Reason: "rate_limited", Error: apiErr.Error()}
+			call.Outcome, final = reverify.OutcomeRateLimited, nil
+			retry = &answerRetry{WaitFor: max(le.RetryAfter, time.Second), Reason: reverify.WaitRateLimited, Error: apiErr.Error()}
 		case liveness.Auth:
-			call.Outcome, final = postgres.OutcomeAuth, nil
+			call.Outcome, final = reverify.OutcomeAuth, nil
 			j.report(ctx, fleet.AuthError, fmt.Sprintf("HTTP %d", le.HTTPStatus))
-			retry = &answerRetry{WaitFor: time.Second, Reason: fleet.ReasonAuth, Error: apiErr.Error()}
+			retry = &answerRetry{WaitFor: time.Second, Reason: reverify.WaitAuthCircuit, Error: apiErr.Error()}
 		default:
-			call.Outcome = postgres.OutcomeTransient
+			call.Outcome = reverify.OutcomeTransient
 			final, retry = j.transient(ctx, apiErr, final)
 		}
 	default:
-		call.Outcome = postgres.OutcomeTransient
+		call.Outcome = reverify.OutcomeTransient
 		final, retry = j.transient(ctx, apiErr, final)
 	}
 	if call.Message == "" && apiErr != nil {
@@ -312,7 +313,7 @@ func (j *job) transient(ctx context.Context, apiErr error, final *postgres.Resul
 	if !j.last {
 		return nil, &answerRetry{Error: apiErr.Error()}
 	}
-	final.Status, final.Message = postgres.StatusFailed, "retries exhausted: "+apiErr.Error()
+	final.Status, final.Message = reverify.StatusFailed, "retries exhausted: "+apiErr.Error()
 	return final, nil
 }
 
@@ -360,7 +361,7 @@ func (j *job) finish(ctx context.Context, a answer) error {
 	}
 	if a.Final != nil {
 		h.cfg.Observer.ResultRecorded(a.Final.Status)
-		if a.Final.Status == postgres.StatusFailed {
+		if a.Final.Status == reverify.StatusFailed {
 			return fmt.Errorf("%s: %w", a.Final.Message, asynq.SkipRetry)
 		}
 		return nil
@@ -388,7 +389,7 @@ func (j *job) finish(ctx context.Context, a answer) error {
 func (j *job) fromStash(ctx context.Context) (found bool, err error) {
 	a, err := j.stashed(ctx)
 	if err != nil {
-		return true, &WaitError{After: 5 * time.Second, Reason: "stash_unavailable", Err: err}
+		return true, &WaitError{After: 5 * time.Second, Reason: reverify.WaitStash, Err: err}
 	}
 	if a == nil {
 		return false, nil
@@ -419,10 +420,10 @@ func (j *job) accessDenied(ctx context.Context, err error) error {
 		if _, seen := j.h.denied.LoadOrStore(j.p.Bucket, struct{}{}); !seen {
 			j.log.ErrorContext(ctx, "access to the bucket is denied: check the worker's S3 credentials and policy", "bucket", j.p.Bucket)
 		}
-		return &WaitError{After: j.h.cfg.DeniedWait, Reason: "s3_access_denied", Err: err}
+		return &WaitError{After: j.h.cfg.DeniedWait, Reason: reverify.WaitBucketDenied, Err: err}
 	}
 	j.h.denied.Delete(j.p.Bucket)
-	return j.record(ctx, postgres.Result{Status: postgres.StatusFailed, Message: "access to the object is denied"})
+	return j.record(ctx, postgres.Result{Status: reverify.StatusFailed, Message: "access to the object is denied"})
 }
 
 // retryOrFail retries a failure before the API call, or records it as the
@@ -432,7 +433,7 @@ func (j *job) retryOrFail(ctx context.Context, err error, prefix string) error {
 		j.log.WarnContext(ctx, "will retry", "err", err)
 		return err
 	}
-	if rerr := j.record(ctx, postgres.Result{Status: postgres.StatusFailed, Message: prefix + err.Error()}); rerr != nil {
+	if rerr := j.record(ctx, postgres.Result{Status: reverify.StatusFailed, Message: prefix + err.Error()}); rerr != nil {
 		return rerr
 	}
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
@@ -488,7 +489,7 @@ func (j *job) persist(ctx context.Context, within time.Duration, write func(cont
 func (j *job) ledgerError(err error) error {
 	switch {
 	case errors.Is(err, postgres.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return &WaitError{After: 5 * time.Second, Reason: "ledger_unavailable", Err: err}
+		return &WaitError{After: 5 * time.Second, Reason: reverify.WaitLedger, Err: err}
 	case errors.Is(err, postgres.ErrUnknownRun):
 		j.log.Error("dropping task of unknown run", "err", err)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"reverify"
 	"time"
 )
 
@@ -13,23 +14,23 @@ type Observer interface {
 	ObjectFetched(d time.Duration, bytes int64, err error)
 	// APICalled reports one paid call: outcome is an api_calls outcome
 	// (scored, rejected, rate_limited, auth, transient); score is set when scored.
-	APICalled(outcome string, d time.Duration, score *float64)
+	APICalled(outcome reverify.CallOutcome, d time.Duration, score *float64)
 	// ResultRecorded reports an object's terminal status.
-	ResultRecorded(status string)
+	ResultRecorded(status reverify.Status)
 	// Waited reports a task put back without a failure, and why
-	// (rate_limited, auth_circuit_open, fleet_rate, ledger_unavailable, run_paused, …).
-	Waited(reason string, d time.Duration)
+
+	Waited(reason reverify.WaitReason, d time.Duration)
 }
 
 // RunGate says whether a run's objects may still be sent to the API.
 type RunGate interface {
 	// RunState returns the run's status (running, paused, cancelled, …).
-	RunState(ctx context.Context, runID string) (string, error)
+	RunState(ctx context.Context, runID string) (reverify.RunStatus, error)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) ObjectFetched(time.Duration, int64, error) {}
-func (nopObserver) APICalled(string, time.Duration, *float64) {}
-func (nopObserver) ResultRecorded(string)                     {}
-func (nopObserver) Waited(string, time.Duration)              {}
+func (nopObserver) ObjectFetched(time.Duration, int64, error)               {}
+func (nopObserver) APICalled(reverify.CallOutcome, time.Duration, *float64) {}
+func (nopObserver) ResultRecorded(reverify.Status)                          {}
+func (nopObserver) Waited(reverify.WaitReason, time.Duration)               {}

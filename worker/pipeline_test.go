@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"reverify"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,7 +103,7 @@ func (b *bundle) startWorker(t *testing.T, key string, cfg worker.HandlerConfig,
 	return stop
 }
 
-func (b *bundle) enqueue(t *testing.T, run postgres.Run, src tasks.Source, opts ...tasks.ProducerOption) tasks.Stats {
+func (b *bundle) enqueue(t *testing.T, run reverify.Run, src tasks.Source, opts ...tasks.ProducerOption) tasks.Stats {
 	t.Helper()
 	client := asynq.NewClient(b.redis)
 	t.Cleanup(func() { client.Close() })
@@ -133,14 +134,14 @@ func (b *bundle) images(t *testing.T, bucket string, keys ...string) []string {
 	return keys
 }
 
-func (b *bundle) newRun(t *testing.T) postgres.Run {
+func (b *bundle) newRun(t *testing.T) reverify.Run {
 	t.Helper()
-	run, err := b.store.CreateRun(context.Background(), postgres.NewRun{Name: t.Name(), Queue: b.queue, Source: map[string]string{"kind": "test"}})
+	run, err := b.store.CreateRun(context.Background(), postgres.NewRun{Name: t.Name(), Queue: b.queue, Source: reverify.Source{Kind: reverify.SourceManifest, Manifest: "test"}})
 	require.NoError(t, err)
 	return run
 }
 
-func (b *bundle) waitForStatus(t *testing.T, runID, status string, within time.Duration) postgres.Progress {
+func (b *bundle) waitForStatus(t *testing.T, runID string, status reverify.RunStatus, within time.Duration) postgres.Progress {
 	t.Helper()
 	var p postgres.Progress
 	require.Eventually(t, func() bool {
@@ -182,34 +183,34 @@ func TestPipelineEndToEnd(t *testing.T) {
 	b.s3.CreateBucket(t, bucket)
 
 	type want struct {
-		status string
+		status reverify.Status
 		code   int
 		body   []byte
 	}
 	objectsWant := map[string]want{}
-	put := func(key string, body []byte, status string, code int) {
+	put := func(key string, body []byte, status reverify.Status, code int) {
 		b.s3.PutObject(t, bucket, key, body)
 		objectsWant[key] = want{status: status, code: code, body: body}
 	}
 	for i := range 24 {
-		put("selfies/jpeg-"+string(rune('a'+i))+".jpg", fakeapi.GenerateJPEG(int64(i), 96+i, 120), postgres.StatusScored, 0)
+		put("selfies/jpeg-"+string(rune('a'+i))+".jpg", fakeapi.GenerateJPEG(int64(i), 96+i, 120), reverify.StatusScored, 0)
 	}
 	for i := range 6 {
-		put("selfies/png-"+string(rune('a'+i))+".png", fakeapi.GeneratePNG(int64(100+i), 100, 90+i), postgres.StatusScored, 0)
+		put("selfies/png-"+string(rune('a'+i))+".png", fakeapi.GeneratePNG(int64(100+i), 100, 90+i), reverify.StatusScored, 0)
 	}
-	put("selfies/Zoë Ångström/ü 1.jpg", fakeapi.GenerateJPEG(500, 80, 80), postgres.StatusScored, 0)
-	put("selfies/a+b%20c&d=e.jpg", fakeapi.GenerateJPEG(501, 80, 80), postgres.StatusScored, 0)
+	put("selfies/Zoë Ångström/ü 1.jpg", fakeapi.GenerateJPEG(500, 80, 80), reverify.StatusScored, 0)
+	put("selfies/a+b%20c&d=e.jpg", fakeapi.GenerateJPEG(501, 80, 80), reverify.StatusScored, 0)
 	long := "selfies/" + strings.Repeat(strings.Repeat("L", 250)+"/", 4)
 	long += strings.Repeat("z", 1024-len(long)-4) + ".jpg"
 	require.Len(t, long, 1024)
-	put(long, fakeapi.GenerateJPEG(502, 80, 80), postgres.StatusScored, 0)
-	put("selfies/tiny.jpg", fakeapi.GenerateJPEG(503, 32, 32), postgres.StatusRejected, liveness.ErrCodeAnalyzeFailed)
-	put("selfies/empty.jpg", nil, postgres.StatusInvalidImage, 0)
-	put("selfies/note.jpg", []byte("this upload is a note, not a photo"), postgres.StatusInvalidImage, 0)
+	put(long, fakeapi.GenerateJPEG(502, 80, 80), reverify.StatusScored, 0)
+	put("selfies/tiny.jpg", fakeapi.GenerateJPEG(503, 32, 32), reverify.StatusRejected, liveness.ErrCodeAnalyzeFailed)
+	put("selfies/empty.jpg", nil, reverify.StatusInvalidImage, 0)
+	put("selfies/note.jpg", []byte("this upload is a note, not a photo"), reverify.StatusInvalidImage, 0)
 	huge := append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, bytes.Repeat([]byte{7}, 300<<10)...)
-	put("selfies/huge.jpg", huge, postgres.StatusInvalidImage, 0)
+	put("selfies/huge.jpg", huge, reverify.StatusInvalidImage, 0)
 	b.s3.PutObject(t, bucket, "elsewhere/ignored.jpg", fakeapi.GenerateJPEG(1, 80, 80)) // outside the prefix
-	objectsWant["selfies/missing.jpg"] = want{status: postgres.StatusNotFound}
+	objectsWant["selfies/missing.jpg"] = want{status: reverify.StatusNotFound}
 	const noBucket = "no-such-bucket"
 
 	run := b.newRun(t)
@@ -225,13 +226,13 @@ func TestPipelineEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 
 	b.startWorker(t, apiKey, worker.HandlerConfig{MaxObjectBytes: 256 << 10}, fleet.Config{MaxInFlight: 4, RatePerSecond: 200})
-	p := b.waitForStatus(t, run.ID, postgres.RunCompleted, 90*time.Second)
+	p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 90*time.Second)
 	require.Zero(t, p.Pending)
 	require.EqualValues(t, len(objectsWant)+1, p.Done)
 	require.NotNil(t, p.Run.FinishedAt)
-	r, err := b.store.ResultOf(ctx, run.ID, postgres.ObjectRef{Bucket: noBucket, Key: "x.jpg"})
+	r, err := b.store.ResultOf(ctx, run.ID, reverify.ObjectRef{Bucket: noBucket, Key: "x.jpg"})
 	require.NoError(t, err)
-	require.Equal(t, postgres.StatusNotFound, r.Status, "an unknown bucket is a not_found object, not a crash")
+	require.Equal(t, reverify.StatusNotFound, r.Status, "an unknown bucket is a not_found object, not a crash")
 	insp := asynq.NewInspector(b.redis)
 	t.Cleanup(func() { insp.Close() })
 	archived, err := insp.ListArchivedTasks(b.queue)
@@ -254,17 +255,17 @@ func TestPipelineEndToEnd(t *testing.T) {
 	require.LessOrEqual(t, b.fake.Stats().MaxInFlight, 4, "the fleet's in-flight cap holds at the API")
 
 	for key, w := range objectsWant {
-		r, err := b.store.ResultOf(ctx, run.ID, postgres.ObjectRef{Bucket: bucket, Key: key})
+		r, err := b.store.ResultOf(ctx, run.ID, reverify.ObjectRef{Bucket: bucket, Key: key})
 		require.NoError(t, err, key)
 		require.Equal(t, w.status, r.Status, "status of %q (%s)", key, r.Message)
 		switch w.status {
-		case postgres.StatusScored:
+		case reverify.StatusScored:
 			require.NotNil(t, r.Score, key)
 			require.InDelta(t, scoreBySHA[sha(w.body)], *r.Score, 0.005, "score of %q is the API's", key)
 			require.True(t, issued[r.TransactionID], "transaction ID of %q was issued by the API", key)
 			require.Equal(t, int64(len(w.body)), r.Size)
 			require.NotEmpty(t, r.ETag)
-		case postgres.StatusRejected:
+		case reverify.StatusRejected:
 			require.Equal(t, w.code, r.ErrorCode, key)
 			require.True(t, issued[r.TransactionID], key)
 		default:
@@ -353,10 +354,10 @@ func TestRetriesExhaustedRecordFailure(t *testing.T) {
 	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(2)))
 	// A high outage threshold keeps the circuit out of this test.
 	b.startWorker(t, apiKey, worker.HandlerConfig{}, fleet.Config{OutageMinFails: 1000})
-	p := b.waitForStatus(t, run.ID, postgres.RunCompleted, 60*time.Second)
-	require.EqualValues(t, 3, p.ByStatus[postgres.StatusFailed])
+	p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 60*time.Second)
+	require.EqualValues(t, 3, p.ByStatus[reverify.StatusFailed])
 	require.EqualValues(t, 9, p.PaidCalls, "1 call + 2 retries per object")
-	r, err := b.store.ResultOf(context.Background(), run.ID, postgres.ObjectRef{Bucket: bucket, Key: "f0.jpg"})
+	r, err := b.store.ResultOf(context.Background(), run.ID, reverify.ObjectRef{Bucket: bucket, Key: "f0.jpg"})
 	require.NoError(t, err)
 	require.Contains(t, r.Message, "retries exhausted")
 }
@@ -387,8 +388,8 @@ func TestAuthFailureKeepsTasks(t *testing.T) {
 	opts := b.fake.Options()
 	opts.APIKey = rotated
 	b.fake.SetOptions(opts)
-	p = b.waitForStatus(t, run.ID, postgres.RunCompleted, 60*time.Second)
-	require.EqualValues(t, 10, p.ByStatus[postgres.StatusScored])
+	p = b.waitForStatus(t, run.ID, reverify.RunCompleted, 60*time.Second)
+	require.EqualValues(t, 10, p.ByStatus[reverify.StatusScored])
 }
 
 // syncBuffer is a log sink safe for concurrent handlers.
@@ -444,17 +445,17 @@ func TestBucketAccessDeniedIsReportedOnce(t *testing.T) {
 	stop()
 	b.objs = good
 	b.startWorker(t, apiKey, worker.HandlerConfig{}, fleet.Config{})
-	p = b.waitForStatus(t, run.ID, postgres.RunCompleted, 30*time.Second)
-	require.EqualValues(t, 8, p.ByStatus[postgres.StatusScored])
+	p = b.waitForStatus(t, run.ID, reverify.RunCompleted, 30*time.Second)
+	require.EqualValues(t, 8, p.ByStatus[reverify.StatusScored])
 }
 
 // fetchCounter counts S3 gets; the rest of Observer is ignored.
 type fetchCounter struct{ n atomic.Int64 }
 
-func (c *fetchCounter) ObjectFetched(time.Duration, int64, error) { c.n.Add(1) }
-func (*fetchCounter) APICalled(string, time.Duration, *float64)   {}
-func (*fetchCounter) ResultRecorded(string)                       {}
-func (*fetchCounter) Waited(string, time.Duration)                {}
+func (c *fetchCounter) ObjectFetched(time.Duration, int64, error)             { c.n.Add(1) }
+func (*fetchCounter) APICalled(reverify.CallOutcome, time.Duration, *float64) {}
+func (*fetchCounter) ResultRecorded(reverify.Status)                          {}
+func (*fetchCounter) Waited(reverify.WaitReason, time.Duration)               {}
 
 // TestCancelledRunIsSkipped: the tasks of a cancelled run are done without
 // fetching their image or calling the API.
@@ -469,7 +470,7 @@ func TestCancelledRunIsSkipped(t *testing.T) {
 	}
 	run := b.newRun(t)
 	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""))
-	_, _, err := b.store.CancelRun(ctx, run.ID, postgres.Actor{Who: "test"})
+	_, _, err := b.store.CancelRun(ctx, run.ID, reverify.Actor{Who: "test"})
 	require.NoError(t, err)
 
 	fetches := &fetchCounter{}
@@ -493,7 +494,7 @@ func TestDuplicateTaskSpendsNoBudget(t *testing.T) {
 	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""))
 	fc := fleet.Config{DailyBudget: 1000}
 	b.startWorker(t, apiKey, worker.HandlerConfig{}, fc)
-	b.waitForStatus(t, run.ID, postgres.RunCompleted, 30*time.Second)
+	b.waitForStatus(t, run.ID, reverify.RunCompleted, 30*time.Second)
 
 	client := asynq.NewClient(b.redis)
 	t.Cleanup(func() { client.Close() })
@@ -521,7 +522,7 @@ type outageLedger struct {
 	down atomic.Bool
 }
 
-func (l *outageLedger) FinishCall(ctx context.Context, c postgres.Call, runID string, obj postgres.ObjectRef, final *postgres.Result) error {
+func (l *outageLedger) FinishCall(ctx context.Context, c postgres.Call, runID string, obj reverify.ObjectRef, final *postgres.Result) error {
 	if l.down.Load() {
 		return fmt.Errorf("record api call outcome: %w", postgres.ErrUnavailable)
 	}
@@ -560,8 +561,8 @@ func TestStashedAnswerIsRecordedNotPaidAgain(t *testing.T) {
 	require.NoError(t, err)
 	outage.down.Store(false)
 
-	p := b.waitForStatus(t, run.ID, postgres.RunCompleted, 30*time.Second)
-	require.EqualValues(t, len(keys), p.ByStatus[postgres.StatusScored], "both answers recorded, none as not found")
+	p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 30*time.Second)
+	require.EqualValues(t, len(keys), p.ByStatus[reverify.StatusScored], "both answers recorded, none as not found")
 	calls := b.fake.Ledger()
 	require.Len(t, calls, len(keys), "no call paid twice")
 	rows, err := b.store.Pool().Query(ctx, `SELECT transaction_id FROM api_calls WHERE run_id = $1 AND outcome = 'scored'`, run.ID)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reverify"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -15,7 +16,7 @@ import (
 // using up its retry budget: the image is fine, the pipeline has to wait.
 type WaitError struct {
 	After  time.Duration
-	Reason string // short label for metrics: rate_limited, auth_circuit_open, ledger_unavailable, …
+	Reason reverify.WaitReason
 	Err    error
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reverify"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -125,7 +126,7 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 	run, err := store.CreateRun(ctx, postgres.NewRun{
 		Name:   "demo " + time.Now().Format(time.DateTime),
 		Queue:  "reverify-demo-" + hex.EncodeToString(suffix),
-		Source: map[string]string{"kind": "prefix", "bucket": demoBucket, "prefix": "selfies/"},
+		Source: reverify.Source{Kind: reverify.SourcePrefix, Bucket: demoBucket, Prefix: "selfies/"},
 	})
 	if err != nil {
 		return err
@@ -173,8 +174,8 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 			break
 		}
 		bar.set(p.Done, p.Run.Total, fmt.Sprintf("scored %d, rejected %d, invalid %d",
-			p.ByStatus[postgres.StatusScored], p.ByStatus[postgres.StatusRejected], p.ByStatus[postgres.StatusInvalidImage]))
-		if p.Run.Status != postgres.RunRunning && p.Run.Status != postgres.RunEnqueuing {
+			p.ByStatus[reverify.StatusScored], p.ByStatus[reverify.StatusRejected], p.ByStatus[reverify.StatusInvalidImage]))
+		if p.Run.Status != reverify.RunRunning && p.Run.Status != reverify.RunEnqueuing {
 			break
 		}
 		select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reverify"
 	"strings"
 	"time"
 
@@ -85,14 +86,14 @@ func (o enqueueOptions) validate() error {
 	return nil
 }
 
-func (o enqueueOptions) source() map[string]string {
+func (o enqueueOptions) source() reverify.Source {
 	if o.Inventory != "" {
-		return map[string]string{"kind": "inventory", "manifest": o.Inventory}
+		return reverify.Source{Kind: reverify.SourceInventory, Manifest: o.Inventory}
 	}
 	if o.Manifest != "" {
-		return map[string]string{"kind": "manifest", "manifest": o.Manifest, "bucket": o.Bucket}
+		return reverify.Source{Kind: reverify.SourceManifest, Manifest: o.Manifest, Bucket: o.Bucket}
 	}
-	return map[string]string{"kind": "prefix", "bucket": o.Bucket, "prefix": o.Prefix}
+	return reverify.Source{Kind: reverify.SourcePrefix, Bucket: o.Bucket, Prefix: o.Prefix}
 }
 
 func (o enqueueOptions) runName() string {
@@ -172,7 +173,7 @@ func (a *app) enqueue(ctx context.Context, o enqueueOptions) error {
 	}
 	defer closeQueue()
 
-	var run postgres.Run
+	var run reverify.Run
 	if o.runID != "" {
 		if run, err = store.Run(ctx, o.runID); err != nil {
 			return err
@@ -304,7 +305,7 @@ type campaignFlags struct {
 
 func (c *campaignFlags) register(f *pflag.FlagSet, e *envErrors) {
 	f.StringArrayVar(&c.labels, "label", nil, "label the run, key=value (repeatable); search with `runs list --label`")
-	f.StringVar(&c.priority, "priority", tasks.PriorityNormal, "high, normal or low: high runs overtake bulk ones (weighted queues)")
+	f.StringVar(&c.priority, "priority", string(reverify.PriorityNormal), "high, normal or low: high runs overtake bulk ones (weighted queues)")
 	f.BoolVar(&c.confirm, "confirm", false, "record the objects, print the paid calls, and wait for `reverify runs confirm ID`")
 	e.int64Setting(f, &c.confirmAbove, "confirm-above", "REVERIFY_CONFIRM_ABOVE", 0,
 		"runs with more objects than this wait for `runs confirm` (0 = never)")
@@ -345,18 +346,18 @@ func (c *campaignFlags) resolve(f *tasks.Filters, now time.Time) error {
 	if f.ModifiedBefore, err = parseWhen("modified-before", c.modifiedBefore, now); err != nil {
 		return err
 	}
-	f.MinSize, f.MaxSize, f.NotVerifiedSince = c.minSize, c.maxSize, tasks.Duration(c.notVerifiedSince)
+	f.MinSize, f.MaxSize, f.NotVerifiedSince = c.minSize, c.maxSize, reverify.Duration(c.notVerifiedSince)
 	return nil
 }
 
 func (c *campaignFlags) needsCount() bool { return c.confirm || c.confirmAbove > 0 }
 
-func (c *campaignFlags) newRun(name, queue string, source, options any) (postgres.NewRun, error) {
+func (c *campaignFlags) newRun(name, queue string, source reverify.Source, options any) (postgres.NewRun, error) {
 	labels, err := parseLabels(c.labels)
 	if err != nil {
 		return postgres.NewRun{}, err
 	}
-	q, err := tasks.QueueFor(queue, c.priority)
+	priority, err := reverify.ParsePriority(c.priority)
 	if err != nil {
 		return postgres.NewRun{}, fmt.Errorf("--priority: %w", err)
 	}
@@ -364,8 +365,8 @@ func (c *campaignFlags) newRun(name, queue string, source, options any) (postgre
 		return postgres.NewRun{}, errors.New("--fail-percent must be 0-100; --fail-min-done and --fail-count must not be negative")
 	}
 	return postgres.NewRun{
-		Name: name, Queue: q, Source: source, Options: options, Labels: labels, Priority: c.priority,
-		Threshold: &postgres.Threshold{Percent: c.failPercent, MinDone: c.failMinDone, Count: c.failCount},
+		Name: name, Queue: priority.Queue(queue), Source: source, Options: options, Labels: labels, Priority: priority,
+		Threshold: &reverify.Threshold{Percent: c.failPercent, MinDone: c.failMinDone, Count: c.failCount},
 		ReportTo:  c.reportTo, Actor: actor("enqueue"),
 	}, nil
 }
@@ -374,7 +375,7 @@ func (c *campaignFlags) newRun(name, queue string, source, options any) (postgre
 // confirmation size (or with --confirm) then waits for `runs confirm`,
 // others are queued at once.
 func (a *app) enqueueConfirmable(ctx context.Context, o enqueueOptions, store *postgres.Store, queue tasks.Enqueuer,
-	run postgres.Run, src tasks.Source, keep tasks.Filter, recent int64) error {
+	run reverify.Run, src tasks.Source, keep tasks.Filter, recent int64) error {
 	bar := newProgress(a.stderr, "recorded", -1)
 	stats, err := tasks.NewProducer(store, queue, tasks.WithProgress(func(s tasks.Stats) {
 		bar.set(s.Recorded, -1, "")

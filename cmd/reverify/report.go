@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reverify"
 	"sort"
 	"strings"
 
@@ -120,7 +121,7 @@ func (a *app) writeRunReport(ctx context.Context, store *postgres.Store, runID, 
 
 // writeReport writes the completion report of a run that just ended by a
 // command (cancel), when the run asked for one.
-func (a *app) writeReport(ctx context.Context, store *postgres.Store, run postgres.Run) {
+func (a *app) writeReport(ctx context.Context, store *postgres.Store, run reverify.Run) {
 	if run.ReportTo == "" {
 		return
 	}
@@ -161,7 +162,7 @@ func (a *app) planner(ctx context.Context, store *postgres.Store, queue tasks.En
 // defaultQueues are the weighted priority queues of tasks.DefaultQueue.
 func defaultQueues() []string {
 	var out []string
-	for q, w := range tasks.PriorityQueues(tasks.DefaultQueue) {
+	for q, w := range reverify.PriorityQueues(tasks.DefaultQueue) {
 		out = append(out, fmt.Sprintf("%s:%d", q, w))
 	}
 	sort.Strings(out)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"reverify"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -37,7 +38,7 @@ func (a *app) runsCommand() *cobra.Command {
 	}
 	list.Flags().IntVar(&f.Limit, "limit", 20, "how many runs")
 	list.Flags().StringArrayVar(&labels, "label", nil, "only runs with this label, key=value (repeatable: all must match)")
-	list.Flags().StringVar(&f.Status, "status", "", "only runs in this status")
+	list.Flags().StringVar((*string)(&f.Status), "status", "", "only runs in this status")
 	show := &cobra.Command{
 		Use:   "show RUN_ID",
 		Short: "Show a run: counts by status, pending, throughput, times and status history",
@@ -62,10 +63,10 @@ func (a *app) runsCommand() *cobra.Command {
 	cmd.AddCommand(list, show, a.runsWatchCommand(), a.runsReportCommand(), a.runsRetryCommand(), a.runsConfirmCommand(), a.runsReconcileCommand())
 	for _, c := range []struct {
 		use, short string
-		do         func(context.Context, *postgres.Store, string, postgres.Actor) (string, error)
+		do         func(context.Context, *postgres.Store, string, reverify.Actor) (string, error)
 	}{
 		{"cancel", "Cancel a run: nothing more of it reaches the API; its pending objects become cancelled",
-			func(ctx context.Context, s *postgres.Store, id string, who postgres.Actor) (string, error) {
+			func(ctx context.Context, s *postgres.Store, id string, who reverify.Actor) (string, error) {
 				r, n, err := s.CancelRun(ctx, id, who)
 				if err != nil {
 					return "", err
@@ -74,12 +75,12 @@ func (a *app) runsCommand() *cobra.Command {
 				return fmt.Sprintf("run %s cancelled: %d pending objects will not be sent", r.ID, n), nil
 			}},
 		{"pause", "Pause a run: its tasks wait in the queue until it is resumed",
-			func(ctx context.Context, s *postgres.Store, id string, who postgres.Actor) (string, error) {
+			func(ctx context.Context, s *postgres.Store, id string, who reverify.Actor) (string, error) {
 				r, err := s.PauseRun(ctx, id, who)
 				return fmt.Sprintf("run %s paused", r.ID), err
 			}},
 		{"resume", "Resume a paused run",
-			func(ctx context.Context, s *postgres.Store, id string, who postgres.Actor) (string, error) {
+			func(ctx context.Context, s *postgres.Store, id string, who reverify.Actor) (string, error) {
 				r, err := s.ResumeRun(ctx, id, who)
 				return fmt.Sprintf("run %s is %s again", r.ID, r.Status), err
 			}},
@@ -117,16 +118,16 @@ func (a *app) withStore(ctx context.Context, fn func(*postgres.Store) error) err
 
 // actor names the person running the command for the status history:
 // $REVERIFY_ACTOR, else user@host.
-func actor(reason string) postgres.Actor {
+func actor(reason string) reverify.Actor {
 	if who := os.Getenv("REVERIFY_ACTOR"); who != "" {
-		return postgres.Actor{Who: who, Why: reason}
+		return reverify.Actor{Who: who, Why: reason}
 	}
 	name := "unknown"
 	if u, err := user.Current(); err == nil {
 		name = u.Username
 	}
 	host, _ := os.Hostname()
-	return postgres.Actor{Who: name + "@" + host, Why: reason}
+	return reverify.Actor{Who: name + "@" + host, Why: reason}
 }
 
 func parseLabels(specs []string) (map[string]string, error) {
@@ -156,7 +157,15 @@ func (a *app) runsRetryCommand() *cobra.Command {
 					return err
 				}
 				defer closeQueue()
-				run, n, err := store.RetryObjects(ctx, args[0], statuses, actor(reason))
+				var sts []reverify.Status
+				for _, st := range statuses {
+					v, err := reverify.ParseStatus(st)
+					if err != nil {
+						return fmt.Errorf("--status: %w", err)
+					}
+					sts = append(sts, v)
+				}
+				run, n, err := store.RetryObjects(ctx, args[0], sts, actor(reason))
 				if err != nil {
 					return err
 				}
@@ -172,7 +181,7 @@ func (a *app) runsRetryCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringSliceVar(&statuses, "status", []string{postgres.StatusFailed}, "statuses to retry: failed, not_found, invalid_image, rejected, cancelled")
+	cmd.Flags().StringSliceVar(&statuses, "status", []string{string(reverify.StatusFailed)}, "statuses to retry: failed, not_found, invalid_image, rejected, cancelled")
 	cmd.Flags().StringVar(&reason, "reason", "retry", "why (kept in the run's status history)")
 	return cmd
 }
@@ -209,7 +218,7 @@ func (a *app) runsConfirmCommand() *cobra.Command {
 }
 
 // queueRecorded enqueues a run's recorded pending objects and starts it.
-func (a *app) queueRecorded(ctx context.Context, store *postgres.Store, queue tasks.Enqueuer, run postgres.Run) (tasks.Stats, error) {
+func (a *app) queueRecorded(ctx context.Context, store *postgres.Store, queue tasks.Enqueuer, run reverify.Run) (tasks.Stats, error) {
 	bar := newProgress(a.stderr, "enqueued", run.Total)
 	stats, err := tasks.NewProducer(store, queue, tasks.WithProgress(func(s tasks.Stats) {
 		bar.set(s.Enqueued+s.Duplicate, run.Total, "")
@@ -287,7 +296,7 @@ func writeProgress(w io.Writer, p postgres.Progress, now time.Time) {
 	if len(r.Labels) > 0 {
 		fmt.Fprintf(tw, "labels\t%s\n", formatLabels(r.Labels))
 	}
-	fmt.Fprintf(tw, "source\t%s\n", string(r.Source))
+	fmt.Fprintf(tw, "source\t%s\n", r.Source)
 	fmt.Fprintf(tw, "queue\t%s\n", r.Queue)
 	fmt.Fprintf(tw, "created\t%s\n", r.CreatedAt.Local().Format(time.DateTime))
 	fmt.Fprintf(tw, "started\t%s\n", fmtTime(r.StartedAt))
@@ -310,7 +319,7 @@ func writeProgress(w io.Writer, p postgres.Progress, now time.Time) {
 	} else {
 		fmt.Fprintf(tw, "fails when\tmore than %g%% failed once %d are done\n", th.Percent, th.MinDone)
 	}
-	if p.ByStatus[postgres.StatusScored] > 0 {
+	if p.ByStatus[reverify.StatusScored] > 0 {
 		fmt.Fprintf(tw, "scores\tmin %.2f, avg %.2f, max %.2f\n", p.ScoreMin, p.ScoreAvg, p.ScoreMax)
 	}
 	tw.Flush()
@@ -335,31 +344,14 @@ func writeHistory(w io.Writer, hist []postgres.StatusChange) {
 	tw.Flush()
 }
 
-// statusOrder lists statuses in pipeline order, unknown ones last.
-func statusOrder(by map[string]int64) []string {
-	order := []string{postgres.StatusPending, postgres.StatusScored, postgres.StatusRejected,
-		postgres.StatusInvalidImage, postgres.StatusNotFound, postgres.StatusFailed, postgres.StatusCancelled}
-	rank := map[string]int{}
-	for i, s := range order {
-		rank[s] = i + 1
+// statusOrder lists the statuses present in pipeline order.
+func statusOrder(by map[reverify.Status]int64) []reverify.Status {
+	var out []reverify.Status
+	for _, s := range reverify.Statuses() {
+		if _, ok := by[s]; ok {
+			out = append(out, s)
+		}
 	}
-	var out []string
-	for s := range by {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		ri, rj := rank[out[i]], rank[out[j]]
-		if ri == 0 {
-			ri = 99
-		}
-		if rj == 0 {
-			rj = 99
-		}
-		if ri != rj {
-			return ri < rj
-		}
-		return strings.Compare(out[i], out[j]) < 0
-	})
 	return out
 }
 
@@ -371,9 +363,7 @@ func fmtTime(t *time.Time) string {
 }
 
 // terminalRun reports whether a run's status can no longer change on its own.
-func terminalRun(status string) bool {
-	return status == postgres.RunCompleted || status == postgres.RunCancelled || status == postgres.RunFailed
-}
+func terminalRun(status reverify.RunStatus) bool { return status.Ended() }
 
 func (a *app) runsWatchCommand() *cobra.Command {
 	var every time.Duration
@@ -404,11 +394,11 @@ func (a *app) watch(ctx context.Context, store *postgres.Store, id string, every
 		}
 		var counts []string
 		for _, s := range statusOrder(p.ByStatus) {
-			if s != postgres.StatusPending {
+			if s != reverify.StatusPending {
 				counts = append(counts, fmt.Sprintf("%s=%d", s, p.ByStatus[s]))
 			}
 		}
-		bar.label = p.Run.Status
+		bar.label = string(p.Run.Status)
 		bar.set(p.Done, max(p.Run.Total, 1), fmt.Sprintf("%.1f/s ETA %s %s", p.RecentPerSecond, eta(p), strings.Join(counts, " ")))
 		if terminalRun(p.Run.Status) {
 			bar.finish()

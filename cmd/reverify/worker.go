@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reverify"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -123,7 +124,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	if err != nil {
 		return err
 	}
-	queues[scheduler.ControlQueue] = max(queues[scheduler.ControlQueue], tasks.WeightHigh) // scheduled firings
+	queues[scheduler.ControlQueue] = max(queues[scheduler.ControlQueue], reverify.PriorityHigh.Weight()) // scheduled firings
 	log, err := a.logger()
 	if err != nil {
 		return err

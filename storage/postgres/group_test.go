@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"reverify"
 	"testing"
 	"time"
 
@@ -25,15 +26,15 @@ func TestGroupWritesShareCommits(t *testing.T) {
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range 300 {
 		g.Go(func() error {
-			obj := postgres.ObjectRef{Bucket: "b", Key: fmt.Sprintf("k%05d", i)}
+			obj := reverify.ObjectRef{Bucket: "b", Key: fmt.Sprintf("k%05d", i)}
 			id, st, err := s.BeginCall(gctx, run.ID, obj, time.Minute)
 			if err != nil || st != postgres.CallRecorded {
 				return fmt.Errorf("begin %s: state %d: %w", obj.Key, st, err)
 			}
 			sc := float64(i % 100)
-			call := postgres.Call{ID: id, Outcome: postgres.OutcomeScored, TransactionID: fmt.Sprintf("tx-%d", i),
+			call := postgres.Call{ID: id, Outcome: reverify.OutcomeScored, TransactionID: fmt.Sprintf("tx-%d", i),
 				HTTPStatus: 200, Score: &sc, Latency: time.Millisecond}
-			final := &postgres.Result{RunID: run.ID, Object: obj, Status: postgres.StatusScored, Score: &sc,
+			final := &postgres.Result{RunID: run.ID, Object: obj, Status: reverify.StatusScored, Score: &sc,
 				TransactionID: call.TransactionID}
 			return s.FinishCall(gctx, call, run.ID, obj, final)
 		})
@@ -63,10 +64,10 @@ func TestGroupFailureIsolated(t *testing.T) {
 	s := newStore(t)
 	s.GroupWrites(1)
 	run := seedRun(t, s, 4, postgres.NewRun{})
-	obj := func(i int) postgres.ObjectRef { return postgres.ObjectRef{Bucket: "b", Key: fmt.Sprintf("k%05d", i)} }
-	scored := func(runID string, o postgres.ObjectRef) postgres.Result {
+	obj := func(i int) reverify.ObjectRef { return reverify.ObjectRef{Bucket: "b", Key: fmt.Sprintf("k%05d", i)} }
+	scored := func(runID string, o reverify.ObjectRef) postgres.Result {
 		sc := 50.0
-		return postgres.Result{RunID: runID, Object: o, Status: postgres.StatusScored, Score: &sc, TransactionID: "tx-" + o.Key}
+		return postgres.Result{RunID: runID, Object: o, Status: reverify.StatusScored, Score: &sc, TransactionID: "tx-" + o.Key}
 	}
 
 	// Hold the first object's row, so the lone flusher blocks on it while
@@ -102,7 +103,7 @@ func TestGroupFailureIsolated(t *testing.T) {
 	for _, i := range []int{0, 1, 3} {
 		r, err := s.ResultOf(ctx, run.ID, obj(i))
 		require.NoError(t, err)
-		require.Equal(t, postgres.StatusScored, r.Status, "object %d", i)
+		require.Equal(t, reverify.StatusScored, r.Status, "object %d", i)
 	}
 	require.Equal(t, int64(3), s.WriteStats().Alone, "the failed group's writes ran again alone")
 }

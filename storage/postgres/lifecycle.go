@@ -4,29 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reverify"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// StatusCancelled is a verification that will not be sent: its run was
-// cancelled or failed first.
-const StatusCancelled = "cancelled"
-
 // ErrInvalidTransition means a run is not in a status the change applies to
 // (e.g. resuming a run that is not paused).
 var ErrInvalidTransition = errors.New("invalid run status change")
 
-// Actor is who changes a run's status and why; it lands in run_status_history.
-type Actor struct {
-	Who string
-	Why string
-}
-
 // withActor runs fn in a transaction whose status changes are attributed
 // to a (the runs trigger reads these settings).
-func (s *Store) withActor(ctx context.Context, a Actor, fn func(pgx.Tx) error) error {
+func (s *Store) withActor(ctx context.Context, a reverify.Actor, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT set_config('reverify.actor', $1, true), set_config('reverify.reason', $2, true)`,
 			a.Who, a.Why); err != nil {
@@ -37,26 +28,26 @@ func (s *Store) withActor(ctx context.Context, a Actor, fn func(pgx.Tx) error) e
 }
 
 // transition moves run id to status to when it is in one of from.
-func transition(ctx context.Context, tx pgx.Tx, id, to string, from []string, extra string) (Run, error) {
+func transition(ctx context.Context, tx pgx.Tx, id string, to reverify.RunStatus, from []reverify.RunStatus, extra string) (reverify.Run, error) {
 	r, err := scanRun(tx.QueryRow(ctx, `UPDATE runs SET status = $2`+extra+`
 		WHERE id::text = $1 AND status = ANY($3) RETURNING `+runColumns, id, to, from))
 	if errors.Is(err, pgx.ErrNoRows) {
 		var status string
 		serr := tx.QueryRow(ctx, `SELECT status FROM runs WHERE id::text = $1`, id).Scan(&status)
 		if errors.Is(serr, pgx.ErrNoRows) {
-			return Run{}, fmt.Errorf("run %s: %w", id, ErrRunNotFound)
+			return reverify.Run{}, fmt.Errorf("run %s: %w", id, ErrRunNotFound)
 		}
 		if serr != nil {
-			return Run{}, serr
+			return reverify.Run{}, serr
 		}
-		return Run{}, fmt.Errorf("%w: run %s is %s, not %s", ErrInvalidTransition, id, status, strings.Join(from, " or "))
+		return reverify.Run{}, fmt.Errorf("%w: run %s is %s, not %s", ErrInvalidTransition, id, status, joinStatuses(from))
 	}
 	return r, err
 }
 
 // RunState returns a run's status; "" when the run does not exist.
-func (s *Store) RunState(ctx context.Context, id string) (string, error) {
-	var status string
+func (s *Store) RunState(ctx context.Context, id string) (reverify.RunStatus, error) {
+	var status reverify.RunStatus
 	err := s.pool.QueryRow(ctx, `SELECT status FROM runs WHERE id::text = $1`, id).Scan(&status)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
@@ -78,29 +69,29 @@ func stopPending(ctx context.Context, tx pgx.Tx, id, why string) (int64, error) 
 // CancelRun cancels a run that has not ended: its pending objects become
 // cancelled and are never sent. It returns the run and how many objects
 // were cancelled.
-func (s *Store) CancelRun(ctx context.Context, id string, a Actor) (Run, int64, error) {
-	return s.end(ctx, id, RunCancelled, a)
+func (s *Store) CancelRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, int64, error) {
+	return s.end(ctx, id, reverify.RunCancelled, a)
 }
 
 // FailRun fails a run that cannot go on (its source bucket is gone, say);
 // like CancelRun, its pending objects are never sent. a.Why says why.
-func (s *Store) FailRun(ctx context.Context, id string, a Actor) (Run, int64, error) {
-	return s.end(ctx, id, RunFailed, a)
+func (s *Store) FailRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, int64, error) {
+	return s.end(ctx, id, reverify.RunFailed, a)
 }
 
 // end moves a run that has not ended to status to (cancelled or failed)
 // and cancels its pending objects, in one transaction.
-func (s *Store) end(ctx context.Context, id, to string, a Actor) (Run, int64, error) {
-	var r Run
+func (s *Store) end(ctx context.Context, id string, to reverify.RunStatus, a reverify.Actor) (reverify.Run, int64, error) {
+	var r reverify.Run
 	var n int64
 	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
 		var err error
 		r, err = transition(ctx, tx, id, to,
-			[]string{RunAwaitingConfirmation, RunEnqueuing, RunRunning, RunPaused}, `, finished_at = now()`)
+			[]reverify.RunStatus{reverify.RunAwaitingConfirmation, reverify.RunEnqueuing, reverify.RunRunning, reverify.RunPaused}, `, finished_at = now()`)
 		if err != nil {
 			return err
 		}
-		n, err = stopPending(ctx, tx, r.ID, "run "+to+": "+orDefault(a.Why, "by "+a.Who))
+		n, err = stopPending(ctx, tx, r.ID, "run "+string(to)+": "+orDefault(a.Why, "by "+a.Who))
 		return err
 	})
 	if err != nil {
@@ -108,21 +99,21 @@ func (s *Store) end(ctx context.Context, id, to string, a Actor) (Run, int64, er
 		if !errors.Is(err, ErrInvalidTransition) && !errors.Is(err, ErrRunNotFound) {
 			err = classify(err)
 		}
-		return Run{}, 0, err
+		return reverify.Run{}, 0, err
 	}
 	return r, n, nil
 }
 
 // PauseRun stops a running (or enqueuing) run's objects from being sent
 // until ResumeRun; its tasks wait in the queue.
-func (s *Store) PauseRun(ctx context.Context, id string, a Actor) (Run, error) {
-	return s.simpleTransition(ctx, id, a, RunPaused, []string{RunEnqueuing, RunRunning}, "")
+func (s *Store) PauseRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error) {
+	return s.simpleTransition(ctx, id, a, reverify.RunPaused, []reverify.RunStatus{reverify.RunEnqueuing, reverify.RunRunning}, "")
 }
 
 // ResumeRun continues a paused run: running again, or enqueuing when it was
 // paused before its objects were all queued.
-func (s *Store) ResumeRun(ctx context.Context, id string, a Actor) (Run, error) {
-	var r Run
+func (s *Store) ResumeRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error) {
+	var r reverify.Run
 	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
 		var started bool
 		err := tx.QueryRow(ctx, `SELECT started_at IS NOT NULL FROM runs WHERE id::text = $1`, id).Scan(&started)
@@ -132,40 +123,40 @@ func (s *Store) ResumeRun(ctx context.Context, id string, a Actor) (Run, error) 
 		if err != nil {
 			return err
 		}
-		to := RunRunning
+		to := reverify.RunRunning
 		if !started {
-			to = RunEnqueuing
+			to = reverify.RunEnqueuing
 		}
-		r, err = transition(ctx, tx, id, to, []string{RunPaused}, "")
+		r, err = transition(ctx, tx, id, to, []reverify.RunStatus{reverify.RunPaused}, "")
 		return err
 	})
 	if err != nil {
-		return Run{}, fmt.Errorf("resume run %s: %w", id, err)
+		return reverify.Run{}, fmt.Errorf("resume run %s: %w", id, err)
 	}
 	return r, nil
 }
 
 // HoldForConfirmation moves a run whose objects are recorded but not yet
 // queued to awaiting_confirmation.
-func (s *Store) HoldForConfirmation(ctx context.Context, id string, a Actor) (Run, error) {
-	return s.simpleTransition(ctx, id, a, RunAwaitingConfirmation, []string{RunEnqueuing}, "")
+func (s *Store) HoldForConfirmation(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error) {
+	return s.simpleTransition(ctx, id, a, reverify.RunAwaitingConfirmation, []reverify.RunStatus{reverify.RunEnqueuing}, "")
 }
 
 // ConfirmRun releases a run awaiting confirmation; the caller then queues
 // its pending objects and starts it.
-func (s *Store) ConfirmRun(ctx context.Context, id string, a Actor) (Run, error) {
-	return s.simpleTransition(ctx, id, a, RunEnqueuing, []string{RunAwaitingConfirmation}, "")
+func (s *Store) ConfirmRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error) {
+	return s.simpleTransition(ctx, id, a, reverify.RunEnqueuing, []reverify.RunStatus{reverify.RunAwaitingConfirmation}, "")
 }
 
-func (s *Store) simpleTransition(ctx context.Context, id string, a Actor, to string, from []string, extra string) (Run, error) {
-	var r Run
+func (s *Store) simpleTransition(ctx context.Context, id string, a reverify.Actor, to reverify.RunStatus, from []reverify.RunStatus, extra string) (reverify.Run, error) {
+	var r reverify.Run
 	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
 		var err error
 		r, err = transition(ctx, tx, id, to, from, extra)
 		return err
 	})
 	if err != nil {
-		return Run{}, fmt.Errorf("%s run %s: %w", to, id, err)
+		return reverify.Run{}, fmt.Errorf("%s run %s: %w", to, id, err)
 	}
 	return r, nil
 }
@@ -173,13 +164,13 @@ func (s *Store) simpleTransition(ctx context.Context, id string, a Actor, to str
 // RetryObjects puts a run's objects with one of statuses back to pending
 // and the run back to running (a paused run stays paused), so a requeue
 // re-drives them. It returns how many objects were reset.
-func (s *Store) RetryObjects(ctx context.Context, id string, statuses []string, a Actor) (Run, int64, error) {
+func (s *Store) RetryObjects(ctx context.Context, id string, statuses []reverify.Status, a reverify.Actor) (reverify.Run, int64, error) {
 	for _, st := range statuses {
-		if st == StatusPending || st == StatusScored {
-			return Run{}, 0, fmt.Errorf("retry run %s: status %q cannot be retried", id, st)
+		if !st.Retryable() {
+			return reverify.Run{}, 0, fmt.Errorf("retry run %s: status %q cannot be retried", id, st)
 		}
 	}
-	var r Run
+	var r reverify.Run
 	var n int64
 	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
 		var err error
@@ -190,7 +181,7 @@ func (s *Store) RetryObjects(ctx context.Context, id string, statuses []string, 
 		if err != nil {
 			return err
 		}
-		if r.Status == RunAwaitingConfirmation || r.Status == RunEnqueuing {
+		if r.Status == reverify.RunAwaitingConfirmation || r.Status == reverify.RunEnqueuing {
 			return fmt.Errorf("%w: run %s is %s", ErrInvalidTransition, id, r.Status)
 		}
 		tag, err := tx.Exec(ctx, `UPDATE verifications SET status = 'pending', liveness_score = NULL,
@@ -200,14 +191,14 @@ func (s *Store) RetryObjects(ctx context.Context, id string, statuses []string, 
 			return err
 		}
 		n = tag.RowsAffected()
-		if n == 0 || r.Status == RunPaused || r.Status == RunRunning {
+		if n == 0 || r.Status == reverify.RunPaused || r.Status == reverify.RunRunning {
 			return nil
 		}
-		r, err = transition(ctx, tx, id, RunRunning, []string{r.Status}, `, finished_at = NULL`)
+		r, err = transition(ctx, tx, id, reverify.RunRunning, []reverify.RunStatus{r.Status}, `, finished_at = NULL`)
 		return err
 	})
 	if err != nil {
-		return Run{}, 0, fmt.Errorf("retry run %s: %w", id, err)
+		return reverify.Run{}, 0, fmt.Errorf("retry run %s: %w", id, err)
 	}
 	return r, n, nil
 }
@@ -223,7 +214,7 @@ func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 	type cand struct {
 		id            string
 		failed, total int64
-		th            Threshold
+		th            reverify.Threshold
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT r.id::text, f.failed, r.total, r.fail_percent::float8, r.fail_min_done, coalesce(r.fail_count, 0)
@@ -244,7 +235,7 @@ func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 	}
 	var failed []string
 	for _, c := range cands {
-		if !c.th.mayCross(c.failed) {
+		if !c.th.MayCross(c.failed) {
 			continue
 		}
 		var pending int64
@@ -256,7 +247,7 @@ func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 		if why == "" {
 			continue
 		}
-		_, _, err = s.end(ctx, c.id, RunFailed, Actor{Who: "reverify-worker", Why: why})
+		_, _, err = s.end(ctx, c.id, reverify.RunFailed, reverify.Actor{Who: "reverify-worker", Why: why})
 		if errors.Is(err, ErrInvalidTransition) {
 			continue // changed meanwhile
 		}
@@ -266,28 +257,6 @@ func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 		failed = append(failed, c.id)
 	}
 	return failed, nil
-}
-
-// mayCross reports whether failed objects could pass the threshold for
-// some count of finished objects (never fewer than failed or MinDone).
-func (t Threshold) mayCross(failed int64) bool {
-	if t.Count > 0 && failed >= t.Count {
-		return true
-	}
-	return float64(failed)*100 > t.Percent*float64(max(t.MinDone, failed, 1))
-}
-
-// Crossed says why failed of done finished objects pass the threshold, or
-// "" when they do not.
-func (t Threshold) Crossed(failed, done int64) string {
-	if t.Count > 0 && failed >= t.Count {
-		return fmt.Sprintf("failure threshold crossed: %d objects failed (limit %d)", failed, t.Count)
-	}
-	if done > 0 && done >= t.MinDone && float64(failed)*100 > t.Percent*float64(done) {
-		return fmt.Sprintf("failure threshold crossed: %d of %d finished objects failed (%.1f%% > %g%%)",
-			failed, done, 100*float64(failed)/float64(done), t.Percent)
-	}
-	return ""
 }
 
 // StatusChange is one row of a run's status history.
@@ -334,7 +303,7 @@ func (s *Store) FinishPlan(ctx context.Context, id string) error {
 
 // RecentlyScored returns which of objs have a scored result completed after
 // since, in any run.
-func (s *Store) RecentlyScored(ctx context.Context, objs []ObjectRef, since time.Time) (map[ObjectRef]bool, error) {
+func (s *Store) RecentlyScored(ctx context.Context, objs []reverify.ObjectRef, since time.Time) (map[reverify.ObjectRef]bool, error) {
 	buckets := make([]string, len(objs))
 	keys := make([]string, len(objs))
 	for i, o := range objs {
@@ -347,10 +316,10 @@ func (s *Store) RecentlyScored(ctx context.Context, objs []ObjectRef, since time
 	if err != nil {
 		return nil, classify(fmt.Errorf("look up recent results: %w", err))
 	}
-	out := map[ObjectRef]bool{}
+	out := map[reverify.ObjectRef]bool{}
 	var b, k string
 	_, err = pgx.ForEachRow(rows, []any{&b, &k}, func() error {
-		out[ObjectRef{Bucket: b, Key: k}] = true
+		out[reverify.ObjectRef{Bucket: b, Key: k}] = true
 		return nil
 	})
 	if err != nil {
@@ -364,4 +333,12 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+func joinStatuses(ss []reverify.RunStatus) string {
+	parts := make([]string, len(ss))
+	for i, st := range ss {
+		parts[i] = string(st)
+	}
+	return strings.Join(parts, " or ")
 }

@@ -3,22 +3,16 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"reverify"
 
 	"github.com/jackc/pgx/v5"
 )
-
-// ObjectRef names one object of a run.
-type ObjectRef struct {
-	Bucket  string
-	Key     string
-	Version string // "" = latest
-}
 
 // AddObjects records objects as pending rows of a run in one statement and
 // adds them to the run's total. It returns the objects that were new: a key
 // already recorded for the run (a duplicate in the source, or a re-enqueue)
 // is left as it is and not returned, so it is never enqueued twice.
-func (s *Store) AddObjects(ctx context.Context, runID string, objs []ObjectRef) ([]ObjectRef, error) {
+func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.ObjectRef) ([]reverify.ObjectRef, error) {
 	if len(objs) == 0 {
 		return nil, nil
 	}
@@ -42,8 +36,8 @@ func (s *Store) AddObjects(ctx context.Context, runID string, objs []ObjectRef) 
 	if err != nil {
 		return nil, fmt.Errorf("record objects of run %s: %w", runID, err)
 	}
-	added, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ObjectRef, error) {
-		var o ObjectRef
+	added, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reverify.ObjectRef, error) {
+		var o reverify.ObjectRef
 		err := row.Scan(&o.Bucket, &o.Key, &o.Version)
 		return o, err
 	})
@@ -55,7 +49,7 @@ func (s *Store) AddObjects(ctx context.Context, runID string, objs []ObjectRef) 
 
 // PendingObjects calls fn for every object of the run that has no terminal
 // result yet, in key order, a page at a time.
-func (s *Store) PendingObjects(ctx context.Context, runID string, fn func(ObjectRef) error) error {
+func (s *Store) PendingObjects(ctx context.Context, runID string, fn func(reverify.ObjectRef) error) error {
 	const page = 5000
 	var lastBucket, lastKey string
 	for {
@@ -66,8 +60,8 @@ func (s *Store) PendingObjects(ctx context.Context, runID string, fn func(Object
 		if err != nil {
 			return fmt.Errorf("list pending objects of run %s: %w", runID, err)
 		}
-		refs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ObjectRef, error) {
-			var o ObjectRef
+		refs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reverify.ObjectRef, error) {
+			var o reverify.ObjectRef
 			err := row.Scan(&o.Bucket, &o.Key, &o.Version)
 			return o, err
 		})

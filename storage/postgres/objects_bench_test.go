@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"reverify"
 	"strings"
 	"testing"
 
@@ -22,12 +23,12 @@ func BenchmarkAddObjects(b *testing.B) {
 	ctx := context.Background()
 	store, run := benchRun(b)
 	const batch = 1000
-	objs := make([]postgres.ObjectRef, batch)
+	objs := make([]reverify.ObjectRef, batch)
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
 		for i := range objs {
-			objs[i] = postgres.ObjectRef{Bucket: "bench", Key: fmt.Sprintf("subject-%08d/selfie.jpg", n)}
+			objs[i] = reverify.ObjectRef{Bucket: "bench", Key: fmt.Sprintf("subject-%08d/selfie.jpg", n)}
 			n++
 		}
 		added, err := store.AddObjects(ctx, run.ID, objs)
@@ -77,11 +78,11 @@ func BenchmarkFailRunsOverThreshold(b *testing.B) {
 }
 
 // benchRun returns a ledger in a database of its own, with one new run.
-func benchRun(b *testing.B) (*postgres.Store, postgres.Run) {
+func benchRun(b *testing.B) (*postgres.Store, reverify.Run) {
 	b.Helper()
 	store := testenv.Ledger(b)
 	run, err := store.CreateRun(context.Background(), postgres.NewRun{Name: "bench", Queue: "bench",
-		Source: map[string]string{}, Options: map[string]string{}})
+		Options: map[string]string{}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reverify"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -78,11 +79,12 @@ func (s *Store) View(ctx context.Context, name, runID string, limit int) (Table,
 
 // ObjectResult is one line of a completion report.
 type ObjectResult struct {
-	Bucket, Key, Version, Status string
-	Score                        *float64
-	TransactionID                string
-	ErrorCode                    int
-	Message                      string
+	Bucket, Key, Version string
+	Status               reverify.Status
+	Score                *float64
+	TransactionID        string
+	ErrorCode            int
+	Message              string
 }
 
 // ObjectResults calls fn for every object of a run, in key order, a page at

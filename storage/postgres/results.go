@@ -4,30 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reverify"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-)
-
-// Verification statuses. Every status but pending is terminal.
-const (
-	StatusPending      = "pending"
-	StatusScored       = "scored"
-	StatusRejected     = "rejected"
-	StatusInvalidImage = "invalid_image"
-	StatusNotFound     = "not_found"
-	StatusFailed       = "failed"
-)
-
-// API call outcomes recorded in api_calls.outcome.
-const (
-	OutcomeInFlight    = "in_flight"
-	OutcomeScored      = "scored"
-	OutcomeRejected    = "rejected"
-	OutcomeRateLimited = "rate_limited"
-	OutcomeAuth        = "auth"
-	OutcomeTransient   = "transient"
 )
 
 // ErrUnknownRun is returned when a result names a run that does not exist.
@@ -36,8 +17,8 @@ var ErrUnknownRun = errors.New("unknown run")
 // Result is the terminal outcome of one object.
 type Result struct {
 	RunID         string
-	Object        ObjectRef
-	Status        string
+	Object        reverify.ObjectRef
+	Status        reverify.Status
 	Score         *float64
 	TransactionID string
 	ErrorCode     int
@@ -50,7 +31,7 @@ type Result struct {
 // Call is the outcome of one API call begun with BeginCall.
 type Call struct {
 	ID            int64
-	Outcome       string
+	Outcome       reverify.CallOutcome
 	TransactionID string
 	HTTPStatus    int
 	ErrorCode     int
@@ -73,7 +54,7 @@ const (
 // an object, and counts the attempt. An object with a terminal result, or
 // with a call recorded less than inFlightFor ago and not yet answered (a
 // duplicate task, or a worker that died mid-call), gets no new call.
-func (s *Store) BeginCall(ctx context.Context, runID string, obj ObjectRef, inFlightFor time.Duration) (callID int64, st CallStart, err error) {
+func (s *Store) BeginCall(ctx context.Context, runID string, obj reverify.ObjectRef, inFlightFor time.Duration) (callID int64, st CallStart, err error) {
 	recorded := false
 	err = s.exec(ctx, write{
 		queue: func(b *pgx.Batch) {
@@ -109,7 +90,7 @@ func (s *Store) BeginCall(ctx context.Context, runID string, obj ObjectRef, inFl
 	if recorded {
 		return callID, CallRecorded, nil
 	}
-	var status string
+	var status reverify.Status
 	err = s.pool.QueryRow(ctx, `SELECT status FROM verifications WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3`,
 		runID, obj.Bucket, obj.Key).Scan(&status)
 	switch {
@@ -117,7 +98,7 @@ func (s *Store) BeginCall(ctx context.Context, runID string, obj ObjectRef, inFl
 		return 0, CallInFlight, nil // a busy call without a row cannot happen; wait and look again
 	case err != nil:
 		return 0, 0, classify(fmt.Errorf("record api call for %s/%s: %w", obj.Bucket, obj.Key, err))
-	case status == StatusPending:
+	case status == reverify.StatusPending:
 		return 0, CallInFlight, nil
 	}
 	return 0, AlreadyDone, nil
@@ -125,7 +106,7 @@ func (s *Store) BeginCall(ctx context.Context, runID string, obj ObjectRef, inFl
 
 // FinishCall records a call's outcome and, when final is not nil, the
 // object's terminal result, atomically.
-func (s *Store) FinishCall(ctx context.Context, c Call, runID string, obj ObjectRef, final *Result) error {
+func (s *Store) FinishCall(ctx context.Context, c Call, runID string, obj reverify.ObjectRef, final *Result) error {
 	err := s.exec(ctx, write{queue: func(b *pgx.Batch) { queueFinish(b, c, runID, obj, final) }, read: execs(2)})
 	if err != nil {
 		return classify(fmt.Errorf("record api call outcome for %s/%s: %w", obj.Bucket, obj.Key, err))
@@ -133,7 +114,7 @@ func (s *Store) FinishCall(ctx context.Context, c Call, runID string, obj Object
 	return nil
 }
 
-func queueFinish(b *pgx.Batch, c Call, runID string, obj ObjectRef, final *Result) {
+func queueFinish(b *pgx.Batch, c Call, runID string, obj reverify.ObjectRef, final *Result) {
 	b.Queue(`
 		UPDATE api_calls SET outcome = $2, transaction_id = nullif($3, ''), http_status = nullif($4, 0),
 			error_code = nullif($5, 0), liveness_score = $6, message = nullif($7, ''),
@@ -192,7 +173,7 @@ func queueResult(b *pgx.Batch, r Result) {
 }
 
 // ResultOf returns the current row of one object (for tests and the CLI).
-func (s *Store) ResultOf(ctx context.Context, runID string, obj ObjectRef) (Result, error) {
+func (s *Store) ResultOf(ctx context.Context, runID string, obj reverify.ObjectRef) (Result, error) {
 	r := Result{RunID: runID, Object: obj}
 	var tx, msg, etag *string
 	var code, dur *int32

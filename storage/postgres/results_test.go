@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"reverify"
 	"testing"
 	"time"
 
@@ -13,13 +14,13 @@ import (
 func score(f float64) *float64 { return &f }
 
 // oneObject returns a ledger with a run of one pending object.
-func oneObject(t *testing.T) (*postgres.Store, postgres.Run, postgres.ObjectRef) {
+func oneObject(t *testing.T) (*postgres.Store, reverify.Run, reverify.ObjectRef) {
 	t.Helper()
 	s := newStore(t)
-	run, err := s.CreateRun(context.Background(), postgres.NewRun{Name: t.Name(), Queue: "q", Source: map[string]string{}})
+	run, err := s.CreateRun(context.Background(), postgres.NewRun{Name: t.Name(), Queue: "q"})
 	require.NoError(t, err)
-	obj := postgres.ObjectRef{Bucket: "b", Key: "k.jpg"}
-	_, err = s.AddObjects(context.Background(), run.ID, []postgres.ObjectRef{obj})
+	obj := reverify.ObjectRef{Bucket: "b", Key: "k.jpg"}
+	_, err = s.AddObjects(context.Background(), run.ID, []reverify.ObjectRef{obj})
 	require.NoError(t, err)
 	return s, run, obj
 }
@@ -33,13 +34,13 @@ func TestResultsNeverGetWorse(t *testing.T) {
 
 	steps := []struct {
 		write postgres.Result
-		want  string
+		want  reverify.Status
 	}{
-		{postgres.Result{Status: postgres.StatusFailed, Message: "retries exhausted"}, postgres.StatusFailed},
-		{postgres.Result{Status: postgres.StatusScored, Score: score(87.5), TransactionID: "tx1"}, postgres.StatusScored},
-		{postgres.Result{Status: postgres.StatusFailed, Message: "late duplicate"}, postgres.StatusScored},
-		{postgres.Result{Status: postgres.StatusRejected, ErrorCode: 1017, TransactionID: "tx2"}, postgres.StatusScored},
-		{postgres.Result{Status: postgres.StatusScored, Score: score(12), TransactionID: "tx3"}, postgres.StatusScored},
+		{postgres.Result{Status: reverify.StatusFailed, Message: "retries exhausted"}, reverify.StatusFailed},
+		{postgres.Result{Status: reverify.StatusScored, Score: score(87.5), TransactionID: "tx1"}, reverify.StatusScored},
+		{postgres.Result{Status: reverify.StatusFailed, Message: "late duplicate"}, reverify.StatusScored},
+		{postgres.Result{Status: reverify.StatusRejected, ErrorCode: 1017, TransactionID: "tx2"}, reverify.StatusScored},
+		{postgres.Result{Status: reverify.StatusScored, Score: score(12), TransactionID: "tx3"}, reverify.StatusScored},
 	}
 	for i, st := range steps {
 		st.write.RunID, st.write.Object = run.ID, obj
@@ -76,8 +77,8 @@ func TestBeginCall(t *testing.T) {
 	require.Equal(t, postgres.CallRecorded, st)
 
 	sc := 55.0
-	final := &postgres.Result{RunID: run.ID, Object: obj, Status: postgres.StatusScored, Score: &sc, TransactionID: "tx"}
-	require.NoError(t, s.FinishCall(ctx, postgres.Call{ID: id2, Outcome: postgres.OutcomeScored, TransactionID: "tx",
+	final := &postgres.Result{RunID: run.ID, Object: obj, Status: reverify.StatusScored, Score: &sc, TransactionID: "tx"}
+	require.NoError(t, s.FinishCall(ctx, postgres.Call{ID: id2, Outcome: reverify.OutcomeScored, TransactionID: "tx",
 		HTTPStatus: 200, Score: &sc, Latency: 120 * time.Millisecond}, run.ID, obj, final))
 	_, st, err = s.BeginCall(ctx, run.ID, obj, 0)
 	require.NoError(t, err)
@@ -96,7 +97,7 @@ func TestUnknownRunIsClassified(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	err := s.RecordResult(context.Background(), postgres.Result{RunID: "00000000-0000-0000-0000-000000000000",
-		Object: postgres.ObjectRef{Bucket: "b", Key: "k"}, Status: postgres.StatusFailed})
+		Object: reverify.ObjectRef{Bucket: "b", Key: "k"}, Status: reverify.StatusFailed})
 	require.ErrorIs(t, err, postgres.ErrUnknownRun)
 }
 
@@ -106,15 +107,15 @@ func TestAddObjectsSkipsDuplicates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	run, err := s.CreateRun(ctx, postgres.NewRun{Name: "r", Queue: "q", Source: map[string]string{}})
+	run, err := s.CreateRun(ctx, postgres.NewRun{Name: "r", Queue: "q"})
 	require.NoError(t, err)
-	a, b := postgres.ObjectRef{Bucket: "b", Key: "a.jpg"}, postgres.ObjectRef{Bucket: "b", Key: "b c+%.jpg"}
-	added, err := s.AddObjects(ctx, run.ID, []postgres.ObjectRef{a, b, a})
+	a, b := reverify.ObjectRef{Bucket: "b", Key: "a.jpg"}, reverify.ObjectRef{Bucket: "b", Key: "b c+%.jpg"}
+	added, err := s.AddObjects(ctx, run.ID, []reverify.ObjectRef{a, b, a})
 	require.NoError(t, err)
-	require.ElementsMatch(t, []postgres.ObjectRef{a, b}, added)
-	added, err = s.AddObjects(ctx, run.ID, []postgres.ObjectRef{b, {Bucket: "b", Key: "new.jpg"}})
+	require.ElementsMatch(t, []reverify.ObjectRef{a, b}, added)
+	added, err = s.AddObjects(ctx, run.ID, []reverify.ObjectRef{b, {Bucket: "b", Key: "new.jpg"}})
 	require.NoError(t, err)
-	require.Equal(t, []postgres.ObjectRef{{Bucket: "b", Key: "new.jpg"}}, added)
+	require.Equal(t, []reverify.ObjectRef{{Bucket: "b", Key: "new.jpg"}}, added)
 	got, err := s.Run(ctx, run.ID)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, got.Total)

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
+	"reverify"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -13,82 +13,29 @@ import (
 // ErrRunNotFound is returned for a run ID that has no row.
 var ErrRunNotFound = errors.New("run not found")
 
-// Run statuses.
-const (
-	RunAwaitingConfirmation = "awaiting_confirmation"
-	RunEnqueuing            = "enqueuing"
-	RunRunning              = "running"
-	RunPaused               = "paused"
-	RunCompleted            = "completed"
-	RunCancelled            = "cancelled"
-	RunFailed               = "failed"
-)
-
-// Run priorities.
-const (
-	PriorityHigh   = "high"
-	PriorityNormal = "normal"
-	PriorityLow    = "low"
-)
-
-// Run is one campaign.
-type Run struct {
-	ID         string
-	Name       string
-	Status     string
-	Queue      string
-	Source     json.RawMessage
-	Options    json.RawMessage
-	Total      int64
-	CreatedAt  time.Time
-	StartedAt  *time.Time
-	FinishedAt *time.Time
-
-	Labels          map[string]string
-	Priority        string
-	Threshold       Threshold
-	ReportTo        string // "" = no automatic completion report
-	PlanToken       string // continuation token of the next page a run:plan task lists
-	PlannedAt       *time.Time
-	StatusChangedAt time.Time
-}
-
-// Threshold is when a run fails on its own: more than Percent of its
-// finished objects failed once MinDone are finished, or Count failed (when
-// Count > 0). Failed means status failed or not_found.
-type Threshold struct {
-	Percent float64
-	MinDone int64
-	Count   int64
-}
-
-// DefaultThreshold is S3 Batch Operations' rule: more than 50% failed once
-// at least 1,000 tasks have run.
-func DefaultThreshold() Threshold { return Threshold{Percent: 50, MinDone: 1000} }
-
 // NewRun describes a run to create. Source and Options are stored as JSON.
 type NewRun struct {
 	Name      string
 	Queue     string
-	Source    any
+	Source    reverify.Source
 	Options   any
-	Status    string // enqueuing (default) or awaiting_confirmation
+	Status    reverify.RunStatus // enqueuing (default) or awaiting_confirmation
 	Labels    map[string]string
-	Priority  string     // default normal
-	Threshold *Threshold // nil = DefaultThreshold
+	Priority  reverify.Priority   // default normal
+	Threshold *reverify.Threshold // nil = reverify.DefaultThreshold
 	ReportTo  string
 	// TriggerKey makes creation idempotent: a second CreateRun with the
 	// same key returns the first run.
 	TriggerKey string
-	Actor      Actor
+	Actor      reverify.Actor
 }
 
 const runColumns = `id::text, name, status, queue, source, options, total, created_at, started_at, finished_at,
 	labels, priority, fail_percent::float8, fail_min_done, coalesce(fail_count, 0), coalesce(report_to, ''),
 	coalesce(plan_token, ''), planned_at, status_changed_at`
 
-func scanRun(row pgx.Row) (Run, error) {
-	var r Run
+func scanRun(row pgx.Row) (reverify.Run, error) {
+	var r reverify.Run
 	err := row.Scan(&r.ID, &r.Name, &r.Status, &r.Queue, &r.Source, &r.Options, &r.Total, &r.CreatedAt, &r.StartedAt, &r.FinishedAt,
 		&r.Labels, &r.Priority, &r.Threshold.Percent, &r.Threshold.MinDone, &r.Threshold.Count, &r.ReportTo,
 		&r.PlanToken, &r.PlannedAt, &r.StatusChangedAt)
@@ -96,32 +43,32 @@ func scanRun(row pgx.Row) (Run, error) {
 }
 
 // CreateRun inserts a run, in status enqueuing unless nr says otherwise.
-func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
+func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) {
 	source, err := json.Marshal(nr.Source)
 	if err != nil {
-		return Run{}, fmt.Errorf("encode run source: %w", err)
+		return reverify.Run{}, fmt.Errorf("encode run source: %w", err)
 	}
 	if nr.Options == nil {
 		nr.Options = struct{}{}
 	}
 	options, err := json.Marshal(nr.Options)
 	if err != nil {
-		return Run{}, fmt.Errorf("encode run options: %w", err)
+		return reverify.Run{}, fmt.Errorf("encode run options: %w", err)
 	}
 	if nr.Status == "" {
-		nr.Status = RunEnqueuing
+		nr.Status = reverify.RunEnqueuing
 	}
 	if nr.Priority == "" {
-		nr.Priority = PriorityNormal
+		nr.Priority = reverify.PriorityNormal
 	}
 	if nr.Labels == nil {
 		nr.Labels = map[string]string{}
 	}
-	th := DefaultThreshold()
+	th := reverify.DefaultThreshold()
 	if nr.Threshold != nil {
 		th = *nr.Threshold
 	}
-	var r Run
+	var r reverify.Run
 	err = s.withActor(ctx, nr.Actor, func(tx pgx.Tx) error {
 		r, err = scanRun(tx.QueryRow(ctx, `
 			INSERT INTO runs (name, queue, source, options, status, labels, priority, fail_percent, fail_min_done,
@@ -137,19 +84,19 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 		return err
 	})
 	if err != nil {
-		return Run{}, fmt.Errorf("create run: %w", err)
+		return reverify.Run{}, fmt.Errorf("create run: %w", err)
 	}
 	return r, nil
 }
 
 // Run returns one run, or ErrRunNotFound.
-func (s *Store) Run(ctx context.Context, id string) (Run, error) {
+func (s *Store) Run(ctx context.Context, id string) (reverify.Run, error) {
 	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE id::text = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Run{}, fmt.Errorf("run %s: %w", id, ErrRunNotFound)
+		return reverify.Run{}, fmt.Errorf("run %s: %w", id, ErrRunNotFound)
 	}
 	if err != nil {
-		return Run{}, fmt.Errorf("load run %s: %w", id, err)
+		return reverify.Run{}, fmt.Errorf("load run %s: %w", id, err)
 	}
 	return r, nil
 }
@@ -157,12 +104,12 @@ func (s *Store) Run(ctx context.Context, id string) (Run, error) {
 // RunFilter selects runs; zero fields match everything.
 type RunFilter struct {
 	Labels map[string]string // every label must match
-	Status string
+	Status reverify.RunStatus
 	Limit  int
 }
 
 // Runs returns the newest runs matching f first.
-func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
+func (s *Store) Runs(ctx context.Context, f RunFilter) ([]reverify.Run, error) {
 	if f.Labels == nil {
 		f.Labels = map[string]string{}
 	}
@@ -175,7 +122,7 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
-	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Run, error) { return scanRun(row) })
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reverify.Run, error) { return scanRun(row) })
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -185,7 +132,7 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 // StartRun moves a run from enqueuing to running once all its objects are
 // recorded. A run paused meanwhile stays paused (and resumes as running).
 func (s *Store) StartRun(ctx context.Context, id string) error {
-	err := s.withActor(ctx, Actor{Who: "reverify", Why: "all objects recorded and queued"}, func(tx pgx.Tx) error {
+	err := s.withActor(ctx, reverify.Actor{Who: "reverify", Why: "all objects recorded and queued"}, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx,
 			`UPDATE runs SET status = CASE WHEN status = 'enqueuing' THEN 'running' ELSE status END,
 				started_at = coalesce(started_at, now())
@@ -202,7 +149,7 @@ func (s *Store) StartRun(ctx context.Context, id string) error {
 // as completed and returns their IDs.
 func (s *Store) CompleteFinishedRuns(ctx context.Context) ([]string, error) {
 	var ids []string
-	err := s.withActor(ctx, Actor{Who: "reverify-worker", Why: "no objects left to process"}, func(tx pgx.Tx) error {
+	err := s.withActor(ctx, reverify.Actor{Who: "reverify-worker", Why: "no objects left to process"}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			UPDATE runs r SET status = 'completed',
 				finished_at = coalesce((SELECT max(completed_at) FROM verifications v WHERE v.run_id = r.id), now())
@@ -223,8 +170,8 @@ func (s *Store) CompleteFinishedRuns(ctx context.Context) ([]string, error) {
 
 // Progress is a run's state at one moment.
 type Progress struct {
-	Run      Run
-	ByStatus map[string]int64 // verification status -> rows
+	Run      reverify.Run
+	ByStatus map[reverify.Status]int64 // verification status -> rows
 	Pending  int64
 	Done     int64
 	// RecentPerSecond is the completion rate over the last minute (or
@@ -241,16 +188,16 @@ func (s *Store) Progress(ctx context.Context, id string) (Progress, error) {
 	if err != nil {
 		return Progress{}, err
 	}
-	p := Progress{Run: run, ByStatus: map[string]int64{}}
+	p := Progress{Run: run, ByStatus: map[reverify.Status]int64{}}
 	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM verifications WHERE run_id = $1::uuid GROUP BY status`, run.ID)
 	if err != nil {
 		return Progress{}, fmt.Errorf("count run %s: %w", id, err)
 	}
-	var status string
+	var status reverify.Status
 	var n int64
 	_, err = pgx.ForEachRow(rows, []any{&status, &n}, func() error {
 		p.ByStatus[status] = n
-		if status == StatusPending {
+		if status == reverify.StatusPending {
 			p.Pending += n
 		} else {
 			p.Done += n

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reverify"
 	"strconv"
 	"time"
 
@@ -15,19 +16,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Reasons a call is not admitted.
-const (
-	ReasonAuth   = "auth_circuit_open"
-	ReasonOutage = "outage_circuit_open"
-	ReasonBusy   = "fleet_concurrency"
-	ReasonRate   = "fleet_rate"
-	ReasonBudget = "daily_budget_spent"
-)
-
 // Denied means the fleet may not call the API now; try again after After.
 // It is not a failure of the image.
 type Denied struct {
-	Reason string
+	Reason reverify.WaitReason
 	After  time.Duration
 }
 
@@ -164,7 +156,7 @@ func (g *Governor) Admit(ctx context.Context, holder string) (Permit, error) {
 			}
 			return p, nil
 		}
-		if wait.Reason != ReasonBusy || !g.cfg.Now().Add(wait.After).Before(deadline) {
+		if wait.Reason != reverify.WaitFleetBusy || !g.cfg.Now().Add(wait.After).Before(deadline) {
 			return Permit{}, wait
 		}
 		if err := sleep(ctx, wait.After); err != nil {
@@ -186,13 +178,13 @@ func (g *Governor) tryAdmit(ctx context.Context, holder string) (Permit, *Denied
 	case 0:
 		return Permit{holder: holder, at: now}, nil, nil
 	case 1:
-		return Permit{}, &Denied{Reason: ReasonAuth, After: time.Duration(res[1]) * time.Millisecond}, nil
+		return Permit{}, &Denied{Reason: reverify.WaitAuthCircuit, After: time.Duration(res[1]) * time.Millisecond}, nil
 	case 2:
-		return Permit{}, &Denied{Reason: ReasonOutage, After: time.Duration(res[1]) * time.Millisecond}, nil
+		return Permit{}, &Denied{Reason: reverify.WaitOutageCircuit, After: time.Duration(res[1]) * time.Millisecond}, nil
 	case 3:
-		return Permit{}, &Denied{Reason: ReasonBusy, After: 20 * time.Millisecond}, nil
+		return Permit{}, &Denied{Reason: reverify.WaitFleetBusy, After: 20 * time.Millisecond}, nil
 	default:
-		return Permit{}, &Denied{Reason: ReasonBudget, After: untilNextUTCDay(now)}, nil
+		return Permit{}, &Denied{Reason: reverify.WaitBudget, After: untilNextUTCDay(now)}, nil
 	}
 }
 
@@ -212,7 +204,7 @@ func (g *Governor) waitForRate(ctx context.Context, deadline time.Time) error {
 			return nil
 		}
 		if g.cfg.Now().Add(res.RetryAfter).After(deadline) {
-			return &Denied{Reason: ReasonRate, After: max(res.RetryAfter, 100*time.Millisecond)}
+			return &Denied{Reason: reverify.WaitFleetRate, After: max(res.RetryAfter, 100*time.Millisecond)}
 		}
 		if err := sleep(ctx, res.RetryAfter); err != nil {
 			return err

@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"errors"
+	"reverify"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,7 +75,7 @@ func TestCrashedHoldersSlotExpires(t *testing.T) {
 	_, err := g.Admit(ctx, "crashed") // never released
 	require.NoError(t, err)
 	_, err = g.Admit(ctx, "next")
-	require.Equal(t, fleet.ReasonBusy, denied(t, err).Reason)
+	require.Equal(t, reverify.WaitFleetBusy, denied(t, err).Reason)
 	time.Sleep(350 * time.Millisecond)
 	_, err = g.Admit(ctx, "next")
 	require.NoError(t, err)
@@ -113,7 +114,7 @@ func TestDailyBudgetWaitsForTheNextUTCDay(t *testing.T) {
 	}
 	_, err := g.Admit(ctx, "h")
 	d := denied(t, err)
-	require.Equal(t, fleet.ReasonBudget, d.Reason)
+	require.Equal(t, reverify.WaitBudget, d.Reason)
 	require.Equal(t, time.Hour, d.After)
 	st := status(t, g)
 	require.True(t, st.BudgetSpent())
@@ -137,7 +138,7 @@ func TestAuthCircuitStopsTheFleetThenCloses(t *testing.T) {
 
 	_, err = gs[1].Admit(ctx, "h")
 	d := denied(t, err)
-	require.Equal(t, fleet.ReasonAuth, d.Reason)
+	require.Equal(t, reverify.WaitAuthCircuit, d.Reason)
 	require.LessOrEqual(t, d.After, 1500*time.Millisecond)
 	st := status(t, gs[1])
 	require.Positive(t, st.AuthOpenFor)
@@ -171,7 +172,7 @@ func TestOutageCircuitOpensOnMostlyFailingCalls(t *testing.T) {
 	}
 	require.True(t, opened)
 	_, err := g.Admit(ctx, "h")
-	require.Equal(t, fleet.ReasonOutage, denied(t, err).Reason)
+	require.Equal(t, reverify.WaitOutageCircuit, denied(t, err).Reason)
 }
 
 func TestStashAndLock(t *testing.T) {
@@ -211,7 +212,7 @@ func TestRateDeferralSpendsNoBudget(t *testing.T) {
 	require.NoError(t, err)
 	for range 3 {
 		_, err = g.Admit(ctx, "h")
-		require.Equal(t, fleet.ReasonRate, denied(t, err).Reason)
+		require.Equal(t, reverify.WaitFleetRate, denied(t, err).Reason)
 	}
 	st := status(t, g)
 	require.EqualValues(t, 1, st.BudgetUsed, "only the admitted call counts")
@@ -227,7 +228,7 @@ func TestWithdrawGivesBackTheAdmission(t *testing.T) {
 	p, err := g.Admit(ctx, "a")
 	require.NoError(t, err)
 	_, err = g.Admit(ctx, "b")
-	require.Equal(t, fleet.ReasonBusy, denied(t, err).Reason, "the one slot is taken")
+	require.Equal(t, reverify.WaitFleetBusy, denied(t, err).Reason, "the one slot is taken")
 	g.Withdraw(ctx, p)
 	st := status(t, g)
 	require.Zero(t, st.BudgetUsed, "no call was made")

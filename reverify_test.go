@@ -1,4 +1,4 @@
-package postgres
+package reverify
 
 import (
 	"testing"
@@ -6,10 +6,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestMayCross checks the shortcut FailRunsOverThreshold takes before it
+// TestMayCross checks the shortcut the ledger's failure-threshold check takes before it
 // counts a run's finished objects: whenever some count of finished objects
-// makes failures cross, mayCross holds (no run escapes its threshold), and
-// when mayCross holds, the least possible count does cross (the shortcut
+// makes failures cross, MayCross holds (no run escapes its threshold), and
+// when MayCross holds, the least possible count does cross (the shortcut
 // skips every run it can).
 func TestMayCross(t *testing.T) {
 	t.Parallel()
@@ -25,10 +25,10 @@ func TestMayCross(t *testing.T) {
 	} {
 		for failed := int64(0); failed <= 1200; failed++ {
 			least := max(th.MinDone, failed, 1)
-			require.Equal(t, th.Crossed(failed, least) != "", th.mayCross(failed), "%+v, %d failed", th, failed)
+			require.Equal(t, th.Crossed(failed, least) != "", th.MayCross(failed), "%+v, %d failed", th, failed)
 			for _, done := range []int64{failed, failed + 1, failed * 2, least, least + 1, 1999, 5000} {
 				if done >= failed && th.Crossed(failed, done) != "" {
-					require.True(t, th.mayCross(failed), "%+v: %d of %d crosses", th, failed, done)
+					require.True(t, th.MayCross(failed), "%+v: %d of %d crosses", th, failed, done)
 				}
 			}
 		}
