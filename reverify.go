@@ -87,6 +87,24 @@ func ParseStatus(s string) (Status, error) {
 	return "", fmt.Errorf("unknown status %q: want one of %s", s, join(Statuses()))
 }
 
+// DefaultMaxObjectBytes is the largest object sent to the API unless a run
+// or worker says otherwise.
+const DefaultMaxObjectBytes = 15 << 20
+
+// Unsendable says why an object of size bytes never reaches the paid API
+// (it is recorded invalid_image without a call), or "" when it may: its
+// bytes are then checked once read. A negative size is unknown (a manifest
+// entry) and may be sent. The worker and the dry run's cost share this rule.
+func Unsendable(size, maxBytes int64) string {
+	switch {
+	case size == 0:
+		return "empty object"
+	case size > maxBytes:
+		return fmt.Sprintf("object is larger than the %d-byte limit", maxBytes)
+	}
+	return ""
+}
+
 // Priority says how urgently a run's objects are sent. Each maps to its own
 // asynq queue; workers serve them with weights, so an urgent run overtakes
 // a bulk one without starving it.
@@ -259,7 +277,8 @@ const (
 	WaitBucketDenied     WaitReason = "s3_access_denied"    // the bucket refuses the worker's credentials
 )
 
-// Duration is a time.Duration that reads and writes JSON as "36h".
+// Duration is a time.Duration that writes JSON as "36h" and reads that or
+// integer nanoseconds.
 type Duration time.Duration
 
 // MarshalText implements encoding.TextMarshaler.
@@ -272,6 +291,23 @@ func (d *Duration) UnmarshalText(b []byte) error {
 		return fmt.Errorf("duration %q: %w", b, err)
 	}
 	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalJSON reads a JSON string such as "36h", or integer nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		return d.UnmarshalText([]byte(s))
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration must be a string such as \"250ms\" or integer nanoseconds, got %s", b)
+	}
+	*d = Duration(n)
 	return nil
 }
 

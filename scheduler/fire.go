@@ -10,7 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"reverify/storage/postgres"
+	"reverify/campaign"
 	"reverify/tasks"
 )
 
@@ -29,22 +29,19 @@ func NewFireTask(s Schedule) (*asynq.Task, error) {
 	return asynq.NewTask(TypeFire, b, asynq.Queue(ControlQueue), asynq.MaxRetry(10)), nil
 }
 
-// RunCreator creates runs; *postgres.Store satisfies it.
-type RunCreator interface {
-	CreateRun(ctx context.Context, nr postgres.NewRun) (reverify.Run, error)
+// Creator creates runs; *campaign.Service satisfies it.
+type Creator interface {
+	Create(ctx context.Context, sp campaign.Spec) (reverify.Run, error)
 }
 
-// Firer turns schedule:fire tasks into runs planned by the fleet.
+// Firer turns schedule:fire tasks into runs listed by the fleet.
 type Firer struct {
-	runs  RunCreator
-	queue tasks.Enqueuer
-	now   func() time.Time
+	runs Creator
+	now  func() time.Time
 }
 
 // NewFirer returns the schedule:fire handler.
-func NewFirer(runs RunCreator, queue tasks.Enqueuer) *Firer {
-	return &Firer{runs: runs, queue: queue, now: time.Now}
-}
+func NewFirer(runs Creator) *Firer { return &Firer{runs: runs, now: time.Now} }
 
 // ProcessTask implements asynq.Handler. The run is keyed by the task ID, so
 // a retried firing reuses its run instead of creating another.
@@ -67,38 +64,27 @@ func (f *Firer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		after := now.Add(-time.Duration(s.ModifiedWithin))
 		filters.ModifiedAfter = &after
 	}
-	base := s.Queue
-	if base == "" {
-		base = tasks.DefaultQueue
-	}
-	priority, err := reverify.ParsePriority(string(s.Priority))
-	if err != nil {
-		return fmt.Errorf("schedule %q: %w: %w", s.Name, err, asynq.SkipRetry)
-	}
 	labels := map[string]string{"schedule": s.Name}
 	for k, v := range s.Labels {
 		labels[k] = v
 	}
-	run, err := f.runs.CreateRun(ctx, postgres.NewRun{
+	_, err = f.runs.Create(ctx, campaign.Spec{
 		Name:       fmt.Sprintf("schedule %s @ %s", s.Name, now.Truncate(time.Minute).Format("2006-01-02 15:04 MST")),
-		Queue:      priority.Queue(base),
-		Source:     reverify.Source{Kind: "prefix", Bucket: s.Bucket, Prefix: s.Prefix},
-		Options:    tasks.RunOptions{Filters: filters},
+		Source:     reverify.Source{Kind: reverify.SourcePrefix, Bucket: s.Bucket, Prefix: s.Prefix},
+		Filters:    filters,
+		Queue:      s.Queue,
+		Priority:   s.Priority,
 		Labels:     labels,
-		Priority:   priority,
 		ReportTo:   s.ReportTo,
+		InFleet:    true,
 		TriggerKey: "schedule:" + id,
 		Actor:      reverify.Actor{Who: "scheduler:" + s.Name, Why: "scheduled firing " + s.Spec()},
 	})
-	if err != nil {
-		return err
+	if errors.Is(err, campaign.ErrInvalidSpec) {
+		return fmt.Errorf("schedule %q: %w: %w", s.Name, err, asynq.SkipRetry)
 	}
-	plan, err := tasks.NewPlanTask(run.ID, run.Queue)
 	if err != nil {
-		return err
-	}
-	if _, err := f.queue.EnqueueContext(ctx, plan); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("schedule %q: queue run:plan of run %s: %w", s.Name, run.ID, err)
+		return fmt.Errorf("schedule %q: %w", s.Name, err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"reverify/campaign"
 	"reverify/internal/testenv"
 	"reverify/scheduler"
 	"reverify/storage/postgres"
@@ -90,7 +91,7 @@ func TestFireCreatesOneRunPerFiring(t *testing.T) {
 	task, err := scheduler.NewFireTask(scheduler.Schedule{Name: "nightly", Cron: "0 2 * * *", TimeZone: "Europe/Berlin",
 		Bucket: "kyc", Prefix: "s/", Priority: "low", Queue: base, ModifiedWithin: reverify.Duration(24 * time.Hour)})
 	require.NoError(t, err)
-	f := scheduler.NewFirer(store, client)
+	f := scheduler.NewFirer(campaign.New(campaign.Deps{Ledger: store, Queue: client}))
 	for range 2 { // a retried firing
 		require.NoError(t, f.ProcessTask(ctx, task))
 	}

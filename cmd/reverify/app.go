@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"reverify/campaign"
 	"reverify/storage/objects"
 	"reverify/storage/postgres"
 	"reverify/tasks"
@@ -172,19 +173,56 @@ func (a *app) openObjects(ctx context.Context) (*objects.Store, error) {
 	return store, nil
 }
 
-// openLedgerAndQueue opens the ledger and the task queue together, for
-// commands that write runs and enqueue their tasks.
-func (a *app) openLedgerAndQueue(ctx context.Context, maxConns int32) (*postgres.Store, *asynq.Client, func(), error) {
-	store, err := a.openStore(ctx, maxConns)
-	if err != nil {
-		return nil, nil, nil, err
+// needs says which dependencies a command's campaign service must have.
+type needs struct {
+	ledger, queue, objects bool
+	archive                bool // replace archived tasks (runs retry)
+}
+
+// campaigns builds the campaign service over what a command needs; close
+// releases it all.
+func (a *app) campaigns(ctx context.Context, n needs, opts ...campaign.Option) (*campaign.Service, func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
 	}
-	queue, _, closeQueue, err := a.openQueue()
-	if err != nil {
-		store.Close()
-		return nil, nil, nil, err
+	var d campaign.Deps
+	if n.objects {
+		objs, err := a.openObjects(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		d.Objects = objs
 	}
-	return store, queue, func() { closeQueue(); store.Close() }, nil
+	if n.ledger {
+		store, err := a.openStore(ctx, 4)
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, store.Close)
+		d.Ledger = store
+		d.Reports = reportWriter{a: a, store: store}
+	}
+	if n.queue {
+		queue, opt, closeQueue, err := a.openQueue()
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		closers = append(closers, closeQueue)
+		d.Queue = queue
+		if n.archive {
+			insp := asynq.NewInspector(opt)
+			closers = append(closers, func() { insp.Close() })
+			d.Archive = insp
+		}
+	}
+	if log, err := a.logger(); err == nil {
+		d.Logger = log
+	}
+	return campaign.New(d, opts...), closeAll, nil
 }
 
 func (a *app) migrateCommand() *cobra.Command {

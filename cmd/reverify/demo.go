@@ -20,11 +20,12 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"reverify/campaign"
 	"reverify/liveness"
 	"reverify/liveness/fakeapi"
+	"reverify/report"
 	"reverify/storage/objects"
 	"reverify/storage/postgres"
-	"reverify/tasks"
 	"reverify/worker"
 	"reverify/worker/fleet"
 )
@@ -121,25 +122,32 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 
 	queue := asynq.NewClient(redisOpt)
 	defer queue.Close()
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	run, err := store.CreateRun(ctx, postgres.NewRun{
-		Name:   "demo " + time.Now().Format(time.DateTime),
-		Queue:  "reverify-demo-" + hex.EncodeToString(suffix),
-		Source: reverify.Source{Kind: reverify.SourcePrefix, Bucket: demoBucket, Prefix: "selfies/"},
-	})
-	if err != nil {
-		return err
-	}
 	objs, err := objects.Open(ctx, mem.Config())
 	if err != nil {
 		return err
 	}
-	stats, err := tasks.NewProducer(store, queue).Enqueue(ctx, run, tasks.ListingSource(objs, demoBucket, "selfies/"), nil)
+	campaigns := campaign.New(campaign.Deps{Ledger: store, Queue: queue, Objects: objs})
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	sp := campaign.Spec{
+		Name:   "demo " + time.Now().Format(time.DateTime),
+		Queue:  "reverify-demo-" + hex.EncodeToString(suffix), // the demo's own queue, whatever else shares this Redis
+		Source: reverify.Source{Kind: reverify.SourcePrefix, Bucket: demoBucket, Prefix: "selfies/"},
+	}
+	run, err := campaigns.Create(ctx, sp)
 	if err != nil {
 		return err
 	}
-	say("run %s: %d objects recorded, %d tasks enqueued", run.ID, stats.Recorded, stats.Enqueued)
+	src, err := campaigns.Source(ctx, run.Source, campaign.Input{})
+	if err != nil {
+		return err
+	}
+	filled, err := campaigns.Fill(ctx, run, src, campaign.FillOptions{})
+	if err != nil {
+		return err
+	}
+	run = filled.Run
+	say("run %s: %d objects recorded, %d tasks enqueued", run.ID, filled.Recorded, filled.Enqueued)
 
 	api, err := liveness.New("http://"+ln.Addr().String(), apiKey, liveness.NewHTTPClient(o.concurrency, 10*time.Second))
 	if err != nil {
@@ -154,7 +162,7 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 	gov := fleet.New(rdb, fleet.Config{Prefix: "{" + run.Queue + "}:", MaxInFlight: o.concurrency})
 	h := worker.NewHandler(objs, api, store, gov, fleet.NewStash(rdb, run.Queue+":outcome:", time.Hour),
 		worker.HandlerConfig{Logger: log, CallTimeout: 10 * time.Second})
-	srv := worker.NewServer(redisOpt, h, store, worker.Config{
+	srv := worker.NewServer(redisOpt, h, campaigns, worker.Config{
 		Concurrency:     o.concurrency,
 		Queues:          map[string]int{run.Queue: 1},
 		CloseRunsEvery:  300 * time.Millisecond,
@@ -175,7 +183,7 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 		}
 		bar.set(p.Done, p.Run.Total, fmt.Sprintf("scored %d, rejected %d, invalid %d",
 			p.ByStatus[reverify.StatusScored], p.ByStatus[reverify.StatusRejected], p.ByStatus[reverify.StatusInvalidImage]))
-		if p.Run.Status != reverify.RunRunning && p.Run.Status != reverify.RunEnqueuing {
+		if !p.Run.Status.Sending() {
 			break
 		}
 		select {
@@ -196,7 +204,7 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 		return err
 	}
 	fmt.Fprintln(a.stdout)
-	writeProgress(a.stdout, p, time.Now())
+	report.WriteProgress(a.stdout, p, time.Now())
 	fs := fake.Stats()
 	fmt.Fprintf(a.stdout, "\nThe fake API answered %d calls (%d scored); the results stay in PostgreSQL:\n\n", fs.Calls, fs.Scored)
 	fmt.Fprintf(a.stdout, "  psql %q -c \"SELECT status, count(*), round(avg(liveness_score),1) AS avg_score FROM verifications WHERE run_id = '%s' GROUP BY status\"\n", redactDSN(dsn), run.ID)

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"reverify"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"reverify/campaign"
 	"reverify/report"
 	"reverify/storage/postgres"
 	"reverify/tasks"
@@ -77,20 +77,8 @@ func (a *app) runsReportCommand() *cobra.Command {
 		Short: "Write a run's completion report: results.csv (one line per object) and summary.json",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return a.withStore(ctx, func(store *postgres.Store) error {
-				run, err := store.Run(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				dest := to
-				if dest == "" {
-					dest = run.ReportTo
-				}
-				if dest == "" {
-					dest = "reports"
-				}
-				where, err := a.writeRunReport(ctx, store, run.ID, dest)
+			return a.withCampaigns(cmd.Context(), needs{ledger: true}, func(s *campaign.Service) error {
+				where, err := s.WriteReport(cmd.Context(), args[0], to)
 				if err != nil {
 					return err
 				}
@@ -99,64 +87,27 @@ func (a *app) runsReportCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&to, "to", "", "directory or s3://bucket/prefix (default: the run's --report-to, else ./reports)")
+	cmd.Flags().StringVar(&to, "to", "", "directory or s3://bucket/prefix (default: the run's --report-to, else ./"+campaign.DefaultReportDir+")")
 	return cmd
 }
 
-// writeRunReport writes a run's completion report to dest and says where
-// it went; an S3 client is made only for s3:// destinations.
-func (a *app) writeRunReport(ctx context.Context, store *postgres.Store, runID, dest string) (string, error) {
-	var w *report.Writer
+// reportWriter writes completion reports, making an S3 client only for
+// s3:// destinations, so local reports need no S3 settings.
+type reportWriter struct {
+	a     *app
+	store *postgres.Store
+}
+
+func (w reportWriter) Write(ctx context.Context, runID, dest string) (string, error) {
+	var up report.PutObjectAPI
 	if strings.HasPrefix(dest, "s3://") {
-		client, err := a.s3Client(ctx)
+		client, err := w.a.s3Client(ctx)
 		if err != nil {
 			return "", err
 		}
-		w = report.NewWriter(store, client)
-	} else {
-		w = report.NewWriter(store, nil)
+		up = client
 	}
-	return w.Write(ctx, runID, dest)
-}
-
-// writeReport writes the completion report of a run that just ended by a
-// command (cancel), when the run asked for one.
-func (a *app) writeReport(ctx context.Context, store *postgres.Store, run reverify.Run) {
-	if run.ReportTo == "" {
-		return
-	}
-	where, err := a.writeRunReport(ctx, store, run.ID, run.ReportTo)
-	if err == nil {
-		fmt.Fprintf(a.stderr, "completion report: %s\n", where)
-		return
-	}
-	fmt.Fprintf(a.stderr, "completion report of run %s not written (write it with `reverify runs report %s`): %v\n", run.ID, run.ID, err)
-}
-
-// runEnded writes the completion report of a run a worker ended, when the
-// run asked for one (--report-to).
-func (a *app) runEnded(store *postgres.Store, log *slog.Logger) func(ctx context.Context, runID, status string) {
-	return func(ctx context.Context, runID, status string) {
-		run, err := store.Run(ctx, runID)
-		if err != nil || run.ReportTo == "" {
-			return
-		}
-		where, err := a.writeRunReport(ctx, store, run.ID, run.ReportTo)
-		if err == nil {
-			log.InfoContext(ctx, "completion report written", "run_id", run.ID, "status", status, "report", where)
-			return
-		}
-		log.ErrorContext(ctx, "completion report not written; write it with `reverify runs report`", "run_id", run.ID, "err", err)
-	}
-}
-
-// planner returns the run:plan handler, listing with its own S3 client.
-func (a *app) planner(ctx context.Context, store *postgres.Store, queue tasks.Enqueuer, log *slog.Logger) (*tasks.Planner, error) {
-	objs, err := a.openObjects(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return tasks.NewPlanner(store, objs, queue, log), nil
+	return report.NewWriter(w.store, up).Write(ctx, runID, dest)
 }
 
 // defaultQueues are the weighted priority queues of tasks.DefaultQueue.

@@ -7,81 +7,40 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"reverify"
-	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
+	"reverify"
+	"reverify/campaign"
+	"reverify/report"
 	"reverify/storage/postgres"
 	"reverify/tasks"
+	"reverify/worker/fleet"
 )
 
 func (a *app) runsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "runs", Short: "List, watch and control runs: cancel, pause, resume, confirm, retry, report"}
-	var f postgres.RunFilter
-	var labels []string
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the newest runs, optionally by label and status",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			if f.Labels, err = parseLabels(labels); err != nil {
-				return err
-			}
-			return a.runsList(cmd.Context(), f)
-		},
-	}
-	list.Flags().IntVar(&f.Limit, "limit", 20, "how many runs")
-	list.Flags().StringArrayVar(&labels, "label", nil, "only runs with this label, key=value (repeatable: all must match)")
-	list.Flags().StringVar((*string)(&f.Status), "status", "", "only runs in this status")
-	show := &cobra.Command{
-		Use:   "show RUN_ID",
-		Short: "Show a run: counts by status, pending, throughput, times and status history",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(cmd.Context(), func(store *postgres.Store) error {
-				p, err := store.Progress(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				hist, err := store.History(cmd.Context(), p.Run.ID)
-				if err != nil {
-					return err
-				}
-				writeProgress(a.stdout, p, time.Now())
-				a.writeFleetStatus(cmd.Context(), a.stdout)
-				writeHistory(a.stdout, hist)
-				return nil
-			})
-		},
-	}
-	cmd.AddCommand(list, show, a.runsWatchCommand(), a.runsReportCommand(), a.runsRetryCommand(), a.runsConfirmCommand(), a.runsReconcileCommand())
+	cmd.AddCommand(a.runsListCommand(), a.runsShowCommand(), a.runsWatchCommand(), a.runsReportCommand(),
+		a.runsRetryCommand(), a.runsConfirmCommand(), a.runsReconcileCommand())
 	for _, c := range []struct {
 		use, short string
-		do         func(context.Context, *postgres.Store, string, reverify.Actor) (string, error)
+		do         func(context.Context, *campaign.Service, string, reverify.Actor) (string, error)
 	}{
 		{"cancel", "Cancel a run: nothing more of it reaches the API; its pending objects become cancelled",
-			func(ctx context.Context, s *postgres.Store, id string, who reverify.Actor) (string, error) {
-				r, n, err := s.CancelRun(ctx, id, who)
-				if err != nil {
-					return "", err
-				}
-				a.writeReport(ctx, s, r)
-				return fmt.Sprintf("run %s cancelled: %d pending objects will not be sent", r.ID, n), nil
+			func(ctx context.Context, s *campaign.Service, id string, who reverify.Actor) (string, error) {
+				r, n, err := s.Cancel(ctx, id, who)
+				return fmt.Sprintf("run %s cancelled: %d pending objects will not be sent", r.ID, n), err
 			}},
 		{"pause", "Pause a run: its tasks wait in the queue until it is resumed",
-			func(ctx context.Context, s *postgres.Store, id string, who reverify.Actor) (string, error) {
-				r, err := s.PauseRun(ctx, id, who)
+			func(ctx context.Context, s *campaign.Service, id string, who reverify.Actor) (string, error) {
+				r, err := s.Pause(ctx, id, who)
 				return fmt.Sprintf("run %s paused", r.ID), err
 			}},
 		{"resume", "Resume a paused run",
-			func(ctx context.Context, s *postgres.Store, id string, who reverify.Actor) (string, error) {
-				r, err := s.ResumeRun(ctx, id, who)
+			func(ctx context.Context, s *campaign.Service, id string, who reverify.Actor) (string, error) {
+				r, err := s.Resume(ctx, id, who)
 				return fmt.Sprintf("run %s is %s again", r.ID, r.Status), err
 			}},
 	} {
@@ -91,8 +50,8 @@ func (a *app) runsCommand() *cobra.Command {
 			Short: c.short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return a.withStore(cmd.Context(), func(store *postgres.Store) error {
-					msg, err := c.do(cmd.Context(), store, args[0], actor(reason))
+				return a.withCampaigns(cmd.Context(), needs{ledger: true}, func(s *campaign.Service) error {
+					msg, err := c.do(cmd.Context(), s, args[0], actor(reason))
 					if err != nil {
 						return err
 					}
@@ -105,6 +64,16 @@ func (a *app) runsCommand() *cobra.Command {
 		cmd.AddCommand(sub)
 	}
 	return cmd
+}
+
+// withCampaigns runs fn with a campaign service that has what n asks for.
+func (a *app) withCampaigns(ctx context.Context, n needs, fn func(*campaign.Service) error) error {
+	s, closeAll, err := a.campaigns(ctx, n)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	return fn(s)
 }
 
 func (a *app) withStore(ctx context.Context, fn func(*postgres.Store) error) error {
@@ -130,16 +99,85 @@ func actor(reason string) reverify.Actor {
 	return reverify.Actor{Who: name + "@" + host, Why: reason}
 }
 
-func parseLabels(specs []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, s := range specs {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("invalid --label %q: want key=value", s)
-		}
-		out[k] = v
+func (a *app) runsListCommand() *cobra.Command {
+	var f postgres.RunFilter
+	var labels []string
+	var status string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the newest runs, optionally by label and status",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if f.Labels, err = parseLabels(labels); err != nil {
+				return err
+			}
+			f.Status = reverify.RunStatus(status)
+			return a.withStore(cmd.Context(), func(store *postgres.Store) error {
+				runs, err := store.Runs(cmd.Context(), f)
+				if err != nil {
+					return err
+				}
+				lines := make([]report.RunLine, len(runs))
+				for i, r := range runs {
+					p, err := store.Progress(cmd.Context(), r.ID)
+					if err != nil {
+						return err
+					}
+					lines[i] = report.RunLine{Run: r, Done: p.Done}
+				}
+				return report.WriteRuns(a.stdout, lines)
+			})
+		},
 	}
-	return out, nil
+	cmd.Flags().IntVar(&f.Limit, "limit", 20, "how many runs")
+	cmd.Flags().StringArrayVar(&labels, "label", nil, "only runs with this label, key=value (repeatable: all must match)")
+	cmd.Flags().StringVar(&status, "status", "", "only runs in this status")
+	return cmd
+}
+
+func (a *app) runsShowCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show RUN_ID",
+		Short: "Show a run: counts by status, pending, throughput, times and status history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return a.withStore(ctx, func(store *postgres.Store) error {
+				p, err := store.Progress(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				hist, err := store.History(ctx, p.Run.ID)
+				if err != nil {
+					return err
+				}
+				report.WriteProgress(a.stdout, p, time.Now())
+				a.writeFleetStatus(ctx, a.stdout)
+				report.WriteHistory(a.stdout, hist)
+				return nil
+			})
+		},
+	}
+}
+
+// writeFleetStatus tells why a run may not be moving. It stays silent when
+// Redis cannot be read.
+func (a *app) writeFleetStatus(ctx context.Context, w io.Writer) {
+	opt, err := a.cfg.redis()
+	if err != nil {
+		return
+	}
+	rdb, err := redisClient(opt)
+	if err != nil {
+		return
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if st, err := fleet.New(rdb, fleet.Config{}).Status(ctx); err == nil {
+		report.WriteFleetStatus(w, st)
+	}
 }
 
 func (a *app) runsRetryCommand() *cobra.Command {
@@ -150,33 +188,21 @@ func (a *app) runsRetryCommand() *cobra.Command {
 		Short: "Re-drive a run's objects with the given statuses (default failed)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return a.withStore(ctx, func(store *postgres.Store) error {
-				queue, opt, closeQueue, err := a.openQueue()
+			var sts []reverify.Status
+			for _, s := range statuses {
+				st, err := reverify.ParseStatus(s)
+				if err != nil {
+					return fmt.Errorf("--status: %w", err)
+				}
+				sts = append(sts, st)
+			}
+			return a.withCampaigns(cmd.Context(), needs{ledger: true, queue: true, archive: true}, func(s *campaign.Service) error {
+				r, err := s.Retry(cmd.Context(), args[0], sts, actor(reason))
 				if err != nil {
 					return err
 				}
-				defer closeQueue()
-				var sts []reverify.Status
-				for _, st := range statuses {
-					v, err := reverify.ParseStatus(st)
-					if err != nil {
-						return fmt.Errorf("--status: %w", err)
-					}
-					sts = append(sts, v)
-				}
-				run, n, err := store.RetryObjects(ctx, args[0], sts, actor(reason))
-				if err != nil {
-					return err
-				}
-				insp := asynq.NewInspector(opt)
-				defer insp.Close()
-				stats, err := tasks.NewProducer(store, queue, tasks.WithReplaceArchived(insp)).Requeue(ctx, run)
-				if err != nil {
-					return fmt.Errorf("run %s: %d objects reset but not all queued (run `reverify runs retry %s` again): %w", run.ID, n, run.ID, err)
-				}
-				fmt.Fprintf(a.stdout, "run %s: %d objects (%s) re-driven, %d tasks enqueued\n", run.ID, n,
-					strings.Join(statuses, ","), stats.Enqueued)
+				fmt.Fprintf(a.stdout, "run %s: %d objects (%s) re-driven, %d tasks enqueued\n", r.Run.ID, r.Reset,
+					strings.Join(statuses, ","), r.Enqueued)
 				return nil
 			})
 		},
@@ -193,18 +219,12 @@ func (a *app) runsConfirmCommand() *cobra.Command {
 		Short: "Start a run that awaits confirmation (its paid calls were counted by enqueue)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return a.withStore(ctx, func(store *postgres.Store) error {
-				queue, _, closeQueue, err := a.openQueue()
-				if err != nil {
-					return err
-				}
-				defer closeQueue()
-				run, err := store.ConfirmRun(ctx, args[0], actor(reason))
-				if err != nil {
-					return err
-				}
-				stats, err := a.queueRecorded(ctx, store, queue, run)
+			return a.withCampaigns(cmd.Context(), needs{ledger: true, queue: true}, func(s *campaign.Service) error {
+				bar := newProgress(a.stderr, "enqueued", -1)
+				run, stats, err := s.Confirm(cmd.Context(), args[0], actor(reason), func(st tasks.Stats) {
+					bar.set(st.Enqueued+st.Duplicate, -1, "")
+				})
+				bar.finish()
 				if err != nil {
 					return err
 				}
@@ -217,153 +237,28 @@ func (a *app) runsConfirmCommand() *cobra.Command {
 	return cmd
 }
 
-// queueRecorded enqueues a run's recorded pending objects and starts it.
-func (a *app) queueRecorded(ctx context.Context, store *postgres.Store, queue tasks.Enqueuer, run reverify.Run) (tasks.Stats, error) {
-	bar := newProgress(a.stderr, "enqueued", run.Total)
-	stats, err := tasks.NewProducer(store, queue, tasks.WithProgress(func(s tasks.Stats) {
-		bar.set(s.Enqueued+s.Duplicate, run.Total, "")
-	})).Requeue(ctx, run)
-	bar.finish()
-	if err != nil {
-		return stats, fmt.Errorf("run %s: queue its objects (finish with `reverify enqueue --run %s` and the same source): %w", run.ID, run.ID, err)
+func (a *app) runsReconcileCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "reconcile RUN_ID",
+		Short: "Re-enqueue every object of the run that has no result yet (after Redis lost its data)",
+		Long: `reconcile puts back the task of every object of a run that has no terminal
+result. Tasks Redis still holds are not duplicated (task IDs collide), so it is
+safe at any time. Workers run the same check for all active runs every
+--reconcile-every.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withCampaigns(cmd.Context(), needs{ledger: true, queue: true}, func(s *campaign.Service) error {
+				st, err := s.Reconcile(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "run %s: %d pending objects, %d tasks re-enqueued, %d already queued\n",
+					args[0], st.Seen, st.Enqueued, st.Duplicate)
+				return nil
+			})
+		},
 	}
-	return stats, store.StartRun(ctx, run.ID)
 }
-
-func (a *app) runsList(ctx context.Context, f postgres.RunFilter) error {
-	return a.withStore(ctx, func(store *postgres.Store) error {
-		runs, err := store.Runs(ctx, f)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATUS\tPRIORITY\tDONE\tTOTAL\tCREATED\tNAME\tLABELS")
-		for _, r := range runs {
-			p, err := store.Progress(ctx, r.ID)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.ID, r.Status, r.Priority, p.Done, r.Total,
-				r.CreatedAt.Local().Format("2006-01-02 15:04"), r.Name, formatLabels(r.Labels))
-		}
-		return tw.Flush()
-	})
-}
-
-func formatLabels(l map[string]string) string {
-	keys := make([]string, 0, len(l))
-	for k := range l {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + l[k]
-	}
-	return strings.Join(parts, ",")
-}
-
-// throughput is completions per second since the run started.
-func throughput(p postgres.Progress, now time.Time) float64 {
-	if p.Run.StartedAt == nil || p.Done == 0 {
-		return 0
-	}
-	end := now
-	if p.Run.FinishedAt != nil {
-		end = *p.Run.FinishedAt
-	}
-	secs := end.Sub(p.Run.CreatedAt).Seconds()
-	if secs <= 0 {
-		return 0
-	}
-	return float64(p.Done) / secs
-}
-
-func eta(p postgres.Progress) string {
-	if p.Pending > 0 && p.RecentPerSecond > 0 {
-		return (time.Duration(float64(p.Pending)/p.RecentPerSecond) * time.Second).String()
-	}
-	return "-"
-}
-
-func writeProgress(w io.Writer, p postgres.Progress, now time.Time) {
-	r := p.Run
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "run\t%s\n", r.ID)
-	fmt.Fprintf(tw, "name\t%s\n", r.Name)
-	fmt.Fprintf(tw, "status\t%s\n", r.Status)
-	fmt.Fprintf(tw, "priority\t%s\n", r.Priority)
-	if len(r.Labels) > 0 {
-		fmt.Fprintf(tw, "labels\t%s\n", formatLabels(r.Labels))
-	}
-	fmt.Fprintf(tw, "source\t%s\n", r.Source)
-	fmt.Fprintf(tw, "queue\t%s\n", r.Queue)
-	fmt.Fprintf(tw, "created\t%s\n", r.CreatedAt.Local().Format(time.DateTime))
-	fmt.Fprintf(tw, "started\t%s\n", fmtTime(r.StartedAt))
-	fmt.Fprintf(tw, "finished\t%s\n", fmtTime(r.FinishedAt))
-	pct := 0.0
-	if r.Total > 0 {
-		pct = 100 * float64(p.Done) / float64(r.Total)
-	}
-	fmt.Fprintf(tw, "progress\t%d/%d done (%.1f%%), %d pending\n", p.Done, r.Total, pct, p.Pending)
-	rate := throughput(p, now)
-	if r.FinishedAt == nil {
-		fmt.Fprintf(tw, "throughput\t%.1f images/s overall, %.1f/s over the last minute, ETA %s\n", rate, p.RecentPerSecond, eta(p))
-	} else {
-		fmt.Fprintf(tw, "throughput\t%.1f images/s\n", rate)
-	}
-	fmt.Fprintf(tw, "paid calls\t%d\n", p.PaidCalls)
-	th := r.Threshold
-	if th.Count > 0 {
-		fmt.Fprintf(tw, "fails when\t%d objects failed, or more than %g%% once %d are done\n", th.Count, th.Percent, th.MinDone)
-	} else {
-		fmt.Fprintf(tw, "fails when\tmore than %g%% failed once %d are done\n", th.Percent, th.MinDone)
-	}
-	if p.ByStatus[reverify.StatusScored] > 0 {
-		fmt.Fprintf(tw, "scores\tmin %.2f, avg %.2f, max %.2f\n", p.ScoreMin, p.ScoreAvg, p.ScoreMax)
-	}
-	tw.Flush()
-	fmt.Fprintln(w, "by status:")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	for _, s := range statusOrder(p.ByStatus) {
-		fmt.Fprintf(tw, "  %s\t%d\t\n", s, p.ByStatus[s])
-	}
-	tw.Flush()
-}
-
-func writeHistory(w io.Writer, hist []postgres.StatusChange) {
-	fmt.Fprintln(w, "history:")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, h := range hist {
-		from := h.From
-		if from == "" {
-			from = "(created)"
-		}
-		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s\n", h.ChangedAt.Local().Format(time.DateTime), from, h.To, h.Actor, h.Reason)
-	}
-	tw.Flush()
-}
-
-// statusOrder lists the statuses present in pipeline order.
-func statusOrder(by map[reverify.Status]int64) []reverify.Status {
-	var out []reverify.Status
-	for _, s := range reverify.Statuses() {
-		if _, ok := by[s]; ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func fmtTime(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return t.Local().Format(time.DateTime)
-}
-
-// terminalRun reports whether a run's status can no longer change on its own.
-func terminalRun(status reverify.RunStatus) bool { return status.Ended() }
 
 func (a *app) runsWatchCommand() *cobra.Command {
 	var every time.Duration
@@ -372,9 +267,8 @@ func (a *app) runsWatchCommand() *cobra.Command {
 		Short: "Follow a run until it ends: a progress bar on a terminal, a line per interval otherwise",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return a.withStore(ctx, func(store *postgres.Store) error {
-				return a.watch(ctx, store, args[0], every)
+			return a.withStore(cmd.Context(), func(store *postgres.Store) error {
+				return a.watch(cmd.Context(), store, args[0], every)
 			})
 		},
 	}
@@ -392,17 +286,12 @@ func (a *app) watch(ctx context.Context, store *postgres.Store, id string, every
 		if err != nil {
 			return err
 		}
-		var counts []string
-		for _, s := range statusOrder(p.ByStatus) {
-			if s != reverify.StatusPending {
-				counts = append(counts, fmt.Sprintf("%s=%d", s, p.ByStatus[s]))
-			}
-		}
+		counts := report.Counts(p.ByStatus)
 		bar.label = string(p.Run.Status)
-		bar.set(p.Done, max(p.Run.Total, 1), fmt.Sprintf("%.1f/s ETA %s %s", p.RecentPerSecond, eta(p), strings.Join(counts, " ")))
-		if terminalRun(p.Run.Status) {
+		bar.set(p.Done, max(p.Run.Total, 1), fmt.Sprintf("%.1f/s ETA %s %s", p.RecentPerSecond, report.ETA(p), counts))
+		if p.Run.Status.Ended() {
 			bar.finish()
-			fmt.Fprintf(a.stdout, "run %s %s: %d/%d done, %s\n", p.Run.ID, p.Run.Status, p.Done, p.Run.Total, strings.Join(counts, " "))
+			fmt.Fprintf(a.stdout, "run %s %s: %d/%d done, %s\n", p.Run.ID, p.Run.Status, p.Done, p.Run.Total, counts)
 			return nil
 		}
 		select {

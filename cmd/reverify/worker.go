@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
+	"reverify/campaign"
 	"reverify/liveness"
 	"reverify/scheduler"
 	"reverify/tasks"
@@ -159,10 +160,11 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		return err
 	}
 	defer rdb.Close()
-	queue := asynq.NewClientFromRedisClient(rdb)
-	producer := tasks.NewProducer(store, queue)
 	host, _ := os.Hostname()
-	holder := fmt.Sprintf("%s/%d", host, os.Getpid())
+	campaigns := campaign.New(campaign.Deps{
+		Ledger: store, Queue: asynq.NewClientFromRedisClient(rdb), Objects: objs,
+		Reports: reportWriter{a: a, store: store}, Lock: fleet.NewLocks(rdb, fmt.Sprintf("%s/%d", host, os.Getpid())), Logger: log,
+	})
 	api, err := liveness.New(apiURL, key, liveness.NewHTTPClient(o.concurrency, a.cfg.APITimeout))
 	if err != nil {
 		return fmt.Errorf("REVERIFY_API_URL (--api-url): %w", err)
@@ -185,12 +187,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		Observer:       ops.Observer(),
 		Runs:           worker.NewCachedRunGate(store, 2*time.Second),
 	})
-	planner, err := a.planner(ctx, store, queue, log)
-	if err != nil {
-		return err
-	}
-	srv := worker.NewServer(redis, h, store, worker.Config{
-		RunEnded:        a.runEnded(store, log),
+	srv := worker.NewServer(redis, h, campaigns, worker.Config{
 		Concurrency:     o.concurrency,
 		Lanes:           o.lanes,
 		Queues:          queues,
@@ -199,17 +196,11 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		ReconcileEvery:  o.reconcileEvery,
 		Backoff:         o.backoff,
 		Reconcile: func(ctx context.Context) error {
-			if ok, err := fleet.TryLock(ctx, rdb, "reconcile", holder, o.reconcileEvery*9/10); err != nil || !ok {
-				return err
-			}
-			s, err := producer.RequeueActive(ctx, store)
-			if s.Enqueued > 0 {
-				log.WarnContext(ctx, "reconcile re-enqueued tasks Redis had lost", "tasks", s.Enqueued, "pending", s.Seen)
-			}
+			_, err := campaigns.ReconcileActive(ctx, o.reconcileEvery)
 			return err
 		},
 	})
-	srv.Handle(tasks.TypePlan, planner)
-	srv.Handle(scheduler.TypeFire, scheduler.NewFirer(store, queue))
+	srv.Handle(tasks.TypePlan, campaign.NewPlanHandler(campaigns))
+	srv.Handle(scheduler.TypeFire, scheduler.NewFirer(campaigns))
 	return srv.Run(ctx)
 }

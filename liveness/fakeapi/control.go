@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
+	"reverify"
 	"time"
 )
 
@@ -56,25 +56,25 @@ func (s *Server) postOptions(r *http.Request) (any, error) {
 
 // optionsJSON is the wire form of Options.
 type optionsJSON struct {
-	APIKey        string   `json:"apiKey,omitempty"`
-	Latency       duration `json:"latency"`
-	ErrorRate     float64  `json:"errorRate"`
-	RateLimitRate float64  `json:"rateLimitRate"`
-	RetryAfter    duration `json:"retryAfter"`
-	SlowRate      float64  `json:"slowRate"`
-	SlowLatency   duration `json:"slowLatency"`
-	MalformedRate float64  `json:"malformedRate"`
-	Forbidden     bool     `json:"forbidden"`
-	MaxBodyBytes  int64    `json:"maxBodyBytes"`
-	Seed          int64    `json:"seed"`
+	APIKey        string            `json:"apiKey,omitempty"`
+	Latency       reverify.Duration `json:"latency"`
+	ErrorRate     float64           `json:"errorRate"`
+	RateLimitRate float64           `json:"rateLimitRate"`
+	RetryAfter    reverify.Duration `json:"retryAfter"`
+	SlowRate      float64           `json:"slowRate"`
+	SlowLatency   reverify.Duration `json:"slowLatency"`
+	MalformedRate float64           `json:"malformedRate"`
+	Forbidden     bool              `json:"forbidden"`
+	MaxBodyBytes  int64             `json:"maxBodyBytes"`
+	Seed          int64             `json:"seed"`
 }
 
 // MarshalJSON writes durations as strings such as "250ms".
 func (o Options) MarshalJSON() ([]byte, error) {
 	return json.Marshal(optionsJSON{
-		APIKey: o.APIKey, Latency: duration(o.Latency), ErrorRate: o.ErrorRate,
-		RateLimitRate: o.RateLimitRate, RetryAfter: duration(o.RetryAfter), SlowRate: o.SlowRate,
-		SlowLatency: duration(o.SlowLatency), MalformedRate: o.MalformedRate, Forbidden: o.Forbidden,
+		APIKey: o.APIKey, Latency: reverify.Duration(o.Latency), ErrorRate: o.ErrorRate,
+		RateLimitRate: o.RateLimitRate, RetryAfter: reverify.Duration(o.RetryAfter), SlowRate: o.SlowRate,
+		SlowLatency: reverify.Duration(o.SlowLatency), MalformedRate: o.MalformedRate, Forbidden: o.Forbidden,
 		MaxBodyBytes: o.MaxBodyBytes, Seed: o.Seed,
 	})
 }
@@ -83,9 +83,9 @@ func (o Options) MarshalJSON() ([]byte, error) {
 // nanoseconds. Fields absent from the JSON keep their current values.
 func (o *Options) UnmarshalJSON(data []byte) error {
 	j := optionsJSON{
-		APIKey: o.APIKey, Latency: duration(o.Latency), ErrorRate: o.ErrorRate,
-		RateLimitRate: o.RateLimitRate, RetryAfter: duration(o.RetryAfter), SlowRate: o.SlowRate,
-		SlowLatency: duration(o.SlowLatency), MalformedRate: o.MalformedRate, Forbidden: o.Forbidden,
+		APIKey: o.APIKey, Latency: reverify.Duration(o.Latency), ErrorRate: o.ErrorRate,
+		RateLimitRate: o.RateLimitRate, RetryAfter: reverify.Duration(o.RetryAfter), SlowRate: o.SlowRate,
+		SlowLatency: reverify.Duration(o.SlowLatency), MalformedRate: o.MalformedRate, Forbidden: o.Forbidden,
 		MaxBodyBytes: o.MaxBodyBytes, Seed: o.Seed,
 	}
 	if err := json.Unmarshal(data, &j); err != nil {
@@ -97,30 +97,5 @@ func (o *Options) UnmarshalJSON(data []byte) error {
 		SlowLatency: time.Duration(j.SlowLatency), MalformedRate: j.MalformedRate, Forbidden: j.Forbidden,
 		MaxBodyBytes: j.MaxBodyBytes, Seed: j.Seed,
 	}
-	return nil
-}
-
-// duration is a time.Duration in JSON as "1.5s" or as nanoseconds.
-type duration time.Duration
-
-func (d duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-func (d *duration) UnmarshalJSON(data []byte) error {
-	var s string
-	if err := json.Unmarshal(data, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		*d = duration(v)
-		return nil
-	}
-	n, err := strconv.ParseInt(string(data), 10, 64)
-	if err != nil {
-		return fmt.Errorf("duration must be a string like \"250ms\" or integer nanoseconds, got %s", data)
-	}
-	*d = duration(n)
 	return nil
 }

@@ -222,6 +222,17 @@ func (s *Store) Get(ctx context.Context, bucket, key, versionID string, maxBytes
 	return obj, nil
 }
 
+// Open starts reading the latest version of bucket/key, for files read as
+// a stream (an S3 Inventory's manifest and data files); the caller closes
+// the body. Errors wrap the same sentinels as Get.
+func (s *Store) Open(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
+	out, err := s.get(ctx, getRequest{Bucket: bucket, Key: key})
+	if err != nil {
+		return nil, opError("get", bucket, key, err)
+	}
+	return out.Body, nil
+}
+
 // get sends one GET, directly when the Store has a direct getter.
 func (s *Store) get(ctx context.Context, in getRequest) (*getResponse, error) {
 	if s.direct != nil {

@@ -18,3 +18,17 @@ func TryLock(ctx context.Context, rdb redis.UniversalClient, name, holder string
 	}
 	return ok, nil
 }
+
+// Locks takes fleet-wide locks in one holder's name.
+type Locks struct {
+	rdb    redis.UniversalClient
+	holder string
+}
+
+// NewLocks returns locks held as holder (e.g. host/pid).
+func NewLocks(rdb redis.UniversalClient, holder string) *Locks { return &Locks{rdb: rdb, holder: holder} }
+
+// TryLock takes the lock name for ttl; see the TryLock function.
+func (l *Locks) TryLock(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	return TryLock(ctx, l.rdb, name, l.holder, ttl)
+}

@@ -5,20 +5,13 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"reverify"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
-	"reverify/internal/testenv"
-	"reverify/storage/objects"
-	"reverify/storage/postgres"
 	"reverify/tasks"
 )
 
@@ -122,98 +115,4 @@ func TestInventorySource(t *testing.T) {
 
 	_, err = tasks.ParseInventoryManifest(strings.NewReader(`{"fileFormat":"ORC","fileSchema":"x","files":[{"key":"a"}]}`))
 	require.ErrorIs(t, err, tasks.ErrInventory)
-}
-
-// crashingLister fails every call after the first n, as a killed planner would stop.
-type crashingLister struct {
-	objects.API
-	n int
-}
-
-func (c *crashingLister) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
-	if c.n == 0 {
-		return nil, errors.New("worker killed")
-	}
-	c.n--
-	return c.API.ListObjectsV2(ctx, in, opts...)
-}
-
-// TestPlannerResumesFromToken lists a prefix as a run:plan task that dies
-// after two pages; the retry resumes from the stored token and every object
-// is recorded and queued exactly once.
-func TestPlannerResumesFromToken(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	store := testenv.Ledger(t)
-	srv := testenv.S3(t)
-	srv.CreateBucket(t, "plan")
-	for i := range 11 {
-		srv.PutObject(t, "plan", fmt.Sprintf("p/%02d.jpg", i), []byte{0xFF, 0xD8, 0xFF})
-	}
-	srv.PutObject(t, "plan", "p/skip.txt", []byte("x"))
-	redis := asynq.RedisClientOpt{Addr: testenv.RedisAddr(t)}
-	queue := testenv.Queue(t)
-	client := asynq.NewClient(redis)
-	t.Cleanup(func() { client.Close() })
-
-	run, err := store.CreateRun(ctx, postgres.NewRun{Name: "plan", Queue: queue,
-		Source:  reverify.Source{Kind: "prefix", Bucket: "plan", Prefix: "p/"},
-		Options: tasks.RunOptions{Filters: tasks.Filters{Suffixes: []string{".jpg"}}}})
-	require.NoError(t, err)
-	task, err := tasks.NewPlanTask(run.ID, queue)
-	require.NoError(t, err)
-
-	lister := &crashingLister{API: srv.Client, n: 2}
-	planner := tasks.NewPlanner(store, objects.New(lister, objects.WithPageSize(3)), client, nil)
-	require.Error(t, planner.ProcessTask(ctx, task))
-	run, err = store.Run(ctx, run.ID)
-	require.NoError(t, err)
-	require.NotEmpty(t, run.PlanToken, "the token of the third page is kept")
-	require.EqualValues(t, 6, run.Total)
-	require.Equal(t, reverify.RunEnqueuing, run.Status)
-
-	lister.n = 100
-	require.NoError(t, planner.ProcessTask(ctx, task))
-	run, err = store.Run(ctx, run.ID)
-	require.NoError(t, err)
-	require.Equal(t, reverify.RunRunning, run.Status)
-	require.EqualValues(t, 11, run.Total)
-	require.Empty(t, run.PlanToken)
-	require.NotNil(t, run.PlannedAt)
-
-	insp := asynq.NewInspector(redis)
-	t.Cleanup(func() { insp.Close() })
-	q, err := insp.GetQueueInfo(queue)
-	require.NoError(t, err)
-	require.Equal(t, 11, q.Pending, "one task per object")
-	require.NoError(t, planner.ProcessTask(ctx, task), "a planned run is not listed again")
-}
-
-// TestPlannerFailsRunOfMissingBucket: a source bucket that does not exist
-// fails the run (with the reason in its history) and the plan task is not
-// retried, instead of retrying for hours.
-func TestPlannerFailsRunOfMissingBucket(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	store := testenv.Ledger(t)
-	srv := testenv.S3(t)
-	queue := testenv.Queue(t)
-	client := asynq.NewClient(asynq.RedisClientOpt{Addr: testenv.RedisAddr(t)})
-	t.Cleanup(func() { client.Close() })
-
-	run, err := store.CreateRun(ctx, postgres.NewRun{Name: "gone", Queue: queue,
-		Source: reverify.Source{Kind: "prefix", Bucket: "no-such-bucket", Prefix: "p/"}, Options: tasks.RunOptions{}})
-	require.NoError(t, err)
-	task, err := tasks.NewPlanTask(run.ID, queue)
-	require.NoError(t, err)
-
-	err = tasks.NewPlanner(store, objects.New(srv.Client), client, nil).ProcessTask(ctx, task)
-	require.ErrorIs(t, err, asynq.SkipRetry)
-	require.ErrorIs(t, err, objects.ErrBucketNotFound)
-	run, err = store.Run(ctx, run.ID)
-	require.NoError(t, err)
-	require.Equal(t, reverify.RunFailed, run.Status)
-	h, err := store.History(ctx, run.ID)
-	require.NoError(t, err)
-	require.Contains(t, h[len(h)-1].Reason, `source bucket "no-such-bucket" not found`)
 }

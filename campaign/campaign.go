@@ -1,0 +1,147 @@
+// Package campaign owns a run's lifecycle: create it from a typed source and
+// settings, fill it with the source's objects, hold it for confirmation,
+// start it, pause, resume, cancel or retry it, put back tasks Redis lost,
+// close it when it is done or fails its threshold, and trigger its
+// completion report.
+//
+// The command line, the scheduler and the worker fleet call a *Service; none
+// of them holds a lifecycle rule of its own. PostgreSQL (the Ledger) is the
+// record of every run and object; the task queue only carries work.
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"reverify"
+	"reverify/storage/objects"
+	"reverify/storage/postgres"
+	"reverify/tasks"
+)
+
+// Ledger is the record of runs and objects; *postgres.Store satisfies it.
+type Ledger interface {
+	CreateRun(ctx context.Context, nr postgres.NewRun) (reverify.Run, error)
+	Run(ctx context.Context, id string) (reverify.Run, error)
+	ActiveRuns(ctx context.Context) ([]reverify.Run, error)
+
+	AddObjects(ctx context.Context, runID string, objs []reverify.ObjectRef) ([]reverify.ObjectRef, error)
+	PendingObjects(ctx context.Context, runID string, fn func(reverify.ObjectRef) error) error
+	RecentlyScored(ctx context.Context, objs []reverify.ObjectRef, since time.Time) (map[reverify.ObjectRef]bool, error)
+	SavePlanToken(ctx context.Context, id, token string) error
+	FinishPlan(ctx context.Context, id string) error
+
+	StartRun(ctx context.Context, id string) error
+	HoldForConfirmation(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error)
+	ConfirmRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error)
+	PauseRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error)
+	ResumeRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error)
+	CancelRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, int64, error)
+	FailRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, int64, error)
+	RetryObjects(ctx context.Context, id string, statuses []reverify.Status, a reverify.Actor) (reverify.Run, int64, error)
+	CompleteFinishedRuns(ctx context.Context) ([]string, error)
+	FailRunsOverThreshold(ctx context.Context) ([]string, error)
+}
+
+// Queue takes tasks; *asynq.Client satisfies it.
+type Queue interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Objects lists and reads the storage a run's source lives in;
+// *objects.Store satisfies it.
+type Objects interface {
+	List(ctx context.Context, bucket, prefix string, fn func(objects.Object) error) error
+	ListPages(ctx context.Context, bucket, prefix, token string, fn func(page []objects.Object, next string) error) error
+	CheckBucket(ctx context.Context, bucket string) error
+	Open(ctx context.Context, bucket, key string) (io.ReadCloser, error)
+}
+
+// Reporter writes a run's completion report to dest (a directory or
+// s3://bucket/prefix) and says where results.csv went; *report.Writer
+// satisfies it.
+type Reporter interface {
+	Write(ctx context.Context, runID, dest string) (string, error)
+}
+
+// Locker takes a fleet-wide lock for ttl, so that work one process at a
+// time should do (reconciling every active run) runs once per ttl.
+type Locker interface {
+	TryLock(ctx context.Context, name string, ttl time.Duration) (bool, error)
+}
+
+// Deps are the Service's dependencies. Ledger is required by every method
+// but Estimate; Queue by those that dispatch tasks; Objects by sources that
+// list or read storage; the others are optional.
+type Deps struct {
+	Ledger  Ledger
+	Queue   Queue
+	Objects Objects
+	// Archive removes a task from a queue, so a retried object's task can
+	// replace its archived one; *asynq.Inspector satisfies it.
+	Archive tasks.TaskDeleter
+	Reports Reporter // nil: no completion reports
+	Lock    Locker   // nil: every caller reconciles
+	Logger  *slog.Logger
+}
+
+// Service runs campaigns. It is safe for concurrent use.
+type Service struct {
+	ledger  Ledger
+	queue   Queue
+	objects Objects
+	archive tasks.TaskDeleter
+	reports Reporter
+	lock    Locker
+	log     *slog.Logger
+	now     func() time.Time
+	// concurrency is how many enqueue round trips are in flight.
+	concurrency int
+}
+
+// Option tunes a Service.
+type Option func(*Service)
+
+// WithConcurrency sets how many enqueue round trips are in flight at once.
+func WithConcurrency(n int) Option { return func(s *Service) { s.concurrency = max(1, n) } }
+
+// New returns a Service over its dependencies.
+func New(d Deps, opts ...Option) *Service {
+	s := &Service{ledger: d.Ledger, queue: d.Queue, objects: d.Objects, archive: d.Archive,
+		reports: d.Reports, lock: d.Lock, log: d.Logger, now: time.Now, concurrency: 64}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// ErrNoQueue means a method that dispatches tasks was called on a Service
+// built without a Queue.
+var ErrNoQueue = errors.New("campaign: no task queue configured")
+
+func (s *Service) producer(opts ...tasks.ProducerOption) (*tasks.Producer, error) {
+	if s.queue == nil {
+		return nil, ErrNoQueue
+	}
+	return tasks.NewProducer(s.ledger, s.queue, append([]tasks.ProducerOption{tasks.WithConcurrency(s.concurrency)}, opts...)...), nil
+}
+
+// Run returns one run.
+func (s *Service) Run(ctx context.Context, id string) (reverify.Run, error) {
+	return s.ledger.Run(ctx, id)
+}
+
+// interrupted explains how to finish an enqueue that stopped part way.
+func interrupted(run reverify.Run, recorded int64, err error) error {
+	return fmt.Errorf("run %s interrupted after %d objects (finish it with `reverify enqueue --run %s` and the same source): %w",
+		run.ID, recorded, run.ID, err)
+}
