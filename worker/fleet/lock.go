@@ -26,7 +26,9 @@ type Locks struct {
 }
 
 // NewLocks returns locks held as holder (e.g. host/pid).
-func NewLocks(rdb redis.UniversalClient, holder string) *Locks { return &Locks{rdb: rdb, holder: holder} }
+func NewLocks(rdb redis.UniversalClient, holder string) *Locks {
+	return &Locks{rdb: rdb, holder: holder}
+}
 
 // TryLock takes the lock name for ttl; see the TryLock function.
 func (l *Locks) TryLock(ctx context.Context, name string, ttl time.Duration) (bool, error) {
