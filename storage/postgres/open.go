@@ -57,9 +57,6 @@ func (s *Store) Close() {
 // Ping reports whether PostgreSQL answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
-// Pool exposes the connection pool for reporting queries and tests.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
 // SchemaCurrent reports whether the schema is at this binary's version: it
 // returns ErrNotMigrated while migrations are pending, e.g. while a rollout
 // waits for `reverify migrate`.
