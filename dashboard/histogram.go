@@ -3,7 +3,10 @@ package dashboard
 import (
 	"fmt"
 	"html/template"
+	"reverify"
 	"strings"
+
+	"reverify/storage/postgres"
 )
 
 // histogramSVG draws score bands as bars; bands under the review
@@ -40,21 +43,25 @@ func histogramSVG(bands [10]int64, threshold float64) template.HTML {
 }
 
 // statusColors are shared by the progress bar and the legend.
-var statusColors = map[string]string{
-	"scored": "#2e7d32", "rejected": "#ef6c00", "invalid_image": "#8d6e63",
-	"not_found": "#6d4c41", "failed": "#c62828", "pending": "#cfd8dc", "cancelled": "#90a4ae",
+var statusColors = map[reverify.Status]string{
+	reverify.StatusScored: "#2e7d32", reverify.StatusRejected: "#ef6c00", reverify.StatusInvalidImage: "#8d6e63",
+	reverify.StatusNotFound: "#6d4c41", reverify.StatusFailed: "#c62828", reverify.StatusPending: "#cfd8dc",
+	reverify.StatusCancelled: "#90a4ae",
 }
 
-var statusOrder = []string{"scored", "rejected", "invalid_image", "not_found", "failed", "cancelled", "pending"}
+var statusOrder = []reverify.Status{
+	reverify.StatusScored, reverify.StatusRejected, reverify.StatusInvalidImage, reverify.StatusNotFound,
+	reverify.StatusFailed, reverify.StatusCancelled, reverify.StatusPending,
+}
 
 // progressSVG draws a run's objects as one bar split by status.
-func progressSVG(r Run) template.HTML {
+func progressSVG(r postgres.RunCounts) template.HTML {
 	const w, h = 320, 14
 	var sum int64
 	for _, n := range r.ByStatus {
 		sum += n
 	}
-	total := max(r.Total, sum, 1)
+	total := max(r.Run.Total, sum, 1)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="progress" viewBox="0 0 %d %d" width="%d" height="%d" xmlns="http://www.w3.org/2000/svg"><rect width="%d" height="%d" fill="#eceff1"/>`, w, h, w, h, w, h)
 	x := 0.0

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"reverify"
 	"time"
 )
 
@@ -25,8 +26,8 @@ func newPages(cfg Config, refs objRefs) *pages {
 		"imageURL":  func(runID, bucket, key string) string { return refs.url(runID, "image", bucket, key) },
 		"ref":       refs.encode,
 		"progress":  progressSVG,
-		"color":     func(s string) string { return statusColors[s] },
-		"statuses":  func() []string { return statusOrder },
+		"color":     func(s reverify.Status) string { return statusColors[s] },
+		"statuses":  func() []reverify.Status { return statusOrder },
 		"readOnly":  func() bool { return cfg.ReadOnly },
 		"score": func(f *float64) string {
 			if f == nil {
@@ -34,11 +35,11 @@ func newPages(cfg Config, refs objRefs) *pages {
 			}
 			return fmt.Sprintf("%.2f", *f)
 		},
-		"code": func(c *int32) string {
-			if c == nil {
+		"code": func(c int) string {
+			if c == 0 {
 				return ""
 			}
-			return fmt.Sprint(*c)
+			return fmt.Sprint(c)
 		},
 		"when": func(t any) string {
 			switch v := t.(type) {
@@ -57,14 +58,7 @@ func newPages(cfg Config, refs objRefs) *pages {
 			}
 			return fmt.Sprintf("%.1f%%", 100*float64(done)/float64(total))
 		},
-		"label": func(d string) string {
-			for _, x := range Decisions {
-				if x.Value == d {
-					return x.Label
-				}
-			}
-			return d
-		},
+		"label": reverify.Decision.Label,
 	}
 	return &pages{t: template.Must(template.New("").Funcs(funcs).Parse(pageTemplates))}
 }
@@ -109,19 +103,19 @@ th{background:#f5f5f5}
 <h1>Runs</h1>
 <table id="runs"><thead><tr><th>Run</th><th>Status</th><th>Progress</th><th class="num">Done / total</th><th>Created</th></tr></thead><tbody>
 {{range .Runs}}<tr>
-<td><a class="run-link" href="/runs/{{.ID}}">{{.Name}}</a><br><small class="key">{{.ID}}</small></td>
-<td>{{.Status}}</td>
+<td><a class="run-link" href="/runs/{{.Run.ID}}">{{.Run.Name}}</a><br><small class="key">{{.Run.ID}}</small></td>
+<td>{{.Run.Status}}</td>
 <td>{{progress .}}</td>
-<td class="num">{{.Done}} / {{.Total}} ({{pct .Done .Total}})</td>
-<td>{{when .CreatedAt}}</td>
+<td class="num">{{.Done}} / {{.Run.Total}} ({{pct .Done .Run.Total}})</td>
+<td>{{when .Run.CreatedAt}}</td>
 </tr>{{else}}<tr><td colspan="5">No runs yet: start one with <code>reverify enqueue</code>.</td></tr>{{end}}
 </tbody></table>
 {{template "foot"}}{{end}}
 
-{{define "run"}}{{template "head" .Run.Name}}
-{{with .Run}}<h1>{{.Name}}</h1>
-<p><span class="key">{{.ID}}</span> · <strong id="run-status">{{.Status}}</strong> · created {{when .CreatedAt}} · started {{when .StartedAt}} · finished {{when .FinishedAt}}</p>
-<p>{{progress .}} {{.Done}} of {{.Total}} done ({{pct .Done .Total}})</p>
+{{define "run"}}{{template "head" .Run.Run.Name}}
+{{with .Run}}<h1>{{.Run.Name}}</h1>
+<p><span class="key">{{.Run.ID}}</span> · <strong id="run-status">{{.Run.Status}}</strong> · created {{when .Run.CreatedAt}} · started {{when .Run.StartedAt}} · finished {{when .Run.FinishedAt}}</p>
+<p>{{progress .}} {{.Done}} of {{.Run.Total}} done ({{pct .Done .Run.Total}})</p>
 <table id="counts" style="width:auto"><thead><tr><th>Status</th><th class="num">Objects</th></tr></thead><tbody>
 {{$by := .ByStatus}}{{range statuses}}{{$n := index $by .}}{{if $n}}<tr data-status="{{.}}"><td><span class="status" style="background:{{color .}}">&nbsp;</span> {{.}}</td><td class="num">{{$n}}</td></tr>{{end}}{{end}}
 </tbody></table>{{end}}
@@ -167,7 +161,7 @@ th{background:#f5f5f5}
 <h2>Decision</h2>
 <form id="review" method="post" action="/runs/{{.RunID}}/reviews">
 <input type="hidden" name="o" value="{{ref .Bucket .Key}}">
-{{range $.Decisions}}<label><input type="radio" name="decision" value="{{.Value}}" id="decision-{{.Value}}" required> {{.Label}}</label><br>{{end}}
+{{range $.Decisions}}<label><input type="radio" name="decision" value="{{.}}" id="decision-{{.}}" required> {{.Label}}</label><br>{{end}}
 <p><label>Note<br><textarea name="note" id="note" rows="3" cols="60" maxlength="2000"></textarea></label></p>
 <p><button type="submit" id="submit">Record decision as {{$.Reviewer}}</button></p>
 </form>{{end}}{{end}}

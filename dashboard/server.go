@@ -8,19 +8,25 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"reverify"
+	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"reverify/storage/postgres"
 )
 
-// Ledger is what the pages read and the review form writes.
+// Ledger is what the pages read and the review form writes; the ledger,
+// *postgres.Store, has it. A run or object that does not exist is an error
+// wrapping postgres.ErrNotFound.
 type Ledger interface {
-	Runs(ctx context.Context, limit int) ([]Run, error)
-	Run(ctx context.Context, id string) (Run, error)
-	Histogram(ctx context.Context, runID string) ([10]int64, error)
-	Failures(ctx context.Context, runID string, limit int) ([]Item, error)
-	ReviewQueue(ctx context.Context, runID string, threshold float64, limit int) ([]Item, error)
-	Item(ctx context.Context, runID, bucket, key string) (Item, []Review, error)
-	RecordReview(ctx context.Context, r Review) error
+	RunsWithCounts(ctx context.Context, f postgres.RunFilter) ([]postgres.RunCounts, error)
+	RunWithCounts(ctx context.Context, id string) (postgres.RunCounts, error)
+	ScoreHistogram(ctx context.Context, runID string) ([10]int64, error)
+	Failures(ctx context.Context, runID string, limit int) ([]postgres.ReviewItem, error)
+	ReviewQueue(ctx context.Context, runID string, threshold float64, limit int) ([]postgres.ReviewItem, error)
+	Item(ctx context.Context, runID string, obj reverify.ObjectRef) (postgres.ReviewItem, []postgres.Review, error)
+	RecordReview(ctx context.Context, r postgres.Review) error
 }
 
 // Images opens stored images. Errors wrap ErrImageNotFound for missing objects.
@@ -155,7 +161,7 @@ func runID(w http.ResponseWriter, r *http.Request) (string, bool) {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, postgres.ErrNotFound) {
 		http.NotFound(w, r)
 		return
 	}
@@ -164,7 +170,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
-	runs, err := s.ledger.Runs(r.Context(), 100)
+	runs, err := s.ledger.RunsWithCounts(r.Context(), postgres.RunFilter{Limit: 100})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -178,12 +184,12 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	run, err := s.ledger.Run(ctx, id)
+	run, err := s.ledger.RunWithCounts(ctx, id)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	hist, err := s.ledger.Histogram(ctx, id)
+	hist, err := s.ledger.ScoreHistogram(ctx, id)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -210,21 +216,21 @@ func (s *Server) objectQuery(r *http.Request) (bucket, key string, ok bool) {
 
 // requestedItem loads the run's object the request names, answering the
 // error itself when there is none.
-func (s *Server) requestedItem(w http.ResponseWriter, r *http.Request) (Item, []Review, bool) {
+func (s *Server) requestedItem(w http.ResponseWriter, r *http.Request) (postgres.ReviewItem, []postgres.Review, bool) {
 	id, ok := runID(w, r)
 	if !ok {
-		return Item{}, nil, false
+		return postgres.ReviewItem{}, nil, false
 	}
 	bucket, key, ok := s.objectQuery(r)
 	if !ok {
 		http.Error(w, "missing or unknown object reference (o)", http.StatusBadRequest)
-		return Item{}, nil, false
+		return postgres.ReviewItem{}, nil, false
 	}
 	// Only objects the run recorded: the dashboard is no general S3 reader.
-	item, reviews, err := s.ledger.Item(r.Context(), id, bucket, key)
+	item, reviews, err := s.ledger.Item(r.Context(), id, reverify.ObjectRef{Bucket: bucket, Key: key})
 	if err != nil {
 		s.fail(w, r, err)
-		return Item{}, nil, false
+		return postgres.ReviewItem{}, nil, false
 	}
 	return item, reviews, true
 }
@@ -235,7 +241,7 @@ func (s *Server) objectPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.pages.render(w, r, s.log, "object", map[string]any{
-		"Item": item, "Reviews": reviews, "Decisions": Decisions,
+		"Item": item, "Reviews": reviews, "Decisions": reverify.Decisions(),
 		"Saved": r.URL.Query().Get("saved") != "", "Reviewer": reviewer(r.Context()),
 	})
 }
@@ -301,16 +307,16 @@ func (s *Server) recordReview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bucket, key, _ := s.objectQuery(r)
-	rev := Review{
+	rev := postgres.Review{
 		RunID: id, Bucket: bucket, Key: key,
-		Decision: r.PostForm.Get("decision"), Note: strings.TrimSpace(r.PostForm.Get("note")),
+		Decision: reverify.Decision(r.PostForm.Get("decision")), Note: strings.TrimSpace(r.PostForm.Get("note")),
 		Reviewer: reviewer(r.Context()),
 	}
 	switch {
 	case rev.Bucket == "" || rev.Key == "":
 		http.Error(w, "missing or unknown object reference (o)", http.StatusBadRequest)
 		return
-	case !validDecision(rev.Decision):
+	case !slices.Contains(reverify.Decisions(), rev.Decision):
 		http.Error(w, "choose a decision", http.StatusBadRequest)
 		return
 	case !utf8.ValidString(rev.Note) || len(rev.Note) > maxNote:

@@ -18,7 +18,6 @@ import (
 	"reverify/dashboard"
 	"reverify/internal/testenv"
 	"reverify/liveness/fakeapi"
-	"reverify/storage/postgres"
 )
 
 const (
@@ -44,12 +43,7 @@ func (b *bundle) basic() string {
 func setup(t *testing.T, cfg dashboard.Config) *bundle {
 	t.Helper()
 	ctx := context.Background()
-	dsn := testenv.Postgres(t)
-	_, err := postgres.Migrate(ctx, dsn)
-	require.NoError(t, err)
-	pool, err := pgxpool.New(ctx, dsn)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	store, pool := testenv.LedgerWithPool(t)
 	s3 := testenv.S3(t)
 
 	b := &bundle{pool: pool, bucket: "kyc", low: "users/jane doe+1/selfie.jpg"}
@@ -86,7 +80,7 @@ func setup(t *testing.T, cfg dashboard.Config) *bundle {
 	probes := func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	}
-	d, err := dashboard.New(dashboard.NewLedger(pool), dashboard.NewS3Images(s3.Client), nil, probes, cfg)
+	d, err := dashboard.New(store, dashboard.NewS3Images(s3.Client), nil, probes, cfg)
 	require.NoError(t, err)
 	b.srv = httptest.NewServer(d)
 	t.Cleanup(b.srv.Close)

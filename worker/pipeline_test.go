@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -39,6 +40,7 @@ const apiKey = "test-key-5f1e"
 // server and fake API.
 type bundle struct {
 	store  *postgres.Store
+	db     *pgxpool.Pool // the same database, for checks in SQL
 	s3     testenv.S3Server
 	objs   *objects.Store
 	redis  asynq.RedisClientOpt
@@ -50,7 +52,7 @@ type bundle struct {
 
 func setup(t *testing.T, fakeOpts fakeapi.Options) *bundle {
 	t.Helper()
-	store := testenv.Ledger(t)
+	store, db := testenv.LedgerWithPool(t)
 	store.GroupWrites(2) // as the worker command does
 	s3 := testenv.S3(t)
 	fakeOpts.APIKey = apiKey
@@ -60,7 +62,7 @@ func setup(t *testing.T, fakeOpts fakeapi.Options) *bundle {
 	objs, err := objects.Open(context.Background(), s3.Config()) // as the worker command does
 	require.NoError(t, err)
 	return &bundle{
-		store: store, s3: s3, objs: objs,
+		store: store, db: db, s3: s3, objs: objs,
 		redis: asynq.RedisClientOpt{Addr: testenv.RedisAddr(t)}, queue: testenv.Queue(t),
 		fake: fake, apiURL: api.URL,
 	}
@@ -276,13 +278,13 @@ func TestPipelineEndToEnd(t *testing.T) {
 
 	// Every call the API answered is on record, and nothing else.
 	var calls, inFlight, recordedTx int
-	require.NoError(t, b.store.Pool().QueryRow(ctx, `
+	require.NoError(t, b.db.QueryRow(ctx, `
 		SELECT count(*), count(*) FILTER (WHERE outcome = 'in_flight'), count(transaction_id)
 		FROM api_calls WHERE run_id = $1`, run.ID).Scan(&calls, &inFlight, &recordedTx))
 	require.Equal(t, len(ledger), calls, "one api_calls row per answered call")
 	require.Zero(t, inFlight)
 	require.Equal(t, len(issued), recordedTx)
-	rows, err := b.store.Pool().Query(ctx, `SELECT transaction_id FROM api_calls WHERE run_id = $1 AND transaction_id IS NOT NULL`, run.ID)
+	rows, err := b.db.Query(ctx, `SELECT transaction_id FROM api_calls WHERE run_id = $1 AND transaction_id IS NOT NULL`, run.ID)
 	require.NoError(t, err)
 	for rows.Next() {
 		var tx string
@@ -291,7 +293,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	var noCallKeys int
-	require.NoError(t, b.store.Pool().QueryRow(ctx, `
+	require.NoError(t, b.db.QueryRow(ctx, `
 		SELECT count(*) FROM api_calls WHERE run_id = $1
 		AND object_key IN ('selfies/empty.jpg', 'selfies/note.jpg', 'selfies/huge.jpg', 'selfies/missing.jpg')`, run.ID).Scan(&noCallKeys))
 	require.Zero(t, noCallKeys, "bad input never reaches the paid API")
@@ -565,7 +567,7 @@ func TestStashedAnswerIsRecordedNotPaidAgain(t *testing.T) {
 	require.EqualValues(t, len(keys), p.ByStatus[reverify.StatusScored], "both answers recorded, none as not found")
 	calls := b.fake.Ledger()
 	require.Len(t, calls, len(keys), "no call paid twice")
-	rows, err := b.store.Pool().Query(ctx, `SELECT transaction_id FROM api_calls WHERE run_id = $1 AND outcome = 'scored'`, run.ID)
+	rows, err := b.db.Query(ctx, `SELECT transaction_id FROM api_calls WHERE run_id = $1 AND outcome = 'scored'`, run.ID)
 	require.NoError(t, err)
 	recorded, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)

@@ -130,11 +130,11 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 		ReadOnly: o.readOnly, MaskKeys: o.maskKeys, PrometheusAddr: o.prometheusAddr,
 	})
 	defer monitor.Close()
-	checks, closeChecks := readinessChecks(redisOpt, store.Pool())
+	checks, closeChecks := readinessChecks(redisOpt, store)
 	defer closeChecks()
 	probes := health.New(log, 0, checks...)
 
-	srv, err := dashboard.New(dashboard.NewLedger(store.Pool()), dashboard.NewS3Images(s3client), monitor, probes.Register,
+	srv, err := dashboard.New(store, dashboard.NewS3Images(s3client), monitor, probes.Register,
 		dashboard.Config{
 			Auth: auth, ReadOnly: o.readOnly, MaskKeys: o.maskKeys,
 			ReviewThreshold: float64(o.threshold), Logger: log,

@@ -10,15 +10,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"reverify/health"
 	"reverify/metrics"
-	"reverify/migrations"
 	"reverify/worker"
 	"reverify/worker/fleet"
 )
@@ -97,7 +93,7 @@ func (o *workerOps) Close(ctx context.Context) {
 
 // startWorkerOps binds addr and serves the worker's metrics and probes.
 // extra checks join readiness (e.g. the fleet's API circuits).
-func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, pool *pgxpool.Pool, log *slog.Logger, extra ...health.Check) (*workerOps, error) {
+func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, ledger ledgerProbe, log *slog.Logger, extra ...health.Check) (*workerOps, error) {
 	o := &workerOps{}
 	if addr == "" {
 		return o, nil
@@ -118,7 +114,7 @@ func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, pool *pgxpool.Pool
 		o.Close(context.Background())
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	checks, closeChecks := readinessChecks(redisOpt, pool)
+	checks, closeChecks := readinessChecks(redisOpt, ledger)
 	o.close = append(o.close, closeChecks)
 	checks = append(checks, extra...)
 
@@ -147,36 +143,25 @@ func circuitCheck(gov *fleet.Governor) health.Check {
 	}}
 }
 
+// ledgerProbe is what readiness asks of the ledger (*postgres.Store).
+type ledgerProbe interface {
+	Ping(ctx context.Context) error
+	// SchemaCurrent fails while migrations are pending, e.g. while a
+	// rollout waits for `reverify migrate`.
+	SchemaCurrent(ctx context.Context) error
+}
+
 // readinessChecks are the dependencies every long-running command needs:
 // Redis, PostgreSQL, and a schema at this binary's version.
-func readinessChecks(redisOpt asynq.RedisConnOpt, pool *pgxpool.Pool) ([]health.Check, func() error) {
+func readinessChecks(redisOpt asynq.RedisConnOpt, ledger ledgerProbe) ([]health.Check, func() error) {
 	rc, _ := redisOpt.MakeRedisClient().(redis.UniversalClient)
 	checks := []health.Check{
-		{Name: "postgres", Func: func(ctx context.Context) error { return pool.Ping(ctx) }},
-		{Name: "migrations", Func: func(ctx context.Context) error { return migrationsCurrent(ctx, pool) }},
+		{Name: "postgres", Func: ledger.Ping},
+		{Name: "migrations", Func: ledger.SchemaCurrent},
 	}
 	if rc == nil {
 		return checks, func() error { return nil }
 	}
 	checks = append(checks, health.Check{Name: "redis", Func: func(ctx context.Context) error { return rc.Ping(ctx).Err() }})
 	return checks, rc.Close
-}
-
-// migrationsCurrent fails when the schema is older than this binary, e.g.
-// while a rollout waits for `reverify migrate`.
-func migrationsCurrent(ctx context.Context, pool *pgxpool.Pool) error {
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return fmt.Errorf("load migrations: %w", err)
-	}
-	pending, err := p.HasPending(ctx)
-	if err != nil {
-		return fmt.Errorf("check migrations: %w", err)
-	}
-	if pending {
-		return errors.New("migrations pending: run `reverify migrate`")
-	}
-	return nil
 }

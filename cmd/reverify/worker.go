@@ -172,7 +172,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	// A slot held by a worker that died frees itself once its call must be over.
 	o.fleet.SlotLease = 2*a.cfg.APITimeout + 5*time.Second
 	gov := fleet.New(rdb, o.fleet)
-	ops, err := startWorkerOps(o.metricsAddr, redis, store.Pool(), log, circuitCheck(gov))
+	ops, err := startWorkerOps(o.metricsAddr, redis, store, log, circuitCheck(gov))
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
+	"reverify/internal/testenv"
 	"reverify/storage/postgres"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestGroupWritesShareCommits(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newStore(t)
+	s, db := testenv.LedgerWithPool(t)
 	s.GroupWrites(1)
 	run := seedRun(t, s, 300, postgres.NewRun{})
 
@@ -42,7 +43,7 @@ func TestGroupWritesShareCommits(t *testing.T) {
 	require.NoError(t, g.Wait())
 
 	var scored, answered, distinctTx int
-	require.NoError(t, s.Pool().QueryRow(ctx, `
+	require.NoError(t, db.QueryRow(ctx, `
 		SELECT (SELECT count(*) FROM verifications WHERE run_id = $1 AND status = 'scored' AND attempts = 1),
 		       (SELECT count(*) FROM api_calls WHERE run_id = $1 AND outcome = 'scored'),
 		       (SELECT count(DISTINCT transaction_id) FROM api_calls WHERE run_id = $1)`, run.ID).
@@ -61,7 +62,7 @@ func TestGroupWritesShareCommits(t *testing.T) {
 func TestGroupFailureIsolated(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newStore(t)
+	s, db := testenv.LedgerWithPool(t)
 	s.GroupWrites(1)
 	run := seedRun(t, s, 4, postgres.NewRun{})
 	obj := func(i int) reverify.ObjectRef { return reverify.ObjectRef{Bucket: "b", Key: fmt.Sprintf("k%05d", i)} }
@@ -72,7 +73,7 @@ func TestGroupFailureIsolated(t *testing.T) {
 
 	// Hold the first object's row, so the lone flusher blocks on it while
 	// the next writes queue up behind it and then go as one group.
-	lock, err := s.Pool().Begin(ctx)
+	lock, err := db.Begin(ctx)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = lock.Rollback(ctx) })
 	_, err = lock.Exec(ctx, `SELECT 1 FROM verifications WHERE run_id = $1 AND object_key = $2 FOR UPDATE`, run.ID, obj(0).Key)
@@ -82,7 +83,7 @@ func TestGroupFailureIsolated(t *testing.T) {
 	go func() { first <- s.RecordResult(ctx, scored(run.ID, obj(0))) }()
 	require.Eventually(t, func() bool {
 		var waiting int
-		err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		err := db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
 		return err == nil && waiting == 1
 	}, 10*time.Second, 10*time.Millisecond, "the flusher never blocked on the held row")

@@ -11,10 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrInvalidTransition means a run is not in a status the change applies to
-// (e.g. resuming a run that is not paused).
-var ErrInvalidTransition = errors.New("invalid run status change")
-
 // withActor runs fn in a transaction whose status changes are attributed
 // to a (the runs trigger reads these settings).
 func (s *Store) withActor(ctx context.Context, a reverify.Actor, fn func(pgx.Tx) error) error {
@@ -27,13 +23,13 @@ func (s *Store) withActor(ctx context.Context, a reverify.Actor, fn func(pgx.Tx)
 	})
 }
 
-// transition moves run id to status to when it is in one of from.
+// transition moves run id (a UUID) to status to when it is in one of from.
 func transition(ctx context.Context, tx pgx.Tx, id string, to reverify.RunStatus, from []reverify.RunStatus, extra string) (reverify.Run, error) {
-	r, err := scanRun(tx.QueryRow(ctx, `UPDATE runs SET status = $2`+extra+`
-		WHERE id::text = $1 AND status = ANY($3) RETURNING `+runColumns, id, to, from))
+	r, err := queryRun(ctx, tx, `UPDATE runs SET status = $2`+extra+`
+		WHERE id = $1::uuid AND status = ANY($3) RETURNING `+runColumns, id, to, from)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var status string
-		serr := tx.QueryRow(ctx, `SELECT status FROM runs WHERE id::text = $1`, id).Scan(&status)
+		serr := tx.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1::uuid`, id).Scan(&status)
 		if errors.Is(serr, pgx.ErrNoRows) {
 			return reverify.Run{}, fmt.Errorf("run %s: %w", id, ErrRunNotFound)
 		}
@@ -47,8 +43,11 @@ func transition(ctx context.Context, tx pgx.Tx, id string, to reverify.RunStatus
 
 // RunState returns a run's status; "" when the run does not exist.
 func (s *Store) RunState(ctx context.Context, id string) (reverify.RunStatus, error) {
+	if checkRunID(id) != nil {
+		return "", nil
+	}
 	var status reverify.RunStatus
-	err := s.pool.QueryRow(ctx, `SELECT status FROM runs WHERE id::text = $1`, id).Scan(&status)
+	err := s.pool.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1::uuid`, id).Scan(&status)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
@@ -62,7 +61,7 @@ func (s *Store) RunState(ctx context.Context, id string) (reverify.RunStatus, er
 // can start a paid call any more (BeginCall needs a pending row).
 func stopPending(ctx context.Context, tx pgx.Tx, id, why string) (int64, error) {
 	tag, err := tx.Exec(ctx, `UPDATE verifications SET status = 'cancelled', message = $2, completed_at = now()
-		WHERE run_id::text = $1 AND status = 'pending'`, id, why)
+		WHERE run_id = $1::uuid AND status = 'pending'`, id, why)
 	return tag.RowsAffected(), err
 }
 
@@ -82,6 +81,9 @@ func (s *Store) FailRun(ctx context.Context, id string, a reverify.Actor) (rever
 // end moves a run that has not ended to status to (cancelled or failed)
 // and cancels its pending objects, in one transaction.
 func (s *Store) end(ctx context.Context, id string, to reverify.RunStatus, a reverify.Actor) (reverify.Run, int64, error) {
+	if err := checkRunID(id); err != nil {
+		return reverify.Run{}, 0, err
+	}
 	var r reverify.Run
 	var n int64
 	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
@@ -95,11 +97,7 @@ func (s *Store) end(ctx context.Context, id string, to reverify.RunStatus, a rev
 		return err
 	})
 	if err != nil {
-		err = fmt.Errorf("end run %s as %s: %w", id, to, err)
-		if !errors.Is(err, ErrInvalidTransition) && !errors.Is(err, ErrRunNotFound) {
-			err = classify(err)
-		}
-		return reverify.Run{}, 0, err
+		return reverify.Run{}, 0, classify(fmt.Errorf("end run %s as %s: %w", id, to, err))
 	}
 	return r, n, nil
 }
@@ -113,10 +111,13 @@ func (s *Store) PauseRun(ctx context.Context, id string, a reverify.Actor) (reve
 // ResumeRun continues a paused run: running again, or enqueuing when it was
 // paused before its objects were all queued.
 func (s *Store) ResumeRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error) {
+	if err := checkRunID(id); err != nil {
+		return reverify.Run{}, err
+	}
 	var r reverify.Run
 	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
 		var started bool
-		err := tx.QueryRow(ctx, `SELECT started_at IS NOT NULL FROM runs WHERE id::text = $1`, id).Scan(&started)
+		err := tx.QueryRow(ctx, `SELECT started_at IS NOT NULL FROM runs WHERE id = $1::uuid`, id).Scan(&started)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("run %s: %w", id, ErrRunNotFound)
 		}
@@ -149,6 +150,9 @@ func (s *Store) ConfirmRun(ctx context.Context, id string, a reverify.Actor) (re
 }
 
 func (s *Store) simpleTransition(ctx context.Context, id string, a reverify.Actor, to reverify.RunStatus, from []reverify.RunStatus, extra string) (reverify.Run, error) {
+	if err := checkRunID(id); err != nil {
+		return reverify.Run{}, err
+	}
 	var r reverify.Run
 	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
 		var err error
@@ -170,11 +174,14 @@ func (s *Store) RetryObjects(ctx context.Context, id string, statuses []reverify
 			return reverify.Run{}, 0, fmt.Errorf("retry run %s: status %q cannot be retried", id, st)
 		}
 	}
+	if err := checkRunID(id); err != nil {
+		return reverify.Run{}, 0, err
+	}
 	var r reverify.Run
 	var n int64
 	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
 		var err error
-		r, err = scanRun(tx.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE id::text = $1 FOR UPDATE`, id))
+		r, err = queryRun(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE id = $1::uuid FOR UPDATE`, id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("run %s: %w", id, ErrRunNotFound)
 		}
@@ -269,16 +276,16 @@ type StatusChange struct {
 
 // History returns a run's status changes, oldest first.
 func (s *Store) History(ctx context.Context, id string) ([]StatusChange, error) {
-	rows, err := s.pool.Query(ctx, `SELECT coalesce(from_status, ''), to_status, actor, coalesce(reason, ''), changed_at
-		FROM run_status_history WHERE run_id::text = $1 ORDER BY changed_at, id`, id)
+	if err := checkRunID(id); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT coalesce(from_status, '') AS "from", to_status AS "to", actor,
+			coalesce(reason, '') AS reason, changed_at
+		FROM run_status_history WHERE run_id = $1::uuid ORDER BY changed_at, id`, id)
 	if err != nil {
 		return nil, fmt.Errorf("history of run %s: %w", id, err)
 	}
-	h, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StatusChange, error) {
-		var c StatusChange
-		err := row.Scan(&c.From, &c.To, &c.Actor, &c.Reason, &c.ChangedAt)
-		return c, err
-	})
+	h, err := pgx.CollectRows(rows, pgx.RowToStructByName[StatusChange])
 	if err != nil {
 		return nil, fmt.Errorf("history of run %s: %w", id, err)
 	}
@@ -287,7 +294,10 @@ func (s *Store) History(ctx context.Context, id string) ([]StatusChange, error) 
 
 // SavePlanToken stores the continuation token of the next page to list.
 func (s *Store) SavePlanToken(ctx context.Context, id, token string) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE runs SET plan_token = nullif($2, '') WHERE id::text = $1`, id, token); err != nil {
+	if err := checkRunID(id); err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE runs SET plan_token = nullif($2, '') WHERE id = $1::uuid`, id, token); err != nil {
 		return classify(fmt.Errorf("save plan token of run %s: %w", id, err))
 	}
 	return nil
@@ -295,7 +305,10 @@ func (s *Store) SavePlanToken(ctx context.Context, id, token string) error {
 
 // FinishPlan records that a run's listing is done.
 func (s *Store) FinishPlan(ctx context.Context, id string) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE runs SET plan_token = NULL, planned_at = now() WHERE id::text = $1`, id); err != nil {
+	if err := checkRunID(id); err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE runs SET plan_token = NULL, planned_at = now() WHERE id = $1::uuid`, id); err != nil {
 		return classify(fmt.Errorf("finish plan of run %s: %w", id, err))
 	}
 	return nil

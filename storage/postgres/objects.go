@@ -8,6 +8,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// objectRefColumns selects a verifications row's object as a
+// reverify.ObjectRef.
+const objectRefColumns = `bucket, object_key AS key, object_version AS version`
+
 // AddObjects records objects as pending rows of a run in one statement and
 // adds them to the run's total. It returns the objects that were new: a key
 // already recorded for the run (a duplicate in the source, or a re-enqueue)
@@ -15,6 +19,9 @@ import (
 func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.ObjectRef) ([]reverify.ObjectRef, error) {
 	if len(objs) == 0 {
 		return nil, nil
+	}
+	if err := checkRunID(runID); err != nil {
+		return nil, err
 	}
 	buckets := make([]string, len(objs))
 	keys := make([]string, len(objs))
@@ -31,16 +38,12 @@ func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.Ob
 		), counted AS (
 			UPDATE runs SET total = total + (SELECT count(*) FROM added) WHERE id = $1::uuid
 		)
-		SELECT bucket, object_key, object_version FROM added`,
+		SELECT `+objectRefColumns+` FROM added`,
 		runID, buckets, keys, versions)
 	if err != nil {
 		return nil, fmt.Errorf("record objects of run %s: %w", runID, err)
 	}
-	added, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reverify.ObjectRef, error) {
-		var o reverify.ObjectRef
-		err := row.Scan(&o.Bucket, &o.Key, &o.Version)
-		return o, err
-	})
+	added, err := pgx.CollectRows(rows, pgx.RowToStructByName[reverify.ObjectRef])
 	if err != nil {
 		return nil, fmt.Errorf("record objects of run %s: %w", runID, err)
 	}
@@ -50,33 +53,7 @@ func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.Ob
 // PendingObjects calls fn for every object of the run that has no terminal
 // result yet, in key order, a page at a time.
 func (s *Store) PendingObjects(ctx context.Context, runID string, fn func(reverify.ObjectRef) error) error {
-	const page = 5000
-	var lastBucket, lastKey string
-	for {
-		rows, err := s.pool.Query(ctx, `
-			SELECT bucket, object_key, object_version FROM verifications
-			WHERE run_id = $1::uuid AND status = 'pending' AND (bucket, object_key) > ($2, $3)
-			ORDER BY bucket, object_key LIMIT $4`, runID, lastBucket, lastKey, page)
-		if err != nil {
-			return fmt.Errorf("list pending objects of run %s: %w", runID, err)
-		}
-		refs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reverify.ObjectRef, error) {
-			var o reverify.ObjectRef
-			err := row.Scan(&o.Bucket, &o.Key, &o.Version)
-			return o, err
-		})
-		if err != nil {
-			return fmt.Errorf("list pending objects of run %s: %w", runID, err)
-		}
-		for _, r := range refs {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		if len(refs) < page {
-			return nil
-		}
-		last := refs[len(refs)-1]
-		lastBucket, lastKey = last.Bucket, last.Key
-	}
+	return forEachByKey(ctx, s, "list pending objects of run "+runID, runID,
+		objectRefColumns, `status = 'pending'`, pgx.RowToStructByName[reverify.ObjectRef],
+		func(o reverify.ObjectRef) (string, string) { return o.Bucket, o.Key }, fn)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"reverify/internal/testenv"
 	"reverify/storage/postgres"
 )
@@ -21,7 +23,7 @@ import (
 // keeps unnest.
 func BenchmarkAddObjects(b *testing.B) {
 	ctx := context.Background()
-	store, run := benchRun(b)
+	store, _, run := benchRun(b)
 	const batch = 1000
 	objs := make([]reverify.ObjectRef, batch)
 	b.ReportAllocs()
@@ -49,7 +51,7 @@ func BenchmarkAddObjects(b *testing.B) {
 // go test -run '^$' -bench FailRunsOverThreshold ./storage/postgres
 func BenchmarkFailRunsOverThreshold(b *testing.B) {
 	ctx := context.Background()
-	store, run := benchRun(b)
+	store, db, run := benchRun(b)
 	for _, sql := range []string{
 		`ALTER TABLE verifications SET (autovacuum_enabled = false)`,
 		`INSERT INTO verifications (run_id, bucket, object_key) SELECT $1::uuid, 'bench', 'subject-' || g FROM generate_series(1, 1000000) g`,
@@ -62,7 +64,7 @@ func BenchmarkFailRunsOverThreshold(b *testing.B) {
 		if !strings.Contains(sql, "$1") {
 			args = nil
 		}
-		if _, err := store.Pool().Exec(ctx, sql, args...); err != nil {
+		if _, err := db.Exec(ctx, sql, args...); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -77,14 +79,15 @@ func BenchmarkFailRunsOverThreshold(b *testing.B) {
 	}
 }
 
-// benchRun returns a ledger in a database of its own, with one new run.
-func benchRun(b *testing.B) (*postgres.Store, reverify.Run) {
+// benchRun returns a ledger in a database of its own, a pool on that
+// database, and one new run.
+func benchRun(b *testing.B) (*postgres.Store, *pgxpool.Pool, reverify.Run) {
 	b.Helper()
-	store := testenv.Ledger(b)
+	store, db := testenv.LedgerWithPool(b)
 	run, err := store.CreateRun(context.Background(), postgres.NewRun{Name: "bench", Queue: "bench",
 		Options: map[string]string{}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return store, run
+	return store, db, run
 }

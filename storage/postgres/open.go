@@ -7,16 +7,12 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
 	"reverify/migrations"
 )
-
-// ErrNotMigrated means the database schema is missing or older than this binary.
-var ErrNotMigrated = errors.New("database is not migrated: run `reverify migrate` first")
 
 // Store is the ledger. It is safe for concurrent use.
 type Store struct {
@@ -43,14 +39,9 @@ func Open(ctx context.Context, databaseURL string, maxConns int32) (*Store, erro
 		return nil, fmt.Errorf("connect to postgres %s: %w", cfg.ConnConfig.Database, err)
 	}
 	s := &Store{pool: pool}
-	pending, err := s.pendingMigrations(ctx)
-	if err != nil {
+	if err := s.SchemaCurrent(ctx); err != nil {
 		pool.Close()
 		return nil, err
-	}
-	if pending {
-		pool.Close()
-		return nil, ErrNotMigrated
 	}
 	return s, nil
 }
@@ -66,8 +57,19 @@ func (s *Store) Close() {
 // Ping reports whether PostgreSQL answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
-// Pool exposes the connection pool for reporting queries and tests.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+// SchemaCurrent reports whether the schema is at this binary's version: it
+// returns ErrNotMigrated while migrations are pending, e.g. while a rollout
+// waits for `reverify migrate`.
+func (s *Store) SchemaCurrent(ctx context.Context) error {
+	pending, err := s.pendingMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	if pending {
+		return ErrNotMigrated
+	}
+	return nil
+}
 
 func (s *Store) pendingMigrations(ctx context.Context) (bool, error) {
 	db := stdlib.OpenDBFromPool(s.pool)
@@ -119,15 +121,14 @@ func Migrate(ctx context.Context, databaseURL string) ([]string, error) {
 	return applied, nil
 }
 
-// ensureDatabase creates cfg's database when connecting fails with
-// "database does not exist" (SQLSTATE 3D000).
+// ensureDatabase creates cfg's database when connecting fails because it
+// does not exist.
 func ensureDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err == nil {
 		return conn.Close(ctx)
 	}
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
+	if !errors.Is(classify(err), errNoDatabase) {
 		return fmt.Errorf("connect to postgres: %w", err)
 	}
 	admin := cfg.Copy()
@@ -138,7 +139,7 @@ func ensureDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	}
 	defer aconn.Close(ctx)
 	if _, err := aconn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{cfg.Database}.Sanitize()); err != nil {
-		if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created concurrently
+		if errors.Is(classify(err), errDatabaseExists) { // created concurrently
 			return nil
 		}
 		return fmt.Errorf("create database %q: %w", cfg.Database, err)

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reverify"
 	"slices"
@@ -12,9 +11,6 @@ import (
 
 // Views are the reporting views, in the order `reverify report` lists them.
 var Views = []string{"run_summary", "score_histogram", "errors_by_code", "score_drift", "latest_verification", "api_usage_daily"}
-
-// ErrUnknownView names a view that is not one of Views.
-var ErrUnknownView = errors.New("unknown view")
 
 // Table is the result of a reporting query: column names and rows of
 // values as pgx decodes them.
@@ -47,8 +43,11 @@ func (s *Store) View(ctx context.Context, name, runID string, limit int) (Table,
 	sql := `SELECT * FROM ` + pgx.Identifier{name}.Sanitize()
 	var args []any
 	if q.byRun && runID != "" {
+		if err := checkRunID(runID); err != nil {
+			return Table{}, err
+		}
 		args = append(args, runID)
-		sql += ` WHERE run_id::text = $1`
+		sql += ` WHERE run_id = $1::uuid`
 	}
 	sql += ` ORDER BY ` + q.orderBy
 	if limit > 0 {
@@ -90,33 +89,35 @@ type ObjectResult struct {
 // ObjectResults calls fn for every object of a run, in key order, a page at
 // a time, so a report of millions of rows needs no memory for them.
 func (s *Store) ObjectResults(ctx context.Context, runID string, fn func(ObjectResult) error) error {
-	const page = 5000
-	var lastBucket, lastKey string
-	for {
-		rows, err := s.pool.Query(ctx, `
-			SELECT bucket, object_key, object_version, status, liveness_score::float8, coalesce(transaction_id, ''),
-				coalesce(error_code, 0), coalesce(message, '')
-			FROM verifications WHERE run_id::text = $1 AND (bucket, object_key) > ($2, $3)
-			ORDER BY bucket, object_key LIMIT $4`, runID, lastBucket, lastKey, page)
-		if err != nil {
-			return fmt.Errorf("read results of run %s: %w", runID, err)
-		}
-		res, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ObjectResult, error) {
-			var o ObjectResult
-			err := row.Scan(&o.Bucket, &o.Key, &o.Version, &o.Status, &o.Score, &o.TransactionID, &o.ErrorCode, &o.Message)
-			return o, err
-		})
-		if err != nil {
-			return fmt.Errorf("read results of run %s: %w", runID, err)
-		}
-		for _, o := range res {
-			if err := fn(o); err != nil {
-				return err
-			}
-		}
-		if len(res) < page {
-			return nil
-		}
-		lastBucket, lastKey = res[len(res)-1].Bucket, res[len(res)-1].Key
+	return forEachByKey(ctx, s, "read results of run "+runID, runID,
+		`bucket, object_key AS key, object_version AS version, status, liveness_score::float8 AS score,
+			coalesce(transaction_id, '') AS transaction_id, coalesce(error_code, 0) AS error_code,
+			coalesce(message, '') AS message`, "",
+		pgx.RowToStructByName[ObjectResult], func(o ObjectResult) (string, string) { return o.Bucket, o.Key }, fn)
+}
+
+// ScoreHistogram counts a run's scores in ten bands, [0,10) ... [90,100],
+// from the score_histogram view.
+func (s *Store) ScoreHistogram(ctx context.Context, runID string) ([10]int64, error) {
+	var h [10]int64
+	if err := checkRunID(runID); err != nil {
+		return h, err
 	}
+	rows, err := s.pool.Query(ctx, `SELECT bucket_from, objects FROM score_histogram
+		WHERE run_id = $1::uuid AND bucket_from IS NOT NULL`, runID)
+	if err != nil {
+		return h, fmt.Errorf("score histogram of run %s: %w", runID, err)
+	}
+	var from int
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&from, &n}, func() error {
+		if band := from / 10; from >= 0 && band < len(h) {
+			h[band] += n
+		}
+		return nil
+	})
+	if err != nil {
+		return h, fmt.Errorf("score histogram of run %s: %w", runID, err)
+	}
+	return h, nil
 }

@@ -8,11 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// ErrUnknownRun is returned when a result names a run that does not exist.
-var ErrUnknownRun = errors.New("unknown run")
 
 // Result is the terminal outcome of one object.
 type Result struct {
@@ -219,29 +215,4 @@ func truncate(s string) string {
 		return s
 	}
 	return s[:max]
-}
-
-// ErrUnavailable marks errors that mean PostgreSQL could not be reached or
-// the statement may succeed when tried again.
-var ErrUnavailable = errors.New("postgres unavailable")
-
-// classify translates driver errors once: a foreign-key violation on the run
-// is ErrUnknownRun; connection loss and serialization conflicts are ErrUnavailable.
-func classify(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case pgErr.Code == "23503":
-			return fmt.Errorf("%w: %w", ErrUnknownRun, err)
-		case pgErr.Code == "40001", pgErr.Code == "40P01", pgErr.Code == "55P03",
-			pgErr.Code[:2] == "08", pgErr.Code[:2] == "53", pgErr.Code[:2] == "57":
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		return err
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	// Anything that is not a server answer is a connection problem.
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }

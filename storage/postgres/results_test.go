@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"reverify/internal/testenv"
 	"reverify/storage/postgres"
 )
 
@@ -17,12 +18,19 @@ func score(f float64) *float64 { return &f }
 func oneObject(t *testing.T) (*postgres.Store, reverify.Run, reverify.ObjectRef) {
 	t.Helper()
 	s := newStore(t)
+	run, obj := addOneObject(t, s)
+	return s, run, obj
+}
+
+// addOneObject creates a run of one pending object in s.
+func addOneObject(t *testing.T, s *postgres.Store) (reverify.Run, reverify.ObjectRef) {
+	t.Helper()
 	run, err := s.CreateRun(context.Background(), postgres.NewRun{Name: t.Name(), Queue: "q"})
 	require.NoError(t, err)
 	obj := reverify.ObjectRef{Bucket: "b", Key: "k.jpg"}
 	_, err = s.AddObjects(context.Background(), run.ID, []reverify.ObjectRef{obj})
 	require.NoError(t, err)
-	return s, run, obj
+	return run, obj
 }
 
 // TestResultsNeverGetWorse: a terminal row is only replaced by a better
@@ -60,7 +68,8 @@ func TestResultsNeverGetWorse(t *testing.T) {
 func TestBeginCall(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, run, obj := oneObject(t)
+	s, db := testenv.LedgerWithPool(t)
+	run, obj := addOneObject(t, s)
 
 	id, st, err := s.BeginCall(ctx, run.ID, obj, time.Minute)
 	require.NoError(t, err)
@@ -85,8 +94,8 @@ func TestBeginCall(t *testing.T) {
 	require.Equal(t, postgres.AlreadyDone, st)
 
 	var attempts, calls, unknown int
-	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT attempts FROM verifications WHERE run_id = $1`, run.ID).Scan(&attempts))
-	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE outcome = 'in_flight') FROM api_calls WHERE run_id = $1`,
+	require.NoError(t, db.QueryRow(ctx, `SELECT attempts FROM verifications WHERE run_id = $1`, run.ID).Scan(&attempts))
+	require.NoError(t, db.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE outcome = 'in_flight') FROM api_calls WHERE run_id = $1`,
 		run.ID).Scan(&calls, &unknown))
 	require.Equal(t, 2, attempts)
 	require.Equal(t, 2, calls)

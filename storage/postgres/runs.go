@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"reverify"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
-
-// ErrRunNotFound is returned for a run ID that has no row.
-var ErrRunNotFound = errors.New("run not found")
 
 // NewRun describes a run to create. Source and Options are stored as JSON.
 type NewRun struct {
@@ -30,16 +28,79 @@ type NewRun struct {
 	Actor      reverify.Actor
 }
 
-const runColumns = `id::text, name, status, queue, source, options, total, created_at, started_at, finished_at,
-	labels, priority, fail_percent::float8, fail_min_done, coalesce(fail_count, 0), coalesce(report_to, ''),
-	coalesce(plan_token, ''), planned_at, status_changed_at`
+// runColumns selects a runs row as runRow reads it.
+const runColumns = `id::text AS id, name, status, queue, source, options, total, created_at, started_at, finished_at,
+	labels, priority, fail_percent::float8 AS fail_percent, fail_min_done, coalesce(fail_count, 0) AS fail_count,
+	coalesce(report_to, '') AS report_to, coalesce(plan_token, '') AS plan_token, planned_at, status_changed_at`
 
-func scanRun(row pgx.Row) (reverify.Run, error) {
-	var r reverify.Run
-	err := row.Scan(&r.ID, &r.Name, &r.Status, &r.Queue, &r.Source, &r.Options, &r.Total, &r.CreatedAt, &r.StartedAt, &r.FinishedAt,
-		&r.Labels, &r.Priority, &r.Threshold.Percent, &r.Threshold.MinDone, &r.Threshold.Count, &r.ReportTo,
-		&r.PlanToken, &r.PlannedAt, &r.StatusChangedAt)
-	return r, err
+// runRow is a runs row; reverify.Run keeps its threshold in a struct of
+// its own and carries no column names.
+type runRow struct {
+	ID              string             `db:"id"`
+	Name            string             `db:"name"`
+	Status          reverify.RunStatus `db:"status"`
+	Queue           string             `db:"queue"`
+	Source          reverify.Source    `db:"source"`
+	Options         json.RawMessage    `db:"options"`
+	Total           int64              `db:"total"`
+	CreatedAt       time.Time          `db:"created_at"`
+	StartedAt       *time.Time         `db:"started_at"`
+	FinishedAt      *time.Time         `db:"finished_at"`
+	Labels          map[string]string  `db:"labels"`
+	Priority        reverify.Priority  `db:"priority"`
+	FailPercent     float64            `db:"fail_percent"`
+	FailMinDone     int64              `db:"fail_min_done"`
+	FailCount       int64              `db:"fail_count"`
+	ReportTo        string             `db:"report_to"`
+	PlanToken       string             `db:"plan_token"`
+	PlannedAt       *time.Time         `db:"planned_at"`
+	StatusChangedAt time.Time          `db:"status_changed_at"`
+}
+
+func (r runRow) run() reverify.Run {
+	return reverify.Run{
+		ID: r.ID, Name: r.Name, Status: r.Status, Queue: r.Queue, Source: r.Source, Options: r.Options,
+		Total: r.Total, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		Labels: r.Labels, Priority: r.Priority,
+		Threshold: reverify.Threshold{Percent: r.FailPercent, MinDone: r.FailMinDone, Count: r.FailCount},
+		ReportTo:  r.ReportTo, PlanToken: r.PlanToken, PlannedAt: r.PlannedAt, StatusChangedAt: r.StatusChangedAt,
+	}
+}
+
+// querier is what a read needs: a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// queryRuns reads the runs a query selecting runColumns returns.
+func queryRuns(ctx context.Context, q querier, sql string, args ...any) ([]reverify.Run, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[runRow])
+	if err != nil {
+		return nil, err
+	}
+	runs := make([]reverify.Run, len(rs))
+	for i, r := range rs {
+		runs[i] = r.run()
+	}
+	return runs, nil
+}
+
+// queryRun reads the one run a query selecting runColumns returns, or
+// pgx.ErrNoRows.
+func queryRun(ctx context.Context, q querier, sql string, args ...any) (reverify.Run, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return reverify.Run{}, err
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[runRow])
+	if err != nil {
+		return reverify.Run{}, err
+	}
+	return r.run(), nil
 }
 
 // CreateRun inserts a run, in status enqueuing unless nr says otherwise.
@@ -70,16 +131,16 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) 
 	}
 	var r reverify.Run
 	err = s.withActor(ctx, nr.Actor, func(tx pgx.Tx) error {
-		r, err = scanRun(tx.QueryRow(ctx, `
+		r, err = queryRun(ctx, tx, `
 			INSERT INTO runs (name, queue, source, options, status, labels, priority, fail_percent, fail_min_done,
 				fail_count, report_to, trigger_key)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, 0), nullif($11, ''), nullif($12, ''))
 			ON CONFLICT (trigger_key) DO NOTHING
 			RETURNING `+runColumns,
 			nr.Name, nr.Queue, source, options, nr.Status, nr.Labels, nr.Priority, th.Percent, th.MinDone,
-			th.Count, nr.ReportTo, nr.TriggerKey))
+			th.Count, nr.ReportTo, nr.TriggerKey)
 		if errors.Is(err, pgx.ErrNoRows) {
-			r, err = scanRun(tx.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE trigger_key = $1`, nr.TriggerKey))
+			r, err = queryRun(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE trigger_key = $1`, nr.TriggerKey)
 		}
 		return err
 	})
@@ -91,7 +152,10 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) 
 
 // Run returns one run, or ErrRunNotFound.
 func (s *Store) Run(ctx context.Context, id string) (reverify.Run, error) {
-	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE id::text = $1`, id))
+	if err := checkRunID(id); err != nil {
+		return reverify.Run{}, err
+	}
+	r, err := queryRun(ctx, s.pool, `SELECT `+runColumns+` FROM runs WHERE id = $1::uuid`, id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return reverify.Run{}, fmt.Errorf("run %s: %w", id, ErrRunNotFound)
 	}
@@ -116,13 +180,9 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]reverify.Run, error) {
 	if f.Limit <= 0 {
 		f.Limit = 20
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+` FROM runs
+	runs, err := queryRuns(ctx, s.pool, `SELECT `+runColumns+` FROM runs
 		WHERE labels @> $2 AND ($3 = '' OR status = $3)
 		ORDER BY created_at DESC LIMIT $1`, f.Limit, f.Labels, f.Status)
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reverify.Run, error) { return scanRun(row) })
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -132,11 +192,14 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]reverify.Run, error) {
 // StartRun moves a run from enqueuing to running once all its objects are
 // recorded. A run paused meanwhile stays paused (and resumes as running).
 func (s *Store) StartRun(ctx context.Context, id string) error {
+	if err := checkRunID(id); err != nil {
+		return err
+	}
 	err := s.withActor(ctx, reverify.Actor{Who: "reverify", Why: "all objects recorded and queued"}, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx,
 			`UPDATE runs SET status = CASE WHEN status = 'enqueuing' THEN 'running' ELSE status END,
 				started_at = coalesce(started_at, now())
-			 WHERE id::text = $1 AND status IN ('enqueuing', 'paused')`, id)
+			 WHERE id = $1::uuid AND status IN ('enqueuing', 'paused')`, id)
 		return err
 	})
 	if err != nil {
@@ -168,12 +231,78 @@ func (s *Store) CompleteFinishedRuns(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// Progress is a run's state at one moment.
-type Progress struct {
+// RunCounts is a run with its objects counted by verification status.
+type RunCounts struct {
 	Run      reverify.Run
 	ByStatus map[reverify.Status]int64 // verification status -> rows
 	Pending  int64
-	Done     int64
+	Done     int64 // objects with a terminal result
+}
+
+// RunWithCounts returns one run with its objects counted by status, or
+// ErrRunNotFound.
+func (s *Store) RunWithCounts(ctx context.Context, id string) (RunCounts, error) {
+	run, err := s.Run(ctx, id)
+	if err != nil {
+		return RunCounts{}, err
+	}
+	counts, err := s.countByStatus(ctx, []reverify.Run{run})
+	if err != nil {
+		return RunCounts{}, err
+	}
+	return counts[0], nil
+}
+
+// RunsWithCounts returns the newest runs matching f first, each with its
+// objects counted by status.
+func (s *Store) RunsWithCounts(ctx context.Context, f RunFilter) ([]RunCounts, error) {
+	runs, err := s.Runs(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return s.countByStatus(ctx, runs)
+}
+
+// countByStatus counts the objects of runs by status in one grouped query
+// over the (run_id, status) index.
+func (s *Store) countByStatus(ctx context.Context, runs []reverify.Run) ([]RunCounts, error) {
+	out := make([]RunCounts, len(runs))
+	if len(runs) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(runs))
+	index := make(map[string]int, len(runs))
+	for i, r := range runs {
+		out[i] = RunCounts{Run: r, ByStatus: map[reverify.Status]int64{}}
+		ids[i], index[r.ID] = r.ID, i
+	}
+	rows, err := s.pool.Query(ctx, `SELECT run_id::text, status, count(*) FROM verifications
+		WHERE run_id = ANY($1::uuid[]) GROUP BY 1, 2`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("count objects by status: %w", err)
+	}
+	var id string
+	var status reverify.Status
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &status, &n}, func() error {
+		c := &out[index[id]]
+		c.ByStatus[status] = n
+		if status.Terminal() {
+			c.Done += n
+		} else {
+			c.Pending += n
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count objects by status: %w", err)
+	}
+	return out, nil
+}
+
+// Progress is a run's state at one moment.
+type Progress struct {
+	RunCounts
 	// RecentPerSecond is the completion rate over the last minute (or
 	// since the run started, when that is shorter).
 	RecentPerSecond float64
@@ -184,29 +313,11 @@ type Progress struct {
 
 // Progress counts a run's verifications by status.
 func (s *Store) Progress(ctx context.Context, id string) (Progress, error) {
-	run, err := s.Run(ctx, id)
+	counts, err := s.RunWithCounts(ctx, id)
 	if err != nil {
 		return Progress{}, err
 	}
-	p := Progress{Run: run, ByStatus: map[reverify.Status]int64{}}
-	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM verifications WHERE run_id = $1::uuid GROUP BY status`, run.ID)
-	if err != nil {
-		return Progress{}, fmt.Errorf("count run %s: %w", id, err)
-	}
-	var status reverify.Status
-	var n int64
-	_, err = pgx.ForEachRow(rows, []any{&status, &n}, func() error {
-		p.ByStatus[status] = n
-		if status == reverify.StatusPending {
-			p.Pending += n
-		} else {
-			p.Done += n
-		}
-		return nil
-	})
-	if err != nil {
-		return Progress{}, fmt.Errorf("count run %s: %w", id, err)
-	}
+	p := Progress{RunCounts: counts}
 	var recent int64
 	var window float64
 	err = s.pool.QueryRow(ctx, `
@@ -215,7 +326,7 @@ func (s *Store) Progress(ctx context.Context, id string) (Progress, error) {
 		       coalesce(min(liveness_score), 0)::float8, coalesce(avg(liveness_score), 0)::float8,
 		       coalesce(max(liveness_score), 0)::float8,
 		       (SELECT count(*) FROM api_calls c WHERE c.run_id = $1::uuid)
-		FROM verifications WHERE run_id = $1::uuid AND status <> 'pending'`, run.ID).
+		FROM verifications WHERE run_id = $1::uuid AND status <> 'pending'`, p.Run.ID).
 		Scan(&recent, &window, &p.ScoreMin, &p.ScoreAvg, &p.ScoreMax, &p.PaidCalls)
 	if err != nil {
 		return Progress{}, fmt.Errorf("summarise run %s: %w", id, err)
