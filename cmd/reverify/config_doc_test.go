@@ -131,11 +131,14 @@ const configurationOtherEnv = `
 
 | variable | read by | meaning |
 | --- | --- | --- |
-| ` + "`REVERIFY_ACTOR`" + ` | ` + "`runs` commands" + ` | who is recorded in a run's status history; default ` + "`user@host`" + ` |
+| ` + "`REVERIFY_ACTOR`" + ` | ` + "`enqueue`, `runs` commands" + ` | who is recorded in a run's status history; default ` + "`user@host`" + ` |
 | ` + "`GOGC`" + ` | ` + "`worker`" + ` | the worker runs with ` + "`GOGC=50`" + ` unless ` + "`GOGC`" + ` is set |
 | ` + "`AWS_ACCESS_KEY_ID`" + `, ` + "`AWS_SECRET_ACCESS_KEY`" + `, ` + "`AWS_PROFILE`" + `, … | every command that reads S3 | the standard AWS credential chain |
 
-The tests and the harnesses read their own:
+` + "`make test`" + ` runs gofmt, ` + "`go vet`" + ` and ` + "`go test -race ./...`" + `. Integration tests use
+the local PostgreSQL (each test gets its own database), the local Redis (each
+test its own asynq queue), a versitygw S3 server process per test, and the fake
+API. The tests and the harnesses read their own variables:
 
 | variable | read by | meaning |
 | --- | --- | --- |
