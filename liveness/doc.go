@@ -1,5 +1,5 @@
 // Package liveness is the client for the Face Liveness API
-// (POST {base}/liveness, see liveness-api.md).
+// (POST {base}/liveness, see docs/liveness-api.md).
 //
 // A [Client] sends one image per [Client.Verify] call and returns either a
 // [Result] (the liveness score and the API's transaction ID) or an [*Error]

@@ -19,10 +19,10 @@ func (a *app) fakeAPICommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fake-api",
 		Short: "Serve a FAKE Face Liveness API for development and tests (never for production)",
-		Long: `fake-api serves POST /liveness as liveness-api.md describes, with scores derived
-from the image bytes and knobs to inject faults. It is a development and test
-tool: it verifies nothing. GET /_fake/ledger and /_fake/stats show what it
-answered; POST /_fake/options changes the knobs.`,
+		Long: `fake-api serves POST /liveness as docs/liveness-api.md describes, with
+scores derived from the image bytes and knobs to inject faults. It is a
+development and test tool: it verifies nothing. GET /_fake/ledger and
+/_fake/stats show what it answered; POST /_fake/options changes the knobs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ln, err := net.Listen("tcp", addr)

@@ -106,7 +106,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// Hundreds of images in flight are short-lived garbage: collecting
-		// sooner keeps the heap near 0.5 MB per in-flight image (make bench).
+		// sooner keeps the heap per in-flight image small (docs/performance.md).
 		debug.SetGCPercent(50)
 	}
 	if o.concurrency < 1 {

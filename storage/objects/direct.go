@@ -28,8 +28,8 @@ const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b785
 // SigV4-signed GET, signed by the SDK's own signer with the SDK's
 // credentials, but without the SDK's middleware stack: at thousands of
 // small objects a second that stack costs more CPU than the request
-// (endpoint rules, per-call option copies, deep stacks; see the README's
-// performance section). Its answers and errors are the SDK's: a failed GET
+// (endpoint rules, per-call option copies, deep stacks; see
+// docs/performance.md). Its answers and errors are the SDK's: a failed GET
 // becomes the same *awshttp.ResponseError around a smithy.APIError, so
 // classify treats both paths alike.
 type directGetter struct {

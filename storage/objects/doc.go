@@ -3,9 +3,9 @@
 //
 // Open returns a Store that lists through the AWS SDK and, against an
 // explicit endpoint, fetches with GETs signed by the SDK's own SigV4 signer
-// but sent without its per-call middleware, which was a fifth of the
-// worker's CPU (see direct.go). Either way, errors are translated once, in
-// this package, into a few permanent sentinels (ErrNotFound,
-// ErrBucketNotFound, ErrAccessDenied, ErrTooLarge); anything else is
-// transient (see IsRetryable).
+// but sent without its per-call middleware, which cost the worker more CPU
+// than the request itself (see direct.go). Either way, errors are
+// translated once, in this package, into a few permanent sentinels
+// (ErrNotFound, ErrBucketNotFound, ErrAccessDenied, ErrTooLarge); anything
+// else is transient (see IsRetryable).
 package objects

@@ -16,11 +16,10 @@ import (
 // BenchmarkAddObjects records batches of 1,000 new objects, as the
 // producer does. Run by hand: go test -run '^$' -bench AddObjects ./storage/postgres
 //
-// On the project's 2-core machine (2026-11-25) the unnest statement takes
-// about 73k rows/s; COPY into a session temp table followed by the same
-// INSERT … ON CONFLICT DO NOTHING RETURNING took about 48k rows/s (four
+// The unnest statement was faster than COPY into a session temp table
+// followed by the same INSERT … ON CONFLICT DO NOTHING RETURNING (four
 // round trips and a transaction instead of one statement), so AddObjects
-// keeps unnest.
+// keeps unnest; the figures are in docs/performance.md.
 func BenchmarkAddObjects(b *testing.B) {
 	ctx := context.Background()
 	store, _, run := benchRun(b)
