@@ -21,7 +21,7 @@ func (a *app) reportCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "report [--run ID] [--view NAME|all] [--format table|csv|json]",
 		Short: "Print the reporting views: run summary, score histogram, errors by code, score drift, API usage",
-		Long: `report prints the SQL views analysts query with psql (see README "Reporting"):
+		Long: `report prints the SQL views analysts query with psql (see docs/reporting.md):
 ` + strings.Join(postgres.Views, ", ") + `.
 Without --view it prints run_summary, score_histogram and errors_by_code for
 --run (or every run), and api_usage_daily.`,

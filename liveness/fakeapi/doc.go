@@ -1,4 +1,4 @@
-// Package fakeapi is a fake of the Face Liveness API (liveness-api.md) for
+// Package fakeapi is a fake of the Face Liveness API (docs/liveness-api.md) for
 // tests, benchmarks and the demo. It is a test tool: never point production
 // at it.
 //
