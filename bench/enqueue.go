@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"reverify/internal/testenv"
 )
 
 // enqueueFigures is one enqueue measurement.
@@ -45,7 +47,7 @@ func (e *env) measureEnqueue(ctx context.Context, name string, n int, bin string
 		return f, err
 	}
 	if queued != n {
-		return f, fmt.Errorf("%s: %d tasks in Redis, want %d (see %s)", name, queued, n, p.out.Name())
+		return f, fmt.Errorf("%s: %d tasks in Redis, want %d (see %s)", name, queued, n, p.LogPath())
 	}
 	f.RedisPerTask = float64(after-before) / float64(n)
 	return f, e.flushRedis(ctx)
@@ -61,19 +63,19 @@ func (e *env) measureList(ctx context.Context, name string, n int, prefix string
 
 // runKeys runs one process over f.Keys keys to its end and fills in its
 // time, rate, peak RSS and CPU.
-func (e *env) runKeys(ctx context.Context, f *enqueueFigures, logName, bin string, args ...string) (*proc, error) {
+func (e *env) runKeys(ctx context.Context, f *enqueueFigures, logName, bin string, args ...string) (*testenv.Process, error) {
 	start := time.Now()
-	p, err := startProc(f.Case, filepath.Join(e.dir, logName), e.procEnv(), bin, args...)
+	p, err := testenv.Start(testenv.Command{Name: f.Case, Bin: bin, Args: args, Env: e.procEnv(), Log: filepath.Join(e.dir, logName)})
 	if err != nil {
 		return nil, err
 	}
-	peak, err := p.waitPeak(ctx)
+	peak, err := waitPeak(ctx, p)
 	if err != nil {
 		return p, err
 	}
 	elapsed := time.Since(start)
 	f.Seconds, f.KeysPerSec = elapsed.Seconds(), float64(f.Keys)/elapsed.Seconds()
-	f.PeakRSSMB, f.CPUSeconds = float64(peak)/(1<<20), p.cpuUsed().Seconds()
+	f.PeakRSSMB, f.CPUSeconds = float64(peak)/(1<<20), cpuUsed(p).Seconds()
 	return p, nil
 }
 

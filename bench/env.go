@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
@@ -26,23 +25,20 @@ import (
 // process over a directory the harness writes objects into, a database of
 // its own and a Redis database it flushes.
 type env struct {
-	dir       string // scratch directory, removed by close
-	bin       string // reverify binary
-	binProf   string // reverify with a pprof endpoint, built on first use
-	self      string // this harness, for its helper modes
-	s3        objects.Config
-	s3Root    string // versitygw's posix root: bucket = directory
-	s3Proc    *proc
-	adminURL  string
-	dbName    string
-	dbURL     string
-	redisAddr string
-	redisDB   int
-	redis     *redis.Client
-	// s3KeepAlive runs versitygw with --keep-alive. Without it versitygw
-	// answers every request with "Connection: close", so each GET dials a
-	// new connection, which AWS S3 does not make clients do.
-	s3KeepAlive bool
+	dir         string // scratch directory, removed by close
+	bin         string // reverify binary
+	binProf     string // reverify with a pprof endpoint, built on first use
+	self        string // this harness, for its helper modes
+	s3          objects.Config
+	s3Root      string // versitygw's posix root: bucket = directory
+	s3Proc      *testenv.Process
+	adminURL    string
+	dbName      string
+	dbURL       string
+	redisAddr   string
+	redisDB     int
+	redis       *redis.Client
+	s3KeepAlive bool     // versitygw --keep-alive (see testenv.Versitygw)
 	workerEnv   []string // added to the worker's environment (experiments)
 	// pollCommands is the Redis commands of one poll of a pipeline run,
 	// counted on first use.
@@ -94,43 +90,17 @@ func (e *env) setup(ctx context.Context) error {
 }
 
 func (e *env) startS3(ctx context.Context) error {
-	bin, err := testenv.VersitygwPath()
-	if err != nil {
-		return err
-	}
 	e.s3Root = filepath.Join(e.dir, "s3")
 	if err := os.MkdirAll(e.s3Root, 0o755); err != nil {
 		return fmt.Errorf("s3 root: %w", err)
 	}
-	addr, err := freeAddr()
+	v, err := testenv.StartVersitygw(ctx, testenv.Versitygw{Access: s3Access, Secret: s3Secret, Root: e.s3Root,
+		Log: filepath.Join(e.dir, "versitygw.log"), KeepAlive: e.s3KeepAlive})
 	if err != nil {
 		return err
 	}
-	args := []string{"--access", s3Access, "--secret", s3Secret, "--port", addr, "--quiet"}
-	if e.s3KeepAlive {
-		args = append(args, "--keep-alive")
-	}
-	e.s3Proc, err = startProc("versitygw", filepath.Join(e.dir, "versitygw.log"), nil, bin, append(args, "posix", e.s3Root)...)
-	if err != nil {
-		return err
-	}
-	e.s3 = objects.Config{Endpoint: "http://" + addr, Region: objects.DefaultRegion, PathStyle: true,
-		AccessKey: s3Access, SecretKey: s3Secret}
-	client, err := objects.NewClient(ctx, e.s3)
-	if err != nil {
-		return fmt.Errorf("s3 client: %w", err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, err := client.ListBuckets(ctx, &s3.ListBucketsInput{})
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("versitygw not ready: %w", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.s3Proc, e.s3 = v.Process, v.Config
+	return nil
 }
 
 func (e *env) createDatabase(ctx context.Context) error {
@@ -218,7 +188,7 @@ func (e *env) close() {
 		_ = e.redis.Close()
 	}
 	if e.s3Proc != nil {
-		e.s3Proc.stop()
+		_ = e.s3Proc.Terminate()
 	}
 	if e.dbName != "" {
 		if conn, err := pgx.Connect(ctx, e.adminURL); err == nil {
@@ -227,15 +197,6 @@ func (e *env) close() {
 		}
 	}
 	_ = os.RemoveAll(e.dir)
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 func randomHex(n int) string {

@@ -11,7 +11,7 @@
 // flushes (15 by default), so it never touches what tests use. Figures are
 // written to bench/results/ as JSON. Timing never fails anything.
 //
-//	go run ./bench                      # everything (about 10 minutes)
+//	go run ./bench                      # everything (run times: docs/performance.md)
 //	go run ./bench -cases pipeline -repeat 3
 package main
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
+
+	"reverify/internal/testenv"
 )
 
 // workerKind says which process consumes the queue.
@@ -117,28 +119,30 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 	}
 	queue := "bench-pipe-" + randomHex(4)
 	var apiURL string
-	var api *proc
+	var api *testenv.Process
 	var err error
 	if s.kind.verifies() {
 		if api, apiURL, err = e.startFakeAPI(ctx, s.latency); err != nil {
 			return f, err
 		}
-		defer api.stop()
+		defer func() { _ = api.Terminate() }()
 	}
 	if s.kind == profiledWorker {
-		if s.pprofAddr, err = freeAddr(); err != nil {
+		port, err := testenv.FreePort()
+		if err != nil {
 			return f, err
 		}
+		s.pprofAddr = port.Addr()
 	}
 	w, err := e.startWorker(s, queue, apiURL)
 	if err != nil {
 		return f, err
 	}
-	defer w.stop()
+	defer func() { _ = w.Terminate() }()
 	if err := waitShort(ctx, 1500*time.Millisecond); err != nil {
 		return f, err
 	}
-	idle, _, err := w.memory()
+	idle, _, err := procMemory(w)
 	if err != nil {
 		return f, err
 	}
@@ -171,12 +175,12 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 	if err != nil {
 		return f, err
 	}
-	_, peak, err := w.memory()
+	_, peak, err := procMemory(w)
 	if err != nil {
 		return f, err
 	}
 	f.PeakRSSMB = mb(peak)
-	w.stop()
+	_ = w.Terminate()
 	a, b := window(samples, len(s.keys))
 	defer func() { logf("    run: %.0f images/s, peak RSS %.1f MB", f.ImagesPerSec, f.PeakRSSMB) }()
 	f.WindowImages = b.done - a.done
@@ -246,7 +250,7 @@ func window(samples []sample, n int) (sample, sample) {
 // followed are the processes whose CPU a pipeline run samples; api is nil
 // for the no-op baseline.
 type followed struct {
-	worker, api, s3 *proc
+	worker, api, s3 *testenv.Process
 	servers         *serverCPU
 	commands        func() (int64, error) // Redis's processed commands
 }
@@ -263,13 +267,13 @@ func (f followed) sample(done int) (sample, error) {
 	if s.cmds, err = f.commands(); err != nil {
 		return s, err
 	}
-	if s.cpu, err = f.worker.cpu(); err != nil || f.api == nil {
+	if s.cpu, err = procCPU(f.worker); err != nil || f.api == nil {
 		return s, err
 	}
-	if s.api, err = f.api.cpu(); err != nil {
+	if s.api, err = procCPU(f.api); err != nil {
 		return s, err
 	}
-	s.s3, err = f.s3.cpu()
+	s.s3, err = procCPU(f.s3)
 	return s, err
 }
 
@@ -303,7 +307,7 @@ func (e *env) follow(ctx context.Context, procs followed, queue string, n int, w
 			return samples, nil
 		}
 		if time.Since(lastProgress) > 30*time.Second {
-			return samples, fmt.Errorf("no progress for 30s at %d of %d (see %s)", done, n, procs.worker.out.Name())
+			return samples, fmt.Errorf("no progress for 30s at %d of %d (see %s)", done, n, procs.worker.LogPath())
 		}
 		if err := waitShort(ctx, 100*time.Millisecond); err != nil {
 			return samples, err
@@ -369,71 +373,82 @@ func (e *env) measurePollCommands(ctx context.Context) error {
 	return nil
 }
 
-func (e *env) startFakeAPI(ctx context.Context, latency time.Duration) (*proc, string, error) {
-	addr, err := freeAddr()
+func (e *env) startFakeAPI(ctx context.Context, latency time.Duration) (*testenv.Process, string, error) {
+	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc("fake-api", filepath.Join(e.dir, "fake-api.log"), nil, e.bin, "fake-api",
-		"--addr", addr, "--api-key", apiKey, "--latency", latency.String())
+	p, err := testenv.Start(testenv.Command{Name: "fake-api", Bin: e.bin, Log: filepath.Join(e.dir, "fake-api.log"),
+		Args: []string{"fake-api", "--addr", port.Addr(), "--api-key", apiKey, "--latency", latency.String()}})
 	if err != nil {
 		return nil, "", err
 	}
-	url := "http://" + addr
-	for range 100 {
-		resp, err := http.Get(url + "/_fake/stats")
-		if err == nil {
-			resp.Body.Close()
-			return p, url, nil
+	url := "http://" + port.Addr()
+	ready, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err = p.WaitReady(ready, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/_fake/stats", nil)
+		if err != nil {
+			return err
 		}
-		if err := waitShort(ctx, 50*time.Millisecond); err != nil {
-			break
+		resp, err := (&http.Client{}).Do(req)
+		if err != nil {
+			return err
 		}
+		return resp.Body.Close()
+	})
+	if err != nil {
+		_ = p.Terminate()
+		return nil, "", fmt.Errorf("fake API on %s did not answer: %w", port.Addr(), err)
 	}
-	p.stop()
-	return nil, "", fmt.Errorf("fake API on %s did not answer", addr)
+	return p, url, nil
 }
 
-func (e *env) startWorker(s pipelineSpec, queue, apiURL string) (*proc, error) {
+func (e *env) startWorker(s pipelineSpec, queue, apiURL string) (*testenv.Process, error) {
 	c := strconv.Itoa(s.concurrency)
-	log := filepath.Join(e.dir, "worker.log")
-	env := append(append(e.procEnv(), "REVERIFY_API_URL="+apiURL), e.workerEnv...)
+	redis := []string{"--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB)}
+	cmd := testenv.Command{Log: filepath.Join(e.dir, "worker.log")}
 	switch s.kind {
 	case noopWorkerKind:
-		return startProc("noop worker", log, nil, e.self, helperNoopWorker, "--queue", queue, "--concurrency", c,
-			"--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB))
+		cmd.Name, cmd.Bin = "noop worker", e.self
+		cmd.Args = append([]string{helperNoopWorker, "--queue", queue, "--concurrency", c}, redis...)
 	case sleepWorkerKind:
-		return startProc("sleep worker", log, nil, e.self, helperSleepWorker, "--queue", queue, "--concurrency", c,
-			"--lanes", strconv.Itoa(s.lanes), "--sleep", s.latency.String(),
-			"--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB))
-	case profiledWorker:
-		return startProc("profiled worker", log, append(env, "REVERIFY_BENCH_PPROF_ADDR="+s.pprofAddr),
-			e.binProf, "worker", "--concurrency", c, "--queues", queue)
+		cmd.Name, cmd.Bin = "sleep worker", e.self
+		cmd.Args = append([]string{helperSleepWorker, "--queue", queue, "--concurrency", c,
+			"--lanes", strconv.Itoa(s.lanes), "--sleep", s.latency.String()}, redis...)
+	default:
+		cmd.Name, cmd.Bin = "worker", e.bin
+		cmd.Args = []string{"worker", "--concurrency", c, "--queues", queue}
+		cmd.Env = append(append(e.procEnv(), "REVERIFY_API_URL="+apiURL), e.workerEnv...)
+		if s.kind == profiledWorker {
+			cmd.Name, cmd.Bin = "profiled worker", e.binProf
+			cmd.Env = append(cmd.Env, "REVERIFY_BENCH_PPROF_ADDR="+s.pprofAddr)
+		}
 	}
-	return startProc("worker", log, env, e.bin, "worker", "--concurrency", c, "--queues", queue)
+	return testenv.Start(cmd)
 }
 
 // enqueueFor queues the spec's tasks: through `reverify enqueue` (a run
 // with ledger rows) for a real worker, the bare loop for the no-op.
 func (e *env) enqueueFor(ctx context.Context, s pipelineSpec, queue string) error {
-	log := filepath.Join(e.dir, "pipeline-enqueue.log")
-	var p *proc
-	var err error
-	if !s.kind.verifies() {
-		p, err = startProc("enqueue loop", log, nil, e.self, helperEnqueueLoop, "--queue", queue,
-			"--n", strconv.Itoa(len(s.keys)), "--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB))
-	} else {
-		manifest, merr := e.writeManifest("pipeline-"+queue+".txt", sliceKeys(s.keys))
-		if merr != nil {
-			return merr
+	cmd := testenv.Command{Log: filepath.Join(e.dir, "pipeline-enqueue.log")}
+	if s.kind.verifies() {
+		manifest, err := e.writeManifest("pipeline-"+queue+".txt", sliceKeys(s.keys))
+		if err != nil {
+			return err
 		}
-		p, err = startProc("enqueue", log, e.procEnv(), e.bin, "enqueue", "--manifest", manifest,
-			"--manifest-format", "lines", "--bucket", "bench", "--queue", queue)
+		cmd.Name, cmd.Bin, cmd.Env = "enqueue", e.bin, e.procEnv()
+		cmd.Args = []string{"enqueue", "--manifest", manifest, "--manifest-format", "lines", "--bucket", "bench", "--queue", queue}
+	} else {
+		cmd.Name, cmd.Bin = "enqueue loop", e.self
+		cmd.Args = []string{helperEnqueueLoop, "--queue", queue, "--n", strconv.Itoa(len(s.keys)),
+			"--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB)}
 	}
+	p, err := testenv.Start(cmd)
 	if err != nil {
 		return err
 	}
-	return p.wait(ctx)
+	return p.Wait(ctx)
 }
 
 // statuses counts the results of the run that used queue.

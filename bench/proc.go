@@ -5,65 +5,32 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"reverify/internal/testenv"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat
 // (100 on every Linux this runs on).
 const clockTicks = 100
 
-// proc is a child process whose CPU and memory are read from /proc.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	out    *os.File
-	exited chan struct{}
-	err    error
-}
-
-// startProc runs bin with args and env (added to the harness's own), its
-// output going to logPath.
-func startProc(name, logPath string, env []string, bin string, args ...string) (*proc, error) {
-	out, err := os.Create(logPath)
+// procCPU returns p's user+system CPU time so far.
+func procCPU(p *testenv.Process) (time.Duration, error) {
+	d, err := processCPU(p.Pid(), false)
 	if err != nil {
-		return nil, fmt.Errorf("%s log: %w", name, err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, out: out, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		out.Close()
-		close(p.exited)
-	}()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// cpu returns the process's user+system CPU time so far.
-func (p *proc) cpu() (time.Duration, error) {
-	d, err := processCPU(p.pid(), false)
-	if err != nil {
-		return 0, fmt.Errorf("%s cpu: %w", p.name, err)
+		return 0, fmt.Errorf("%s cpu: %w", p.Name(), err)
 	}
 	return d, nil
 }
 
-// memory returns the current and peak resident set size in bytes.
-func (p *proc) memory() (rss, peak int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
+// procMemory returns p's current and peak resident set size in bytes.
+func procMemory(p *testenv.Process) (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s memory: %w", p.name, err)
+		return 0, 0, fmt.Errorf("%s memory: %w", p.Name(), err)
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -81,66 +48,39 @@ func (p *proc) memory() (rss, peak int64, err error) {
 	return rss, peak, nil
 }
 
-// wait waits for the process to exit on its own.
-func (p *proc) wait(ctx context.Context) error {
-	select {
-	case <-p.exited:
-		if p.err != nil {
-			return fmt.Errorf("%s: %w (see %s)", p.name, p.err, p.out.Name())
-		}
-		return nil
-	case <-ctx.Done():
-		p.stop()
-		return ctx.Err()
-	}
-}
-
-// waitPeak waits like wait and returns the process's peak RSS, polled
-// from VmHWM every 20 ms. The exit rusage's maxrss would not do: Linux
-// folds the parent's RSS at fork into it (the harness holds a million keys
-// by then).
-func (p *proc) waitPeak(ctx context.Context) (int64, error) {
+// waitPeak waits like p.Wait and returns p's peak RSS, polled from VmHWM
+// every 20 ms. The exit rusage's maxrss would not do: Linux folds the
+// parent's RSS at fork into it (the harness holds a million keys by then).
+func waitPeak(ctx context.Context, p *testenv.Process) (int64, error) {
 	var peak int64
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if _, hwm, err := p.memory(); err == nil {
+		if _, hwm, err := procMemory(p); err == nil {
 			peak = max(peak, hwm)
 		}
 		select {
-		case <-p.exited:
-			return peak, p.wait(ctx)
+		case <-p.Done():
+			return peak, p.Wait(ctx)
 		case <-ctx.Done():
-			p.stop()
+			_ = p.Terminate()
 			return peak, ctx.Err()
 		case <-tick.C:
 		}
 	}
 }
 
-// cpuUsed is the exit rusage's CPU time of the whole life.
-func (p *proc) cpuUsed() time.Duration {
-	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+// cpuUsed is the exit rusage's CPU time of p's whole life.
+func cpuUsed(p *testenv.Process) time.Duration {
+	st := p.State()
+	if st == nil {
+		return 0
+	}
+	ru, ok := st.SysUsage().(*syscall.Rusage)
 	if !ok {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// stop sends SIGTERM, then SIGKILL after 10 s.
-func (p *proc) stop() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
 }
 
 // machineCPU returns the whole machine's busy and total CPU ticks so far,

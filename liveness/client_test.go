@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"reverify/internal/testenv"
 	"reverify/liveness"
 )
 
@@ -180,12 +180,9 @@ func TestVerifyClassification(t *testing.T) {
 
 func TestVerifyConnectionRefused(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
+	addr := testenv.FreePortT(t).Addr()
 
-	_, err = newClient(t, "http://"+addr, time.Second).Verify(t.Context(), []byte("x"))
+	_, err := newClient(t, "http://"+addr, time.Second).Verify(t.Context(), []byte("x"))
 	require.Equal(t, liveness.Transient, liveness.KindOf(err), "error: %v", err)
 	var e *liveness.Error
 	require.ErrorAs(t, err, &e)
@@ -286,10 +283,7 @@ func TestErrorsNeverContainKey(t *testing.T) {
 		require.Error(t, err)
 		errs = append(errs, err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	require.NoError(t, ln.Close())
-	_, err = newClient(t, "http://"+ln.Addr().String(), time.Second).Verify(t.Context(), []byte("x"))
+	_, err := newClient(t, "http://"+testenv.FreePortT(t).Addr(), time.Second).Verify(t.Context(), []byte("x"))
 	errs = append(errs, err)
 
 	ctx, cancel := context.WithCancel(t.Context())

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,13 +62,13 @@ func TestChaos(t *testing.T) {
 	pg := startPostgres(t, dir)
 	s3srv := testenv.S3(t)
 
-	apiAddr := freeAddr(t)
+	apiAddr := testenv.FreePortT(t).Addr()
 	api := startProcess(t, dir, "fake-api", bin, nil, "fake-api", "--addr", apiAddr, "--api-key", apiKey,
 		"--latency", "15ms", "--error-rate", "0.04", "--rate-limit-rate", "0.04", "--retry-after", "1s",
 		"--malformed-rate", "0.02", "--slow-rate", "0.02", "--slow-latency", "1500ms", "--seed", "11")
-	defer api.stop(syscall.SIGTERM)
+	defer func() { _ = api.Stop(syscall.SIGTERM, stopGrace) }()
 	fake := fakeControl{base: "http://" + apiAddr}
-	require.Eventually(t, func() bool { _, err := fake.stats(); return err == nil }, 20*time.Second, 50*time.Millisecond)
+	waitReady(t, api, func(context.Context) error { _, err := fake.stats(); return err })
 
 	// Seed the bucket: mostly good faces, some bad input of every kind.
 	const bucket = "chaos"
@@ -106,7 +104,7 @@ func TestChaos(t *testing.T) {
 		"--api-rate", strconv.Itoa(rate), "--api-max-in-flight", strconv.Itoa(maxInFlight),
 		"--auth-cooldown", "2s", "--outage-cooldown", "2s", "--reconcile-every", "3s",
 		"--retry-base", "200ms", "--retry-cap", "2s", "--shutdown-timeout", "5s"}
-	fleet := make([]*process, workers)
+	fleet := make([]*testenv.Process, workers)
 	for i := range fleet {
 		fleet[i] = startProcess(t, dir, fmt.Sprintf("worker-%d", i), bin, env, workerArgs...)
 	}
@@ -130,7 +128,7 @@ func TestChaos(t *testing.T) {
 	kills := 0
 	kill := func() {
 		i := rng.IntN(workers)
-		fleet[i].stop(syscall.SIGKILL)
+		require.NoError(t, fleet[i].Stop(syscall.SIGKILL, stopGrace))
 		kills++
 		fleet[i] = startProcess(t, dir, fmt.Sprintf("worker-%d-%d", i, kills), bin, env, workerArgs...)
 	}
@@ -168,7 +166,7 @@ func TestChaos(t *testing.T) {
 	elapsed := time.Since(start)
 	require.Empty(t, events, "every chaos event happened")
 	for _, w := range fleet {
-		require.NoError(t, w.stop(syscall.SIGTERM), "a worker exits cleanly on SIGTERM")
+		require.NoError(t, w.Stop(syscall.SIGTERM, stopGrace), "a worker exits cleanly on SIGTERM")
 	}
 
 	// Exactly one terminal row per object, with the right status.
@@ -320,61 +318,31 @@ func runCLI(t *testing.T, dir, bin string, env []string, args ...string) string 
 	return string(out)
 }
 
-// process is a child process whose output goes to a log file in dir.
-type process struct {
-	cmd  *exec.Cmd
-	done chan error
-	once sync.Once
-	err  error
-}
+// stopGrace is how long a stopped process has to exit before SIGKILL.
+const stopGrace = 30 * time.Second
 
-func startProcess(t *testing.T, dir, name, bin string, env []string, args ...string) *process {
+// startProcess starts bin for the test, its output in dir/name.log; it is
+// killed when the test ends.
+func startProcess(t *testing.T, dir, name, bin string, env []string, args ...string) *testenv.Process {
 	t.Helper()
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
-	require.NoError(t, err)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	require.NoError(t, cmd.Start(), name)
-	p := &process{cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); logf.Close() }()
-	t.Cleanup(func() { p.stop(syscall.SIGKILL) })
-	return p
+	return testenv.StartT(t, testenv.Command{Name: name, Bin: bin, Args: args, Env: env, Log: filepath.Join(dir, name+".log")})
 }
 
-// stop signals the process and waits for it; it returns its exit error
-// (nil for a clean exit), or nil after a SIGKILL.
-func (p *process) stop(sig syscall.Signal) error {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(sig)
-		select {
-		case p.err = <-p.done:
-		case <-time.After(30 * time.Second):
-			_ = p.cmd.Process.Kill()
-			p.err = fmt.Errorf("did not stop within 30s after %v", sig)
-			<-p.done
-		}
-		if sig == syscall.SIGKILL {
-			p.err = nil
-		}
-	})
-	return p.err
-}
-
-func freeAddr(t *testing.T) string {
+// waitReady waits until ready answers, failing t if p exits first.
+func waitReady(t *testing.T, p *testenv.Process, ready func(context.Context) error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, p.WaitReady(ctx, ready))
 }
 
 // redisServer is a private redis-server that keeps nothing on disk.
 type redisServer struct {
 	t    *testing.T
 	dir  string
+	port testenv.Port
 	addr string
-	proc *process
+	proc *testenv.Process
 }
 
 func startRedis(t *testing.T, dir string) *redisServer {
@@ -382,28 +350,22 @@ func startRedis(t *testing.T, dir string) *redisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		missing(t, "redis-server is not installed")
 	}
-	r := &redisServer{t: t, dir: dir, addr: freeAddr(t)}
+	port := testenv.FreePortT(t)
+	r := &redisServer{t: t, dir: dir, port: port, addr: port.Addr()}
 	r.start()
 	return r
 }
 
 func (r *redisServer) start() {
-	_, port, _ := net.SplitHostPort(r.addr)
 	r.proc = startProcess(r.t, r.dir, "redis-"+strconv.FormatInt(time.Now().UnixNano(), 36), "redis-server", nil,
-		"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no")
-	require.Eventually(r.t, func() bool {
-		c, err := net.Dial("tcp", r.addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond)
+		"--bind", "127.0.0.1", "--port", r.port.String(), "--save", "", "--appendonly", "no")
+	waitReady(r.t, r.proc, testenv.TCPReady(r.addr))
 }
 
 // restart kills Redis and starts it empty, as a restart without
 // persistence (or a failover to an empty replica) does.
 func (r *redisServer) restart() {
-	r.proc.stop(syscall.SIGKILL)
+	require.NoError(r.t, r.proc.Stop(syscall.SIGKILL, stopGrace))
 	r.start()
 }
 
@@ -426,8 +388,8 @@ func startPostgres(t *testing.T, dir string) *pgCluster {
 	pgDir, err := os.MkdirTemp("", "reverify-chaos-pg-")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(pgDir) })
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	c := &pgCluster{t: t, bin: filepath.Dir(matches[len(matches)-1]), data: filepath.Join(pgDir, "data"), sockDir: pgDir, port: port}
+	c := &pgCluster{t: t, bin: filepath.Dir(matches[len(matches)-1]), data: filepath.Join(pgDir, "data"), sockDir: pgDir,
+		port: testenv.FreePortT(t).String()}
 	if os.Geteuid() == 0 { // initdb refuses to run as root
 		u, err := user.Lookup("postgres")
 		require.NoError(t, err, "running as root needs the postgres user for initdb")

@@ -16,11 +16,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -35,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 
+	"reverify/internal/testenv"
 	"reverify/liveness/fakeapi"
 	"reverify/storage/objects"
 )
@@ -85,7 +84,7 @@ func main() {
 type env struct {
 	bin, dir, dbURL, apiURL string
 	s3                      *objects.MemoryServer
-	base                    []string // environment of child processes
+	base                    []string // added to the environment of child processes
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
@@ -106,10 +105,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	defer e.s3.Close()
 	cfg := e.s3.Config()
-	e.base = append(os.Environ(),
-		"REVERIFY_S3_ENDPOINT="+cfg.Endpoint, "REVERIFY_S3_REGION="+cfg.Region, "REVERIFY_S3_PATH_STYLE=true",
-		"AWS_ACCESS_KEY_ID="+cfg.AccessKey, "AWS_SECRET_ACCESS_KEY="+cfg.SecretKey,
-		"REVERIFY_REDIS_URL="+o.redisURL, "REVERIFY_LOG_LEVEL=warn", "REVERIFY_LOG_FORMAT=text")
+	e.base = []string{
+		"REVERIFY_S3_ENDPOINT=" + cfg.Endpoint, "REVERIFY_S3_REGION=" + cfg.Region, "REVERIFY_S3_PATH_STYLE=true",
+		"AWS_ACCESS_KEY_ID=" + cfg.AccessKey, "AWS_SECRET_ACCESS_KEY=" + cfg.SecretKey,
+		"REVERIFY_REDIS_URL=" + o.redisURL, "REVERIFY_LOG_LEVEL=warn", "REVERIFY_LOG_FORMAT=text",
+	}
 
 	dbName := "reverify_scaleout_" + randomHex(4)
 	u, err := url.Parse(o.adminURL)
@@ -121,24 +121,24 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	e.base = append(e.base, "REVERIFY_DATABASE_URL="+e.dbURL)
 	defer dropDatabase(o.adminURL, dbName)
 	migrate := exec.CommandContext(ctx, e.bin, "migrate")
-	migrate.Env = e.base
+	migrate.Env = append(os.Environ(), e.base...)
 	if b, err := migrate.CombinedOutput(); err != nil {
 		return fmt.Errorf("migrate: %w\n%s", err, b)
 	}
 
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		return err
 	}
-	e.apiURL = "http://127.0.0.1:" + port
-	api := exec.CommandContext(ctx, e.bin, "fake-api", "--addr", "127.0.0.1:"+port, "--latency", o.latency.String(), "--api-key", "scaleout-key")
-	api.Env = e.base
-	if err := api.Start(); err != nil {
-		return fmt.Errorf("start fake api: %w", err)
+	e.apiURL = "http://" + port.Addr()
+	api, err := testenv.Start(testenv.Command{Name: "fake api", Bin: e.bin, Env: e.base,
+		Args: []string{"fake-api", "--addr", port.Addr(), "--latency", o.latency.String(), "--api-key", "scaleout-key"}})
+	if err != nil {
+		return err
 	}
-	defer stopProcess(api)
-	if err := waitTCP(ctx, "127.0.0.1:"+port); err != nil {
-		return fmt.Errorf("fake api: %w", err)
+	defer func() { _ = api.Terminate() }()
+	if err := api.WaitReady(ctx, testenv.TCPReady(port.Addr())); err != nil {
+		return err
 	}
 
 	fmt.Fprintf(out, "fake API latency %s, %d images per worker, --concurrency %d", o.latency, o.perWorker, o.concurrency)
@@ -172,7 +172,7 @@ func (e *env) step(ctx context.Context, o options, n int) (rate float64, images 
 	}
 	queue := "scaleout-" + randomHex(4)
 	enq := exec.CommandContext(ctx, e.bin, "enqueue", "--bucket", bucket, "--queue", queue, "--name", fmt.Sprintf("scaleout %d workers", n))
-	enq.Env = e.base
+	enq.Env = append(os.Environ(), e.base...)
 	var stdout, stderr bytes.Buffer
 	enq.Stdout, enq.Stderr = &stdout, &stderr
 	if err := enq.Run(); err != nil {
@@ -185,18 +185,17 @@ func (e *env) step(ctx context.Context, o options, n int) (rate float64, images 
 	if o.apiRate > 0 {
 		workerArgs = append(workerArgs, "--api-rate", strconv.Itoa(o.apiRate))
 	}
-	var procs []*exec.Cmd
+	var procs []*testenv.Process
 	defer func() {
 		for _, p := range procs {
-			stopProcess(p)
+			_ = p.Terminate()
 		}
 	}()
-	for range n {
-		w := exec.CommandContext(ctx, e.bin, workerArgs...)
-		w.Env = e.base
-		w.Stderr = os.Stderr
-		if err := w.Start(); err != nil {
-			return 0, 0, 0, fmt.Errorf("start worker: %w", err)
+	for i := range n {
+		w, err := testenv.Start(testenv.Command{Name: fmt.Sprintf("worker %d", i+1), Bin: e.bin, Args: workerArgs, Env: e.base,
+			Output: os.Stderr})
+		if err != nil {
+			return 0, 0, 0, err
 		}
 		procs = append(procs, w)
 	}
@@ -250,21 +249,6 @@ func (e *env) seed(ctx context.Context, bucket string, n int) error {
 	return nil
 }
 
-func stopProcess(c *exec.Cmd) {
-	if c.Process == nil {
-		return
-	}
-	_ = c.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = c.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = c.Process.Kill()
-		<-done
-	}
-}
-
 func dropDatabase(adminURL, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -274,30 +258,6 @@ func dropDatabase(adminURL, name string) {
 	}
 	defer conn.Close(ctx)
 	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	_, port, err := net.SplitHostPort(ln.Addr().String())
-	return port, err
-}
-
-func waitTCP(ctx context.Context, addr string) error {
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			return c.Close()
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 func lastLine(s string) string {

@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,130 +106,107 @@ func S3(t testing.TB) S3Server {
 	if err != nil {
 		unavailable(t, "%v; install it with: %s", err, VersitygwInstall)
 	}
-	root := t.TempDir() // removed after the process is killed (cleanups run LIFO)
-
 	srv := S3Server{
 		AccessKey: "test" + randomHex(t, 6),
 		SecretKey: randomHex(t, 20),
 		Region:    objects.DefaultRegion,
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	v, err := StartVersitygw(ctx, Versitygw{
+		Bin:    bin,
+		Access: srv.AccessKey,
+		Secret: srv.SecretKey,
+		Root:   t.TempDir(), // removed after the process is killed (cleanups run LIFO)
+		Log:    filepath.Join(t.TempDir(), "versitygw.log"),
+	})
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() { _ = v.Stop(syscall.SIGKILL, TerminateGrace) })
+	srv.Endpoint, srv.Client = v.Config.Endpoint, v.Client
+	return srv
+}
 
-	// The free port is found by listening and closing, so another process
-	// can take it before versitygw binds it; try a few times.
+// Versitygw says how StartVersitygw runs the server.
+type Versitygw struct {
+	Bin    string // the binary; empty: VersitygwPath
+	Access string
+	Secret string
+	Root   string // the posix backend's directory (bucket = directory); must exist
+	Log    string // stdout and stderr
+	// KeepAlive adds --keep-alive. Without it versitygw answers every
+	// request with "Connection: close", so each request dials anew, which
+	// AWS S3 does not make clients do.
+	KeepAlive bool
+}
+
+// VersitygwServer is a running versitygw.
+type VersitygwServer struct {
+	*Process
+	Config objects.Config // reaches the server: endpoint, region, path style, keys
+	Client *s3.Client     // path-style client for Config
+}
+
+// StartVersitygw starts versitygw on a free port of 127.0.0.1 and waits
+// until it answers S3 requests; the caller stops it. A port taken between
+// FreePort and versitygw's bind makes it exit, so a few ports are tried.
+func StartVersitygw(ctx context.Context, v Versitygw) (*VersitygwServer, error) {
+	if v.Bin == "" {
+		bin, err := VersitygwPath()
+		if err != nil {
+			return nil, err
+		}
+		v.Bin = bin
+	}
 	var lastErr error
 	for range 3 {
-		var p *process
-		p, lastErr = startVersitygw(t, bin, srv.AccessKey, srv.SecretKey, root)
-		if lastErr != nil {
-			continue
+		var srv *VersitygwServer
+		if srv, lastErr = startVersitygw(ctx, v); lastErr == nil {
+			return srv, nil
 		}
-		srv.Endpoint = "http://" + p.addr
-		srv.Client, lastErr = objects.NewClient(context.Background(), srv.Config())
-		if lastErr != nil {
-			p.stop()
-			t.Fatalf("testenv: s3 client: %v", lastErr)
+		if ctx.Err() != nil {
+			break
 		}
-		if lastErr = p.waitReady(srv.Client, 20*time.Second); lastErr != nil {
-			p.stop()
-			continue
-		}
-		t.Cleanup(p.stop)
-		return srv
 	}
-	t.Fatalf("testenv: versitygw did not start: %v", lastErr)
-	return S3Server{}
+	return nil, fmt.Errorf("versitygw did not start: %w", lastErr)
 }
 
-// process is one running versitygw.
-type process struct {
-	addr   string
-	cmd    *exec.Cmd
-	out    *tailBuffer
-	exited chan struct{} // closed when the process has exited
-	once   sync.Once
-}
-
-func startVersitygw(t testing.TB, bin, access, secret, root string) (*process, error) {
-	t.Helper()
-	addr, err := freeAddr()
+func startVersitygw(ctx context.Context, v Versitygw) (*VersitygwServer, error) {
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
-	p := &process{addr: addr, out: &tailBuffer{max: 16 << 10}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "--access", access, "--secret", secret, "--port", addr, "--quiet", "posix", root)
-	p.cmd.Stdout = p.out
-	p.cmd.Stderr = p.out
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	args := []string{"--access", v.Access, "--secret", v.Secret, "--port", port.Addr(), "--quiet"}
+	if v.KeepAlive {
+		args = append(args, "--keep-alive")
 	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	return p, nil
-}
-
-// waitReady polls the server with ListBuckets until it answers.
-func (p *process) waitReady(client *s3.Client, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := client.ListBuckets(ctx, &s3.ListBucketsInput{})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("versitygw on %s exited: %v\n%s", p.addr, p.cmd.ProcessState, p.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("versitygw on %s not ready after %s: %w\n%s", p.addr, timeout, err, p.out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stop kills the process and waits for it to exit.
-func (p *process) stop() {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	})
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := Start(Command{Name: "versitygw on " + port.Addr(), Bin: v.Bin, Args: append(args, "posix", v.Root), Log: v.Log})
 	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
+		return nil, err
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return "", err
+	srv := &VersitygwServer{Process: p, Config: objects.Config{
+		Endpoint:  "http://" + port.Addr(),
+		Region:    objects.DefaultRegion,
+		PathStyle: true,
+		AccessKey: v.Access,
+		SecretKey: v.Secret,
+	}}
+	if srv.Client, err = objects.NewClient(ctx, srv.Config); err != nil {
+		_ = p.Stop(syscall.SIGKILL, TerminateGrace)
+		return nil, fmt.Errorf("s3 client: %w", err)
 	}
-	return addr, nil
-}
-
-// tailBuffer keeps the last max bytes written to it; safe for concurrent use.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
+	ready, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err = p.WaitReady(ready, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := srv.Client.ListBuckets(ctx, &s3.ListBucketsInput{})
+		return err
+	})
+	if err != nil {
+		_ = p.Stop(syscall.SIGKILL, TerminateGrace)
+		return nil, err
 	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
+	return srv, nil
 }

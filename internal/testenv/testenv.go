@@ -15,6 +15,12 @@
 //
 // S3 tests run the versitygw binary (see VersitygwPath); a missing binary
 // fails the test in CI and skips it elsewhere.
+//
+// The package also holds the one process launcher (Start, Process) and the
+// one free-port helper (FreePort) of the project's harnesses, and the one
+// place versitygw is started (StartVersitygw). Their core needs no
+// testing.TB, so programs (bench, deploy/scaleout) use them too; StartT and
+// FreePortT are the test wrappers.
 package testenv
 
 import (
