@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -178,10 +177,7 @@ func TestCommandLineEndToEnd(t *testing.T) {
 // supervisor); SIGTERM still stops it cleanly.
 func TestWorkerWaitsForPostgreSQL(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens here now
+	addr := testenv.FreePortT(t).Addr() // nothing listens here
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct {
 		code   int
