@@ -212,29 +212,28 @@ func (s *Store) RetryObjects(ctx context.Context, id string, statuses []reverify
 
 // FailRunsOverThreshold fails every active run whose failures passed its
 // threshold; their pending objects become cancelled. It returns the IDs.
-//
-// Every worker runs it every few seconds, so it counts a run's finished
-// objects (its pending rows: up to millions, most not index-only while the
-// run writes them) only when the run's failures alone could cross the
-// threshold; failures are usually few.
+// Every worker runs it every few seconds: it reads the runs' counters, a
+// few rows per run however large.
 func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 	type cand struct {
-		id            string
-		failed, total int64
-		th            reverify.Threshold
+		id           string
+		failed, done int64
+		th           reverify.Threshold
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT r.id::text, f.failed, r.total, r.fail_percent::float8, r.fail_min_done, coalesce(r.fail_count, 0)
+		SELECT r.id::text, coalesce(f.failed, 0)::bigint, coalesce(f.done, 0)::bigint,
+		       r.fail_percent::float8, r.fail_min_done, coalesce(r.fail_count, 0)
 		FROM runs r,
-		LATERAL (SELECT count(*) AS failed FROM verifications v
-		         WHERE v.run_id = r.id AND v.status IN ('failed', 'not_found')) f
+		LATERAL (SELECT sum(objects) FILTER (WHERE status IN ('failed', 'not_found')) AS failed,
+		                sum(objects) FILTER (WHERE status <> 'pending') AS done
+		         FROM run_counts c WHERE c.run_id = r.id) f
 		WHERE r.status IN ('running', 'enqueuing', 'paused')`)
 	if err != nil {
 		return nil, classify(fmt.Errorf("check failure thresholds: %w", err))
 	}
 	cands, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (cand, error) {
 		var c cand
-		err := row.Scan(&c.id, &c.failed, &c.total, &c.th.Percent, &c.th.MinDone, &c.th.Count)
+		err := row.Scan(&c.id, &c.failed, &c.done, &c.th.Percent, &c.th.MinDone, &c.th.Count)
 		return c, err
 	})
 	if err != nil {
@@ -242,15 +241,7 @@ func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 	}
 	var failed []string
 	for _, c := range cands {
-		if !c.th.MayCross(c.failed) {
-			continue
-		}
-		var pending int64
-		err := s.pool.QueryRow(ctx, `SELECT count(*) FROM verifications WHERE run_id = $1::uuid AND status = 'pending'`, c.id).Scan(&pending)
-		if err != nil {
-			return failed, classify(fmt.Errorf("check failure threshold of run %s: %w", c.id, err))
-		}
-		why := c.th.Crossed(c.failed, c.total-pending)
+		why := c.th.Crossed(c.failed, c.done)
 		if why == "" {
 			continue
 		}
