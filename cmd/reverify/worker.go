@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"reverify"
 	"runtime/debug"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"reverify/liveness"
@@ -105,7 +107,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// Hundreds of images in flight are short-lived garbage: collecting
-		// sooner keeps the heap near 0.5 MB per in-flight image (make bench).
+		// sooner keeps the heap small for each image in flight (make bench).
 		debug.SetGCPercent(50)
 	}
 	if o.concurrency < 1 {
@@ -160,56 +162,84 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	}
 	defer rdb.Close()
 	queue := asynq.NewClientFromRedisClient(rdb)
-	producer := tasks.NewProducer(store, queue)
 	host, _ := os.Hostname()
-	holder := fmt.Sprintf("%s/%d", host, os.Getpid())
 	api, err := liveness.New(apiURL, key, liveness.NewHTTPClient(o.concurrency, a.cfg.APITimeout))
 	if err != nil {
 		return fmt.Errorf("REVERIFY_API_URL (--api-url): %w", err)
 	}
-	// A slot held by a worker that died frees itself once its call must be over.
-	o.fleet.SlotLease = 2*a.cfg.APITimeout + 5*time.Second
-	gov := fleet.New(rdb, o.fleet)
-	ops, err := startWorkerOps(o.metricsAddr, redis, store.Pool(), log, circuitCheck(gov))
+	// The worker admits calls through a governor of its own; this one, over
+	// the same keys, reads the circuits for readiness and publishes the budget.
+	fleetStatus := fleet.New(rdb, o.fleet)
+	ops, err := startWorkerOps(o.metricsAddr, redis, store.Pool(), log, circuitCheck(fleetStatus))
 	if err != nil {
 		return err
 	}
 	defer ops.Close(ctx)
-	if err := gov.Announce(ctx); err != nil {
+	if err := fleetStatus.Announce(ctx); err != nil {
 		log.WarnContext(ctx, "could not publish the fleet's daily budget", "err", err)
 	}
-	h := worker.NewHandler(objs, api, store, gov, fleet.NewStash(rdb, "", 0), worker.HandlerConfig{
-		MaxObjectBytes: o.maxObjectBytes,
-		CallTimeout:    a.cfg.APITimeout,
-		Logger:         log,
-		Observer:       ops.Observer(),
-		Runs:           worker.NewCachedRunGate(store, 2*time.Second),
-	})
 	planner, err := a.planner(ctx, store, queue, log)
 	if err != nil {
 		return err
 	}
-	srv := worker.NewServer(redis, h, store, worker.Config{
-		RunEnded:        a.runEnded(store, log),
+	w, err := worker.New(worker.Deps{
+		Objects:  objs,
+		API:      api,
+		Ledger:   store,
+		Redis:    redis,
+		Runs:     store,
+		RunGate:  store,
+		RunEnded: runEndedFunc(a.runEnded(store, log)),
+		Reconciler: &reconciler{rdb: rdb, holder: fmt.Sprintf("%s/%d", host, os.Getpid()), every: o.reconcileEvery,
+			producer: tasks.NewProducer(store, queue), store: store, log: log},
+		Observer: ops.Observer(),
+		Handlers: map[string]asynq.Handler{
+			tasks.TypePlan:     planner,
+			scheduler.TypeFire: scheduler.NewFirer(store, queue),
+		},
+	}, worker.Config{
 		Concurrency:     o.concurrency,
 		Lanes:           o.lanes,
 		Queues:          queues,
 		ShutdownTimeout: o.shutdownTimeout,
-		Logger:          log,
 		ReconcileEvery:  o.reconcileEvery,
 		Backoff:         o.backoff,
-		Reconcile: func(ctx context.Context) error {
-			if ok, err := fleet.TryLock(ctx, rdb, "reconcile", holder, o.reconcileEvery*9/10); err != nil || !ok {
-				return err
-			}
-			s, err := producer.RequeueActive(ctx, store)
-			if s.Enqueued > 0 {
-				log.WarnContext(ctx, "reconcile re-enqueued tasks Redis had lost", "tasks", s.Enqueued, "pending", s.Seen)
-			}
-			return err
-		},
+		Logger:          log,
+		MaxObjectBytes:  o.maxObjectBytes,
+		CallTimeout:     a.cfg.APITimeout,
+		Fleet:           o.fleet,
 	})
-	srv.Handle(tasks.TypePlan, planner)
-	srv.Handle(scheduler.TypeFire, scheduler.NewFirer(store, queue))
-	return srv.Run(ctx)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// runEndedFunc adapts a function to worker.RunEndHook.
+type runEndedFunc func(ctx context.Context, runID, status string)
+
+func (f runEndedFunc) RunEnded(ctx context.Context, runID string, status reverify.RunStatus) {
+	f(ctx, runID, string(status))
+}
+
+// reconciler puts back the tasks Redis lost, in one worker of the fleet
+// at a time.
+type reconciler struct {
+	rdb      goredis.UniversalClient
+	holder   string
+	every    time.Duration
+	producer *tasks.Producer
+	store    tasks.ActiveRunLister
+	log      *slog.Logger
+}
+
+func (r *reconciler) Reconcile(ctx context.Context) error {
+	if ok, err := fleet.TryLock(ctx, r.rdb, "reconcile", r.holder, r.every*9/10); err != nil || !ok {
+		return err
+	}
+	s, err := r.producer.RequeueActive(ctx, r.store)
+	if s.Enqueued > 0 {
+		r.log.WarnContext(ctx, "reconcile re-enqueued tasks Redis had lost", "tasks", s.Enqueued, "pending", s.Seen)
+	}
+	return err
 }
