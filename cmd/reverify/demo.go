@@ -153,26 +153,25 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	rdb, err := redisClient(redisOpt)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
 	// The demo's fleet state is its own, whatever else shares this Redis.
-	gov := fleet.New(rdb, fleet.Config{Prefix: "{" + run.Queue + "}:", MaxInFlight: o.concurrency})
-	h := worker.NewHandler(objs, api, store, gov, fleet.NewStash(rdb, run.Queue+":outcome:", time.Hour),
-		worker.HandlerConfig{Logger: log, CallTimeout: 10 * time.Second})
-	srv := worker.NewServer(redisOpt, h, campaigns, worker.Config{
+	w, err := worker.New(worker.Deps{Objects: objs, API: api, Ledger: store, Redis: redisOpt, Runs: campaigns}, worker.Config{
 		Concurrency:     o.concurrency,
 		Queues:          map[string]int{run.Queue: 1},
 		CloseRunsEvery:  300 * time.Millisecond,
 		RetryCheckEvery: time.Second,
 		Backoff:         worker.Backoff{Base: 500 * time.Millisecond, Cap: 3 * time.Second, Min: 200 * time.Millisecond},
 		Logger:          log,
+		CallTimeout:     10 * time.Second,
+		Fleet:           fleet.Config{Prefix: "{" + run.Queue + "}:", MaxInFlight: o.concurrency},
+		StashPrefix:     run.Queue + ":outcome:",
+		StashTTL:        time.Hour,
 	})
+	if err != nil {
+		return err
+	}
 	wctx, stopWorker := context.WithCancel(ctx)
 	g, _ := errgroup.WithContext(wctx)
-	g.Go(func() error { return srv.Run(wctx) })
+	g.Go(func() error { return w.Run(wctx) })
 
 	bar := newProgress(a.stderr, "verified", run.Total)
 	var p postgres.Progress

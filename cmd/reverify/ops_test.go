@@ -22,10 +22,11 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	ctx := context.Background()
 	store, db := testenv.LedgerWithPool(t)
 	redis := asynq.RedisClientOpt{Addr: testenv.RedisAddr(t)}
-	// The newest migration is undone in the books: the schema looks older
-	// than this binary, as while a rollout waits for `reverify migrate`.
-	_, err := db.Exec(ctx, `DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`)
+	// The newest migration is undone: the schema is older than this binary,
+	// as while a rollout waits for `reverify migrate`.
+	undone, err := postgres.Rollback(ctx, db.Config().ConnString())
 	require.NoError(t, err)
+	require.NotEmpty(t, undone)
 
 	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr})
 	t.Cleanup(func() { rdb.Close() })

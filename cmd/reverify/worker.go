@@ -106,7 +106,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// Hundreds of images in flight are short-lived garbage: collecting
-		// sooner keeps the heap per in-flight image small (docs/performance.md).
+		// sooner keeps the heap small for each image in flight (make bench).
 		debug.SetGCPercent(50)
 	}
 	if o.concurrency < 1 {
@@ -169,38 +169,56 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	if err != nil {
 		return fmt.Errorf("REVERIFY_API_URL (--api-url): %w", err)
 	}
-	// A slot held by a worker that died frees itself once its call must be over.
-	o.fleet.SlotLease = 2*a.cfg.APITimeout + 5*time.Second
-	gov := fleet.New(rdb, o.fleet)
-	ops, err := startWorkerOps(o.metricsAddr, redis, store, log, circuitCheck(gov))
+	// The worker admits calls through a governor of its own; this one, over
+	// the same keys, reads the circuits for readiness and publishes the budget.
+	fleetStatus := fleet.New(rdb, o.fleet)
+	ops, err := startWorkerOps(o.metricsAddr, redis, store, log, circuitCheck(fleetStatus))
 	if err != nil {
 		return err
 	}
 	defer ops.Close(ctx)
-	if err := gov.Announce(ctx); err != nil {
+	if err := fleetStatus.Announce(ctx); err != nil {
 		log.WarnContext(ctx, "could not publish the fleet's daily budget", "err", err)
 	}
-	h := worker.NewHandler(objs, api, store, gov, fleet.NewStash(rdb, "", 0), worker.HandlerConfig{
-		MaxObjectBytes: o.maxObjectBytes,
-		CallTimeout:    a.cfg.APITimeout,
-		Logger:         log,
-		Observer:       ops.Observer(),
-		Runs:           worker.NewCachedRunGate(store, 2*time.Second),
-	})
-	srv := worker.NewServer(redis, h, campaigns, worker.Config{
+	w, err := worker.New(worker.Deps{
+		Objects:    objs,
+		API:        api,
+		Ledger:     store,
+		Redis:      redis,
+		Runs:       campaigns,
+		RunGate:    store,
+		Reconciler: reconciler{campaigns, o.reconcileEvery},
+		Observer:   ops.Observer(),
+		Handlers: map[string]asynq.Handler{
+			tasks.TypePlan:     campaign.NewPlanHandler(campaigns),
+			scheduler.TypeFire: scheduler.NewFirer(campaigns),
+		},
+	}, worker.Config{
 		Concurrency:     o.concurrency,
 		Lanes:           o.lanes,
 		Queues:          queues,
 		ShutdownTimeout: o.shutdownTimeout,
-		Logger:          log,
 		ReconcileEvery:  o.reconcileEvery,
 		Backoff:         o.backoff,
-		Reconcile: func(ctx context.Context) error {
-			_, err := campaigns.ReconcileActive(ctx, o.reconcileEvery)
-			return err
-		},
+		Logger:          log,
+		MaxObjectBytes:  o.maxObjectBytes,
+		CallTimeout:     a.cfg.APITimeout,
+		Fleet:           o.fleet,
 	})
-	srv.Handle(tasks.TypePlan, campaign.NewPlanHandler(campaigns))
-	srv.Handle(scheduler.TypeFire, scheduler.NewFirer(campaigns))
-	return srv.Run(ctx)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// reconciler puts back the tasks Redis lost, in one worker of the fleet
+// per period.
+type reconciler struct {
+	campaigns *campaign.Service
+	every     time.Duration
+}
+
+func (r reconciler) Reconcile(ctx context.Context) error {
+	_, err := r.campaigns.ReconcileActive(ctx, r.every)
+	return err
 }
