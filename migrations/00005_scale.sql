@@ -40,6 +40,14 @@ ALTER TABLE runs
 COMMENT ON COLUMN runs.dispatched_seq IS 'The feeder has handed the task queue every pending object of the run with seq up to this (its high-water mark).';
 COMMENT ON COLUMN runs.rate_per_second IS 'Objects finished per second over the last sampling interval (rate_at, rate_done: the sample).';
 
+CREATE TABLE ledger_identity (
+    id          uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    one_row     boolean     NOT NULL DEFAULT true UNIQUE CHECK (one_row)
+);
+INSERT INTO ledger_identity DEFAULT VALUES;
+COMMENT ON TABLE ledger_identity IS 'This ledger''s ID: processes sharing the ledger (and only they) share the feeder''s lease in Redis.';
+
 CREATE SEQUENCE verifications_seq AS bigint CACHE 1000;
 COMMENT ON SEQUENCE verifications_seq IS 'Order in which objects are dispatched: ingest order, and a retried object goes to the back.';
 
@@ -134,6 +142,16 @@ END
 $$;
 -- +goose StatementEnd
 COMMENT ON FUNCTION reverify_add_run_partitions(uuid) IS 'Creates and attaches the verifications and api_calls partitions of a run (idempotent).';
+-- +goose StatementBegin
+CREATE FUNCTION reverify_drop_run_partitions(run uuid) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    suffix text := replace(run::text, '-', '');
+BEGIN
+    EXECUTE format('DROP TABLE IF EXISTS %I, %I', 'api_calls_' || suffix, 'verifications_' || suffix);
+END
+$$;
+-- +goose StatementEnd
+COMMENT ON FUNCTION reverify_drop_run_partitions(uuid) IS 'Drops the partitions of a run: all its verifications and API calls, at once.';
 
 -- Counters. Each statement adds its changes per (run, status, score band)
 -- to a shard picked by the connection, so concurrent writers of one run
@@ -387,6 +405,7 @@ DROP TABLE verifications;
 DROP TABLE api_calls;
 DROP SEQUENCE verifications_seq;
 DROP FUNCTION reverify_add_run_partitions(uuid);
+DROP FUNCTION reverify_drop_run_partitions(uuid);
 DROP FUNCTION verifications_count_insert();
 DROP FUNCTION verifications_count_update();
 DROP FUNCTION verifications_count_delete();
@@ -395,6 +414,7 @@ DROP FUNCTION reverify_count_shard();
 DROP FUNCTION reverify_score_band(text, numeric);
 DROP TABLE run_calls;
 DROP TABLE run_counts;
+DROP TABLE ledger_identity;
 ALTER TABLE runs DROP COLUMN dispatched_seq, DROP COLUMN rate_at, DROP COLUMN rate_done, DROP COLUMN rate_per_second;
 
 ALTER TABLE verifications_flat RENAME TO verifications;

@@ -102,7 +102,7 @@ func TestChaos(t *testing.T) {
 
 	workerArgs := []string{"worker", "--queues", queue, "--concurrency", strconv.Itoa(concurrency),
 		"--api-rate", strconv.Itoa(rate), "--api-max-in-flight", strconv.Itoa(maxInFlight),
-		"--auth-cooldown", "2s", "--outage-cooldown", "2s", "--reconcile-every", "3s",
+		"--auth-cooldown", "2s", "--outage-cooldown", "2s", "--refill-every", "3s",
 		"--retry-base", "200ms", "--retry-cap", "2s", "--shutdown-timeout", "5s"}
 	fleet := make([]*testenv.Process, workers)
 	for i := range fleet {

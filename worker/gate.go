@@ -33,7 +33,8 @@ func (j *job) gate(ctx context.Context) ending {
 // CachedRunGate answers RunState from a short-lived in-process cache, so
 // the handler asks PostgreSQL about a run at most once per TTL per process
 // instead of once per task. A cancel takes up to the TTL to be seen here;
-// the ledger still refuses to start a call for a cancelled row meanwhile.
+// the ledger still refuses to start a call for a run that is not being
+// sent meanwhile.
 type CachedRunGate struct {
 	src RunGate
 	ttl time.Duration

@@ -259,6 +259,14 @@ func (j *job) begin(ctx context.Context, image []byte, meta objects.Object, repl
 		}
 	case st == postgres.CallLost && !replaceLost:
 		return 0, func(ctx context.Context) error { return j.call(ctx, image, meta, true) }
+	case st == postgres.RunHeld:
+		return 0, returns(&WaitError{After: 15 * time.Second, Reason: reverify.WaitRunHeld,
+			Err: fmt.Errorf("run %s is paused or awaits confirmation", j.p.RunID)})
+	case st == postgres.RunStopped:
+		return 0, func(ctx context.Context) error {
+			j.log.InfoContext(ctx, "run has ended; not calling the API")
+			return nil
+		}
 	}
 	return 0, returns(&WaitError{After: j.h.cfg.CallTimeout, Reason: reverify.WaitCallInFlight,
 		Err: errors.New("an earlier call for this object has no answer yet")})

@@ -40,11 +40,11 @@ type RunEndHook interface {
 	RunEnded(ctx context.Context, runID string, status reverify.RunStatus)
 }
 
-// Reconciler puts back the tasks Redis lost (see
-// tasks.Producer.RequeueActive). It runs every Config.ReconcileEvery in
-// each worker, so it should let one process of the fleet do the work.
-type Reconciler interface {
-	Reconcile(ctx context.Context) error
+// Feeder keeps the task queue supplied from the ledger
+// (campaign.Feeder); a worker runs it beside its lanes, and across the
+// fleet one feeds while the others stand by.
+type Feeder interface {
+	Run(ctx context.Context) error
 }
 
 type nopObserver struct{}

@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"reverify/campaign"
 	"reverify/internal/testenv"
 	"reverify/liveness"
 	"reverify/liveness/fakeapi"
@@ -115,13 +116,57 @@ func (b *bundle) fleetPrefix() string { return "{" + b.queue + "}:" }
 
 func (b *bundle) stashPrefix() string { return b.queue + ":outcome:" }
 
-func (b *bundle) enqueue(t *testing.T, run reverify.Run, src tasks.Source, opts ...tasks.ProducerOption) tasks.Stats {
+// enqueued is what bundle.enqueue did.
+type enqueued struct {
+	tasks.Stats
+	Enqueued int64 // tasks the feeder added to the queue
+}
+
+// enqueue records src into run, starts it and runs one round of a feeder
+// whose window holds every object, as the fleet's feeder would; opts are
+// added to every task.
+func (b *bundle) enqueue(t *testing.T, run reverify.Run, src tasks.Source, opts ...asynq.Option) enqueued {
+	t.Helper()
+	ctx := context.Background()
+	stats, err := tasks.NewRecorder(b.store).Record(ctx, run.ID, src, nil)
+	require.NoError(t, err)
+	require.NoError(t, b.store.StartRun(ctx, run.ID))
+	f := b.feeder(t, opts...)
+	require.NoError(t, f.Cycle(ctx))
+	return enqueued{Stats: stats, Enqueued: f.Stats().Dispatched}
+}
+
+// taskID is the ID of the task the feeder made for a pending object.
+func (b *bundle) taskID(t *testing.T, runID string, obj reverify.ObjectRef) string {
+	t.Helper()
+	pending, err := b.store.NextPending(context.Background(), runID, 0, 1<<20)
+	require.NoError(t, err)
+	for _, p := range pending {
+		if p.Object.Bucket == obj.Bucket && p.Object.Key == obj.Key {
+			return tasks.VerifyPayload{RunID: runID, Bucket: obj.Bucket, Key: obj.Key, Seq: p.Seq}.TaskID()
+		}
+	}
+	t.Fatalf("%s/%s is not pending", obj.Bucket, obj.Key)
+	return ""
+}
+
+// feeder returns a feeder of the test's ledger with a window for every
+// object; opts are added to every task it enqueues.
+func (b *bundle) feeder(t *testing.T, opts ...asynq.Option) *campaign.Feeder {
 	t.Helper()
 	client := asynq.NewClient(b.redis)
 	t.Cleanup(func() { client.Close() })
-	stats, err := tasks.NewProducer(b.store, client, opts...).Enqueue(context.Background(), run, src, nil)
-	require.NoError(t, err)
-	return stats
+	return campaign.NewFeeder(b.store, taskOptions{client, opts}, nil, nil, campaign.FeederConfig{Window: 1 << 20})
+}
+
+// taskOptions adds options to every task it enqueues.
+type taskOptions struct {
+	*asynq.Client
+	opts []asynq.Option
+}
+
+func (q taskOptions) EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+	return q.Client.EnqueueContext(ctx, t, append(opts, q.opts...)...)
 }
 
 // waitDrained waits until the queue holds no task and at least processed
@@ -320,9 +365,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	require.EqualValues(t, len(objectsWant)+1, p.Run.Total)
 }
 
-// TestRequeueDoesNotDuplicateQueuedTasks re-enqueues a run's pending
-// objects while their tasks are still in Redis: task IDs collide, nothing
-// is added.
+// TestRequeueDoesNotDuplicateQueuedTasks refills a run's window while its
+// tasks are still in Redis: task IDs collide, nothing is added.
 func TestRequeueDoesNotDuplicateQueuedTasks(t *testing.T) {
 	t.Parallel()
 	b := setup(t, fakeapi.Options{})
@@ -340,10 +384,10 @@ func TestRequeueDoesNotDuplicateQueuedTasks(t *testing.T) {
 	require.EqualValues(t, 3, first.Enqueued)
 	client := asynq.NewClient(b.redis)
 	t.Cleanup(func() { client.Close() })
-	again, err := tasks.NewProducer(b.store, client).Requeue(context.Background(), run)
-	require.NoError(t, err)
-	require.EqualValues(t, 0, again.Enqueued)
-	require.EqualValues(t, 3, again.Duplicate)
+	again := b.feeder(t)
+	require.NoError(t, again.Cycle(context.Background()), "a new feeder refills every window first")
+	require.Zero(t, again.Stats().Refilled)
+	require.Zero(t, again.Stats().Dispatched)
 
 	insp := asynq.NewInspector(b.redis)
 	t.Cleanup(func() { insp.Close() })
@@ -363,7 +407,7 @@ func TestRetriesExhaustedRecordFailure(t *testing.T) {
 		b.s3.PutObject(t, bucket, "f"+string(rune('0'+i))+".jpg", fakeapi.GenerateJPEG(int64(i), 80, 80))
 	}
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(2)))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(2))
 	// A high outage threshold keeps the circuit out of this test.
 	b.startWorker(t, apiKey, worker.Config{Fleet: fleet.Config{OutageMinFails: 1000}})
 	p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 60*time.Second)
@@ -385,7 +429,7 @@ func TestAuthFailureKeepsTasks(t *testing.T) {
 		b.s3.PutObject(t, bucket, "a"+string(rune('0'+i))+".jpg", fakeapi.GenerateJPEG(int64(i), 80, 80))
 	}
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(1)))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(1))
 	// The fleet is given a key the API does not accept yet.
 	const rotated = "rotated-key"
 	b.startWorker(t, rotated, worker.Config{Fleet: fleet.Config{AuthCooldown: 2 * time.Second}})
@@ -434,7 +478,7 @@ func TestBucketAccessDeniedIsReportedOnce(t *testing.T) {
 		b.s3.PutObject(t, bucket, fmt.Sprintf("d%d.jpg", i), fakeapi.GenerateJPEG(int64(i), 80, 80))
 	}
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(1)))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(1))
 
 	cfg := b.s3.Config()
 	cfg.SecretKey = "not-the-secret"
@@ -577,7 +621,7 @@ func TestStashedAnswerIsRecordedNotPaidAgain(t *testing.T) {
 			t.Cleanup(func() { rdb.Close() })
 			stashKeys := make([]string, len(keys))
 			for i, k := range keys {
-				stashKeys[i] = b.stashPrefix() + tasks.VerifyPayload{RunID: run.ID, Bucket: bucket, Key: k}.TaskID()
+				stashKeys[i] = b.stashPrefix() + b.taskID(t, run.ID, reverify.ObjectRef{Bucket: bucket, Key: k})
 			}
 			require.Eventually(t, func() bool {
 				n, err := rdb.Exists(ctx, stashKeys...).Result()
@@ -655,7 +699,7 @@ func TestUnansweredCallWaitsThenIsReplaced(t *testing.T) {
 	const bucket = "lost"
 	b.images(t, bucket, "l0.jpg")
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(1)))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(1))
 	lostID, st, err := b.store.BeginCall(ctx, run.ID, reverify.ObjectRef{Bucket: bucket, Key: "l0.jpg"}, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, postgres.CallRecorded, st)

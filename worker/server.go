@@ -27,9 +27,9 @@ type Server struct {
 
 // housekeeping is what the server does besides tasks.
 type housekeeping struct {
-	runs       RunCloser
-	ended      RunEndHook // may be nil
-	reconciler Reconciler // may be nil
+	runs   RunCloser
+	ended  RunEndHook // may be nil
+	feeder Feeder     // may be nil
 }
 
 // perLane is the concurrency one lane serves by default: the tasks per
@@ -107,18 +107,19 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.log.InfoContext(ctx, "worker started", "concurrency", s.cfg.Concurrency, "lanes", len(s.lanes), "queues", s.cfg.Queues)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if s.hk.feeder != nil {
+		wg.Go(func() {
+			if err := s.hk.feeder.Run(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "feeder stopped", "err", err)
+			}
+		})
+	}
 	tick := time.NewTicker(s.cfg.CloseRunsEvery)
 	defer tick.Stop()
-	reconcile := time.NewTicker(s.cfg.ReconcileEvery)
-	defer reconcile.Stop()
 	for {
 		select {
-		case <-reconcile.C:
-			if s.hk.reconciler != nil {
-				if err := s.hk.reconciler.Reconcile(ctx); err != nil && ctx.Err() == nil {
-					s.log.WarnContext(ctx, "reconcile failed; will try again", "err", err)
-				}
-			}
 		case <-ctx.Done():
 			s.log.Info("shutting down: finishing in-flight tasks", "timeout", s.cfg.ShutdownTimeout.String())
 			s.shutdown(s.lanes)

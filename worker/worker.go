@@ -24,10 +24,10 @@ type Deps struct {
 	Redis asynq.RedisConnOpt
 	Runs  RunCloser // ends runs with nothing left to do
 
-	RunGate    RunGate    // pause and cancel checks, cached for Config.RunGateTTL; nil: every run is active
-	RunEnded   RunEndHook // told of each run this process ended
-	Reconciler Reconciler // run every Config.ReconcileEvery
-	Observer   Observer   // metrics
+	RunGate  RunGate    // pause and cancel checks, cached for Config.RunGateTTL; nil: every run is active
+	RunEnded RunEndHook // told of each run this process ended
+	Feeder   Feeder     // runs beside the lanes: keeps the queue supplied
+	Observer Observer   // metrics
 	// Handlers serve other task types on the same lanes (e.g. run:plan), by
 	// task type.
 	Handlers map[string]asynq.Handler
@@ -47,8 +47,7 @@ type Config struct {
 	// RetryCheckEvery is how often due retries move back to their queue;
 	// default 1s.
 	RetryCheckEvery time.Duration
-	ReconcileEvery  time.Duration // how often Deps.Reconciler runs; default 5m
-	Backoff         Backoff       // of counted failures; default DefaultBackoff()
+	Backoff         Backoff // of counted failures; default DefaultBackoff()
 	Logger          *slog.Logger
 
 	MaxObjectBytes int64 // larger objects are invalid_image, never read whole; default 15 MiB
@@ -94,9 +93,6 @@ func (c *Config) defaults() {
 	}
 	if c.RetryCheckEvery <= 0 {
 		c.RetryCheckEvery = time.Second
-	}
-	if c.ReconcileEvery <= 0 {
-		c.ReconcileEvery = 5 * time.Minute
 	}
 	if c.Backoff == (Backoff{}) {
 		c.Backoff = DefaultBackoff()
@@ -163,7 +159,7 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 	for typ, th := range deps.Handlers {
 		mux.Handle(typ, th)
 	}
-	hk := housekeeping{runs: deps.Runs, ended: deps.RunEnded, reconciler: deps.Reconciler}
+	hk := housekeeping{runs: deps.Runs, ended: deps.RunEnded, feeder: deps.Feeder}
 	return &Worker{server: newServer(lanes, mux, hk, cfg), fleet: rdb}, nil
 }
 

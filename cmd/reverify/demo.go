@@ -147,14 +147,24 @@ func (a *app) demo(ctx context.Context, o demoOptions) error {
 		return err
 	}
 	run = filled.Run
-	say("run %s: %d objects recorded, %d tasks enqueued", run.ID, filled.Recorded, filled.Enqueued)
+	say("run %s: %d objects recorded; the feeder dispatches them %d at a time", run.ID, filled.Recorded, 4*o.concurrency)
 
 	api, err := liveness.New("http://"+ln.Addr().String(), apiKey, liveness.NewHTTPClient(o.concurrency, 10*time.Second))
 	if err != nil {
 		return err
 	}
+	rdb, err := redisClient(redisOpt)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	feeder, closeFeeder, err := newFeeder(ctx, store, redisOpt, rdb, campaign.FeederConfig{Window: 4 * o.concurrency, Every: 100 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer closeFeeder()
 	// The demo's fleet state is its own, whatever else shares this Redis.
-	w, err := worker.New(worker.Deps{Objects: objs, API: api, Ledger: store, Redis: redisOpt, Runs: campaigns}, worker.Config{
+	w, err := worker.New(worker.Deps{Objects: objs, API: api, Ledger: store, Redis: redisOpt, Runs: campaigns, Feeder: feeder}, worker.Config{
 		Concurrency:     o.concurrency,
 		Queues:          map[string]int{run.Queue: 1},
 		CloseRunsEvery:  300 * time.Millisecond,

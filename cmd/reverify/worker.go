@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"reverify/campaign"
 	"reverify/liveness"
 	"reverify/scheduler"
+	"reverify/storage/postgres"
 	"reverify/tasks"
 	"reverify/worker"
 	"reverify/worker/fleet"
@@ -30,7 +32,7 @@ type workerOptions struct {
 	shutdownTimeout time.Duration
 	maxObjectBytes  int64
 	fleet           fleet.Config
-	reconcileEvery  time.Duration
+	feeder          campaign.FeederConfig
 	metricsAddr     string
 	backoff         worker.Backoff
 }
@@ -73,8 +75,12 @@ finishes in-flight images (up to --shutdown-timeout) and exits 0.`,
 		"backoff of the first retry after a failure; doubles each time, with full jitter")
 	a.envErrs.durationSetting(f, &o.backoff.Cap, "retry-cap", "REVERIFY_RETRY_CAP", def.Cap, "longest backoff between retries")
 	o.backoff.Min = def.Min
-	a.envErrs.durationSetting(f, &o.reconcileEvery, "reconcile-every", "REVERIFY_RECONCILE_EVERY", 5*time.Minute,
-		"how often one worker re-enqueues pending objects whose tasks Redis lost")
+	a.envErrs.intSetting(f, &o.feeder.Window, "dispatch-window", "REVERIFY_DISPATCH_WINDOW", 0,
+		"tasks of each run kept in Redis at once, topped up from PostgreSQL as they finish (0 = 4 x the larger of --concurrency and --api-max-in-flight)")
+	a.envErrs.durationSetting(f, &o.feeder.Every, "dispatch-every", "REVERIFY_DISPATCH_EVERY", 200*time.Millisecond,
+		"how often the feeder tops up each run's window")
+	a.envErrs.durationSetting(f, &o.feeder.Refill, "refill-every", "REVERIFY_REFILL_EVERY", time.Minute,
+		"how often the feeder puts back every window's tasks, for tasks Redis lost (at once when Redis lost all its data)")
 	stringSetting(f, &o.metricsAddr, "metrics-addr", "REVERIFY_METRICS_ADDR", "",
 		"serve /metrics, /healthz and /readyz on this address, e.g. :9090 (empty = off)")
 	return cmd
@@ -160,11 +166,19 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		return err
 	}
 	defer rdb.Close()
-	host, _ := os.Hostname()
 	campaigns := campaign.New(campaign.Deps{
 		Ledger: store, Queue: asynq.NewClientFromRedisClient(rdb), Objects: objs,
-		Reports: reportWriter{a: a, store: store}, Lock: fleet.NewLocks(rdb, fmt.Sprintf("%s/%d", host, os.Getpid())), Logger: log,
+		Reports: reportWriter{a: a, store: store}, Logger: log,
 	})
+	if o.feeder.Window == 0 {
+		o.feeder.Window = max(200, 4*max(o.concurrency, o.fleet.MaxInFlight))
+	}
+	o.feeder.Logger = log
+	feeder, closeFeeder, err := newFeeder(ctx, store, redis, rdb, o.feeder)
+	if err != nil {
+		return err
+	}
+	defer closeFeeder()
 	api, err := liveness.New(apiURL, key, liveness.NewHTTPClient(o.concurrency, a.cfg.APITimeout))
 	if err != nil {
 		return fmt.Errorf("REVERIFY_API_URL (--api-url): %w", err)
@@ -181,14 +195,14 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		log.WarnContext(ctx, "could not publish the fleet's daily budget", "err", err)
 	}
 	w, err := worker.New(worker.Deps{
-		Objects:    objs,
-		API:        api,
-		Ledger:     store,
-		Redis:      redis,
-		Runs:       campaigns,
-		RunGate:    store,
-		Reconciler: reconciler{campaigns, o.reconcileEvery},
-		Observer:   ops.Observer(),
+		Objects:  objs,
+		API:      api,
+		Ledger:   store,
+		Redis:    redis,
+		Runs:     campaigns,
+		RunGate:  store,
+		Feeder:   feeder,
+		Observer: ops.Observer(),
 		Handlers: map[string]asynq.Handler{
 			tasks.TypePlan:     campaign.NewPlanHandler(campaigns),
 			scheduler.TypeFire: scheduler.NewFirer(campaigns),
@@ -198,7 +212,6 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		Lanes:           o.lanes,
 		Queues:          queues,
 		ShutdownTimeout: o.shutdownTimeout,
-		ReconcileEvery:  o.reconcileEvery,
 		Backoff:         o.backoff,
 		Logger:          log,
 		MaxObjectBytes:  o.maxObjectBytes,
@@ -211,14 +224,20 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	return w.Run(ctx)
 }
 
-// reconciler puts back the tasks Redis lost, in one worker of the fleet
-// per period.
-type reconciler struct {
-	campaigns *campaign.Service
-	every     time.Duration
-}
-
-func (r reconciler) Reconcile(ctx context.Context) error {
-	_, err := r.campaigns.ReconcileActive(ctx, r.every)
-	return err
+// newFeeder builds the feeder of store's ledger, enqueuing through a
+// pipelined client of its own; close releases that client.
+func newFeeder(ctx context.Context, store *postgres.Store, opt asynq.RedisConnOpt, rdb goredis.UniversalClient,
+	cfg campaign.FeederConfig) (*campaign.Feeder, func(), error) {
+	id, err := store.LedgerID(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	queue, closeQueue, err := tasks.NewPipelinedClient(opt)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to redis (REVERIFY_REDIS_URL): %w", err)
+	}
+	host, _ := os.Hostname()
+	lease, marker := fleet.FeederKeys(id)
+	return campaign.NewFeeder(store, queue, fleet.NewLease(rdb, lease, fmt.Sprintf("%s/%d", host, os.Getpid()), 10*time.Second),
+		fleet.NewMarker(rdb, marker), cfg), func() { _ = closeQueue() }, nil
 }

@@ -45,6 +45,8 @@ const (
 	AlreadyDone                       // the object has a terminal result: do not call
 	CallInFlight                      // an earlier call for the object may still be in flight: wait
 	CallLost                          // an earlier call has had no answer for too long: look for it elsewhere, or replace it
+	RunHeld                           // the run is paused or awaits confirmation: wait
+	RunStopped                        // the run has ended (cancelled, failed): do not call
 )
 
 // BeginCall records, before it is sent, that an API call is being made for
@@ -54,7 +56,9 @@ const (
 // worker could not record yet): CallInFlight while the newest such call is
 // younger than lostAfter, CallLost once it is older. A caller that may keep
 // that answer elsewhere looks there before it replaces the call with
-// ReplaceLostCall.
+// ReplaceLostCall. Nor does it record one for a run that is not being
+// sent (RunHeld, RunStopped): a call begun after a run was cancelled or
+// paused never reaches the API.
 func (s *Store) BeginCall(ctx context.Context, runID string, obj reverify.ObjectRef, lostAfter time.Duration) (callID int64, st CallStart, err error) {
 	return s.beginCall(ctx, runID, obj, lostAfter, false)
 }
@@ -79,6 +83,7 @@ func (s *Store) beginCall(ctx context.Context, runID string, obj reverify.Object
 		), v AS (
 			INSERT INTO verifications (run_id, bucket, object_key, object_version, attempts)
 			SELECT $1::uuid, $2, $3, $4, 1 WHERE NOT EXISTS (SELECT 1 FROM busy)
+			  AND EXISTS (SELECT 1 FROM runs WHERE id = $1::uuid AND status IN ('enqueuing', 'running'))
 			ON CONFLICT (run_id, bucket, object_key) DO UPDATE SET attempts = verifications.attempts + 1
 			WHERE verifications.status = 'pending'
 			RETURNING attempts
@@ -103,19 +108,32 @@ func (s *Store) beginCall(ctx context.Context, runID string, obj reverify.Object
 		return callID, CallRecorded, nil
 	}
 	var status reverify.Status
+	var run reverify.RunStatus
 	var lost bool
 	err = s.pool.QueryRow(ctx, `
-		SELECT v.status, coalesce((SELECT max(c.called_at) <= now() - make_interval(secs => $4) FROM api_calls c
+		SELECT v.status, r.status, coalesce((SELECT max(c.called_at) <= now() - make_interval(secs => $4) FROM api_calls c
 			WHERE c.run_id = v.run_id AND c.bucket = v.bucket AND c.object_key = v.object_key AND c.outcome = 'in_flight'), false)
-		FROM verifications v WHERE v.run_id = $1::uuid AND v.bucket = $2 AND v.object_key = $3`,
-		runID, obj.Bucket, obj.Key, lostAfter.Seconds()).Scan(&status, &lost)
+		FROM verifications v JOIN runs r ON r.id = v.run_id
+		WHERE v.run_id = $1::uuid AND v.bucket = $2 AND v.object_key = $3`,
+		runID, obj.Bucket, obj.Key, lostAfter.Seconds()).Scan(&status, &run, &lost)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
+		if err := checkRunID(runID); err != nil {
+			return 0, 0, fmt.Errorf("%w: %w", ErrUnknownRun, err)
+		}
+		var st reverify.RunStatus
+		if serr := s.pool.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1::uuid`, runID).Scan(&st); errors.Is(serr, pgx.ErrNoRows) {
+			return 0, 0, fmt.Errorf("run %s: %w", runID, ErrUnknownRun)
+		}
 		return 0, CallInFlight, nil // a busy call without a row cannot happen; wait and look again
 	case err != nil:
 		return 0, 0, classify(fmt.Errorf("record api call for %s/%s: %w", obj.Bucket, obj.Key, err))
 	case status != reverify.StatusPending:
 		return 0, AlreadyDone, nil
+	case run.Holding():
+		return 0, RunHeld, nil
+	case !run.Sending():
+		return 0, RunStopped, nil
 	case lost && !replaceLost:
 		return 0, CallLost, nil
 	}

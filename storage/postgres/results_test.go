@@ -126,7 +126,7 @@ func TestUnknownRunIsClassified(t *testing.T) {
 }
 
 // TestAddObjectsSkipsDuplicates: a key twice in one batch, or again in a
-// later batch, is one row, enqueued once.
+// later batch, is one row, counted once.
 func TestAddObjectsSkipsDuplicates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -136,10 +136,10 @@ func TestAddObjectsSkipsDuplicates(t *testing.T) {
 	a, b := reverify.ObjectRef{Bucket: "b", Key: "a.jpg"}, reverify.ObjectRef{Bucket: "b", Key: "b c+%.jpg"}
 	added, err := s.AddObjects(ctx, run.ID, []reverify.ObjectRef{a, b, a})
 	require.NoError(t, err)
-	require.ElementsMatch(t, []reverify.ObjectRef{a, b}, added)
+	require.EqualValues(t, 2, added)
 	added, err = s.AddObjects(ctx, run.ID, []reverify.ObjectRef{b, {Bucket: "b", Key: "new.jpg"}})
 	require.NoError(t, err)
-	require.Equal(t, []reverify.ObjectRef{{Bucket: "b", Key: "new.jpg"}}, added)
+	require.EqualValues(t, 1, added)
 	got, err := s.Run(ctx, run.ID)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, got.Total)
