@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"reverify"
 	"reverify/storage/postgres"
 	"reverify/tasks"
+	"reverify/worker/fleet"
 )
 
 // FeedLedger is what the feeder reads and writes; *postgres.Store
@@ -43,6 +45,37 @@ type Marker interface {
 	Lost(ctx context.Context) (bool, error)
 	Set(ctx context.Context) error
 }
+
+// FleetLedger is a ledger a fleet's feeder serves; *postgres.Store
+// satisfies it.
+type FleetLedger interface {
+	FeedLedger
+	LedgerID(ctx context.Context) (string, error)
+}
+
+// NewFleetFeeder builds the feeder a worker process runs: its lease and
+// marker live in Redis under the ledger's ID (so the workers of one ledger,
+// and only they, share them), it is held in holder's name (host/pid), and
+// it enqueues through an auto-pipelined client of its own, which close
+// releases.
+func NewFleetFeeder(ctx context.Context, ledger FleetLedger, opt asynq.RedisConnOpt, rdb redis.UniversalClient,
+	holder string, cfg FeederConfig) (f *Feeder, close func(), err error) {
+	id, err := ledger.LedgerID(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	queue, closeQueue, err := tasks.NewPipelinedClient(opt)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to redis: %w", err)
+	}
+	lease, marker := fleet.FeederKeys(id)
+	return NewFeeder(ledger, queue, fleet.NewLease(rdb, lease, holder, LeaseTTL), fleet.NewMarker(rdb, marker), cfg),
+		func() { _ = closeQueue() }, nil
+}
+
+// LeaseTTL is how long a feeder that stopped renewing keeps the lease: the
+// longest the fleet goes unfed after its leader dies.
+const LeaseTTL = 10 * time.Second
 
 // FeederConfig tunes the feeder. Zero values take the defaults given.
 type FeederConfig struct {

@@ -12,13 +12,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"reverify/campaign"
 	"reverify/liveness"
 	"reverify/scheduler"
-	"reverify/storage/postgres"
 	"reverify/tasks"
 	"reverify/worker"
 	"reverify/worker/fleet"
@@ -174,7 +172,8 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		o.feeder.Window = max(200, 4*max(o.concurrency, o.fleet.MaxInFlight))
 	}
 	o.feeder.Logger = log
-	feeder, closeFeeder, err := newFeeder(ctx, store, redis, rdb, o.feeder)
+	host, _ := os.Hostname()
+	feeder, closeFeeder, err := campaign.NewFleetFeeder(ctx, store, redis, rdb, fmt.Sprintf("%s/%d", host, os.Getpid()), o.feeder)
 	if err != nil {
 		return err
 	}
@@ -222,22 +221,4 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		return err
 	}
 	return w.Run(ctx)
-}
-
-// newFeeder builds the feeder of store's ledger, enqueuing through a
-// pipelined client of its own; close releases that client.
-func newFeeder(ctx context.Context, store *postgres.Store, opt asynq.RedisConnOpt, rdb goredis.UniversalClient,
-	cfg campaign.FeederConfig) (*campaign.Feeder, func(), error) {
-	id, err := store.LedgerID(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	queue, closeQueue, err := tasks.NewPipelinedClient(opt)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect to redis (REVERIFY_REDIS_URL): %w", err)
-	}
-	host, _ := os.Hostname()
-	lease, marker := fleet.FeederKeys(id)
-	return campaign.NewFeeder(store, queue, fleet.NewLease(rdb, lease, fmt.Sprintf("%s/%d", host, os.Getpid()), 10*time.Second),
-		fleet.NewMarker(rdb, marker), cfg), func() { _ = closeQueue() }, nil
 }
