@@ -51,6 +51,7 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	require.Contains(t, body, `reverify_results_total{status="scored"} 1`)
 	require.Contains(t, body, `reverify_api_paid_calls_total 1`)
 	require.Contains(t, body, "asynq_queue_size")
+	require.Contains(t, body, `reverify_backlog_objects{priority="normal"} 0`)
 
 	_, err = gov.Report(ctx, fleet.AuthError, "HTTP 401")
 	require.NoError(t, err)
