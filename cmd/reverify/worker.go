@@ -169,7 +169,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		Reports: reportWriter{a: a, store: store}, Logger: log,
 	})
 	if o.feeder.Window == 0 {
-		o.feeder.Window = max(200, 4*max(o.concurrency, o.fleet.MaxInFlight))
+		o.feeder.Window = campaign.DefaultWindow(o.concurrency, o.fleet.MaxInFlight)
 	}
 	o.feeder.Logger = log
 	host, _ := os.Hostname()
