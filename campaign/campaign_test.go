@@ -189,7 +189,7 @@ func TestFillAgainAddsOnlyWhatIsMissing(t *testing.T) {
 	require.EqualValues(t, 7, b.feed(t, 100).Dispatched)
 }
 
-// TestEstimateAppliesTheWorkersRule: the dry run counts as paid calls
+// TestEstimateAppliesTheWorkersRule: the dry run counts as objects to send
 // exactly the objects the worker would send.
 func TestEstimateAppliesTheWorkersRule(t *testing.T) {
 	t.Parallel()

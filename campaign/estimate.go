@@ -14,7 +14,7 @@ import (
 // recording or sending anything (a dry run).
 type Estimate struct {
 	Matched int64 // objects the filters keep
-	Send    int64 // objects that would reach the API: paid calls
+	Send    int64 // objects that would reach the API: at least one API call, about one billable answer, each
 	Empty   int64 // never sent: empty
 	Large   int64 // never sent: over MaxObjectBytes
 	Unknown int64 // counted as sent without knowing their size (manifest entries)

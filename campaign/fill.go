@@ -55,7 +55,7 @@ func (s *Service) Fill(ctx context.Context, run reverify.Run, src tasks.Source, 
 		return f, err
 	}
 	if f.Run.Status == reverify.RunEnqueuing && opts.Gate.holds(f.Run.Total) {
-		why := fmt.Sprintf("%d paid calls at most; confirmation required", f.Run.Total)
+		why := fmt.Sprintf("about %d billable answers; confirmation required", f.Run.Total)
 		f.Run, err = s.ledger.HoldForConfirmation(ctx, run.ID, reverify.Actor{Who: o.Actor.Who, Why: why})
 		f.Held = err == nil
 		return f, err

@@ -78,7 +78,7 @@ func (s *Service) Plan(ctx context.Context, id string) error {
 		return err
 	}
 	if run.Status == reverify.RunEnqueuing && opts.Gate.holds(run.Total) {
-		why := fmt.Sprintf("%d paid calls at most; confirmation required", run.Total)
+		why := fmt.Sprintf("about %d billable answers; confirmation required", run.Total)
 		if _, err := s.ledger.HoldForConfirmation(ctx, run.ID, reverify.Actor{Who: "reverify-planner", Why: why}); err != nil {
 			return err
 		}

@@ -753,7 +753,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	p := metrics.NewPipeline(reg)
 	score := 50.0
 	p.ObjectFetched(time.Millisecond, 1, nil)
-	p.APICalled("scored", time.Millisecond, &score)
+	p.APICalled("scored", time.Millisecond, &score, true)
 	p.ResultRecorded("scored")
 	p.Waited("rate_limited", time.Second)
 	require.NoError(t, metrics.RegisterBacklog(reg, noBacklog{}, time.Second))

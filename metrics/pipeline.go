@@ -17,7 +17,7 @@ type Pipeline struct {
 	fetchBytes   prometheus.Counter
 	apiSeconds   *prometheus.HistogramVec
 	apiCalls     *prometheus.CounterVec
-	paidCalls    prometheus.Counter
+	billable     prometheus.Counter
 	scores       prometheus.Histogram
 	results      *prometheus.CounterVec
 	waits        *prometheus.CounterVec
@@ -47,11 +47,11 @@ func NewPipeline(reg prometheus.Registerer) *Pipeline {
 		}, []string{"outcome"}),
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "api", Name: "calls_total",
-			Help: "Liveness API calls made, by outcome.",
+			Help: "API calls made to the liveness API, whatever the answer, by outcome.",
 		}, []string{"outcome"}),
-		paidCalls: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "api", Name: "paid_calls_total",
-			Help: "Liveness API calls the vendor bills (answered with a score or a refusal of the image).",
+		billable: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "api", Name: "billable_answers_total",
+			Help: "Billable answers: answers of the liveness API that carried a transaction ID, what the vendor bills.",
 		}),
 		scores: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "liveness_score",
@@ -81,7 +81,7 @@ func NewPipeline(reg prometheus.Registerer) *Pipeline {
 		}
 		return 0
 	})
-	reg.MustRegister(p.fetchSeconds, p.fetchBytes, p.apiSeconds, p.apiCalls, p.paidCalls,
+	reg.MustRegister(p.fetchSeconds, p.fetchBytes, p.apiSeconds, p.apiCalls, p.billable,
 		p.scores, p.results, p.waits, p.waitSeconds, circuit)
 	return p
 }
@@ -99,11 +99,11 @@ func (p *Pipeline) ObjectFetched(d time.Duration, bytes int64, err error) {
 }
 
 // APICalled implements worker.Observer.
-func (p *Pipeline) APICalled(outcome reverify.CallOutcome, d time.Duration, score *float64) {
+func (p *Pipeline) APICalled(outcome reverify.CallOutcome, d time.Duration, score *float64, billable bool) {
 	p.apiSeconds.WithLabelValues(string(outcome)).Observe(d.Seconds())
 	p.apiCalls.WithLabelValues(string(outcome)).Inc()
-	if outcome.Analysed() {
-		p.paidCalls.Inc()
+	if billable {
+		p.billable.Inc()
 	}
 	if score != nil {
 		p.scores.Observe(*score)

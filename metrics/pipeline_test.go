@@ -25,17 +25,18 @@ func TestPipelineCountsWhatTheHandlerReports(t *testing.T) {
 	score := 87.5
 	p.ObjectFetched(20*time.Millisecond, 1234, nil)
 	p.ObjectFetched(time.Second, 0, errors.New("timeout"))
-	p.APICalled("scored", 300*time.Millisecond, &score)
-	p.APICalled("rejected", 100*time.Millisecond, nil)
-	p.APICalled("rate_limited", 10*time.Millisecond, nil)
+	p.APICalled("scored", 300*time.Millisecond, &score, true)
+	p.APICalled("rejected", 100*time.Millisecond, nil, true)
+	p.APICalled("rate_limited", 10*time.Millisecond, nil, false)
+	p.APICalled("transient", 10*time.Millisecond, nil, true) // a malformed answer naming its transaction
 	p.ResultRecorded("scored")
 	p.ResultRecorded("rejected")
 	p.Waited("rate_limited", 2*time.Second)
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP reverify_api_paid_calls_total Liveness API calls the vendor bills (answered with a score or a refusal of the image).
-# TYPE reverify_api_paid_calls_total counter
-reverify_api_paid_calls_total 2
+# HELP reverify_api_billable_answers_total Billable answers: answers of the liveness API that carried a transaction ID, what the vendor bills.
+# TYPE reverify_api_billable_answers_total counter
+reverify_api_billable_answers_total 3
 # HELP reverify_results_total Terminal results recorded, by status (scored, rejected, invalid_image, not_found, failed).
 # TYPE reverify_results_total counter
 reverify_results_total{status="rejected"} 1
@@ -49,8 +50,8 @@ reverify_wait_seconds_total{reason="rate_limited"} 2
 # HELP reverify_api_circuit_open 1 while this process holds API calls because the API refused the key (401/403).
 # TYPE reverify_api_circuit_open gauge
 reverify_api_circuit_open 0
-`), "reverify_api_paid_calls_total", "reverify_results_total", "reverify_s3_fetched_bytes_total", "reverify_api_circuit_open", "reverify_wait_seconds_total"))
-	require.Equal(t, 3, testutil.CollectAndCount(reg, "reverify_api_calls_total"))
+`), "reverify_api_billable_answers_total", "reverify_results_total", "reverify_s3_fetched_bytes_total", "reverify_api_circuit_open", "reverify_wait_seconds_total"))
+	require.Equal(t, 4, testutil.CollectAndCount(reg, "reverify_api_calls_total"))
 	require.Equal(t, 1, testutil.CollectAndCount(reg, "reverify_liveness_score"))
 }
 
@@ -58,13 +59,13 @@ func TestCircuitFollowsAuthRefusals(t *testing.T) {
 	t.Parallel()
 	p := metrics.NewPipeline(prometheus.NewRegistry())
 	require.False(t, p.CircuitOpen())
-	p.APICalled("auth", time.Millisecond, nil)
+	p.APICalled("auth", time.Millisecond, nil, false)
 	p.Waited("auth_circuit_open", time.Minute)
 	require.True(t, p.CircuitOpen())
-	p.APICalled("transient", time.Millisecond, nil)
+	p.APICalled("transient", time.Millisecond, nil, false)
 	require.True(t, p.CircuitOpen(), "a network error says nothing about the key")
 	score := 1.0
-	p.APICalled("scored", time.Millisecond, &score)
+	p.APICalled("scored", time.Millisecond, &score, true)
 	require.False(t, p.CircuitOpen(), "an accepted call closes it")
 	p.Waited("auth_circuit_open", -time.Second)
 	require.False(t, p.CircuitOpen(), "a hold in the past is over")

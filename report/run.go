@@ -16,7 +16,8 @@ import (
 
 // WriteEstimate prints a dry run's count of what would be sent.
 func WriteEstimate(w io.Writer, e campaign.Estimate, notVerifiedSince time.Duration) {
-	fmt.Fprintf(w, "dry run: %d objects match; %d would be sent to the liveness API (%d paid calls)\n", e.Matched, e.Send, e.Send)
+	fmt.Fprintf(w, "dry run: %d objects match; %d would be sent to the liveness API (at least %d API calls, about %d billable answers)\n",
+		e.Matched, e.Send, e.Send, e.Send)
 	if e.Empty+e.Large > 0 {
 		fmt.Fprintf(w, "  not sent: %d empty, %d over %d bytes\n", e.Empty, e.Large, e.MaxObjectBytes)
 	}
@@ -98,7 +99,8 @@ func WriteProgress(w io.Writer, p postgres.Progress, now time.Time) {
 	} else {
 		fmt.Fprintf(tw, "throughput\t%.1f images/s\n", rate)
 	}
-	fmt.Fprintf(tw, "paid calls\t%d\n", p.PaidCalls)
+	fmt.Fprintf(tw, "api calls\t%d made (every outcome)\n", p.APICalls)
+	fmt.Fprintf(tw, "billable answers\t%d (with a transaction ID)\n", p.BillableAnswers)
 	th := r.Threshold
 	if th.Count > 0 {
 		fmt.Fprintf(tw, "fails when\t%d objects failed, or more than %g%% once %d are done\n", th.Count, th.Percent, th.MinDone)

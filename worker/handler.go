@@ -220,7 +220,7 @@ func (j *job) call(ctx context.Context, image []byte, meta objects.Object, repla
 	cancel()
 	h.gov.Release(context.WithoutCancel(ctx), permit)
 	a := j.interpret(ctx, callID, h.now().Sub(sent), meta, res, apiErr)
-	h.obs.APICalled(a.Call.Outcome, a.Call.Latency, a.Call.Score)
+	h.obs.APICalled(a.Call.Outcome, a.Call.Latency, a.Call.Score, a.Call.TransactionID != "")
 	j.log.InfoContext(ctx, "api call", "outcome", a.Call.Outcome, "transaction_id", a.Call.TransactionID,
 		"http_status", a.Call.HTTPStatus, "latency_ms", a.Call.Latency.Milliseconds())
 	return j.recordAnswer(ctx, a)

@@ -12,9 +12,10 @@ type Observer interface {
 	// ObjectFetched reports one S3 get: its latency, the bytes read, and
 	// err (nil on success).
 	ObjectFetched(d time.Duration, bytes int64, err error)
-	// APICalled reports one paid call: outcome is an api_calls outcome
-	// (scored, rejected, rate_limited, auth, transient); score is set when scored.
-	APICalled(outcome reverify.CallOutcome, d time.Duration, score *float64)
+	// APICalled reports one API call made: outcome is an api_calls outcome
+	// (scored, rejected, rate_limited, auth, transient); score is set when
+	// scored; billable when the answer carried a transaction ID.
+	APICalled(outcome reverify.CallOutcome, d time.Duration, score *float64, billable bool)
 	// ResultRecorded reports an object's terminal status.
 	ResultRecorded(status reverify.Status)
 	// Waited reports a task put back without a failure, and why
@@ -49,7 +50,7 @@ type Feeder interface {
 
 type nopObserver struct{}
 
-func (nopObserver) ObjectFetched(time.Duration, int64, error)               {}
-func (nopObserver) APICalled(reverify.CallOutcome, time.Duration, *float64) {}
-func (nopObserver) ResultRecorded(reverify.Status)                          {}
-func (nopObserver) Waited(reverify.WaitReason, time.Duration)               {}
+func (nopObserver) ObjectFetched(time.Duration, int64, error)                     {}
+func (nopObserver) APICalled(reverify.CallOutcome, time.Duration, *float64, bool) {}
+func (nopObserver) ResultRecorded(reverify.Status)                                {}
+func (nopObserver) Waited(reverify.WaitReason, time.Duration)                     {}

@@ -397,7 +397,7 @@ func TestRequeueDoesNotDuplicateQueuedTasks(t *testing.T) {
 }
 
 // TestRetriesExhaustedRecordFailure makes every call fail: each object ends
-// failed, with each paid attempt on record.
+// failed, with each API call made on record.
 func TestRetriesExhaustedRecordFailure(t *testing.T) {
 	t.Parallel()
 	b := setup(t, fakeapi.Options{ErrorRate: 1})
@@ -412,7 +412,7 @@ func TestRetriesExhaustedRecordFailure(t *testing.T) {
 	b.startWorker(t, apiKey, worker.Config{Fleet: fleet.Config{OutageMinFails: 1000}})
 	p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 60*time.Second)
 	require.EqualValues(t, 3, p.ByStatus[reverify.StatusFailed])
-	require.EqualValues(t, 9, p.PaidCalls, "1 call + 2 retries per object")
+	require.EqualValues(t, 9, p.APICalls, "1 call + 2 retries per object")
 	r, err := b.store.ResultOf(context.Background(), run.ID, reverify.ObjectRef{Bucket: bucket, Key: "f0.jpg"})
 	require.NoError(t, err)
 	require.Contains(t, r.Message, "retries exhausted")
@@ -508,10 +508,10 @@ func TestBucketAccessDeniedIsReportedOnce(t *testing.T) {
 // fetchCounter counts S3 gets; the rest of Observer is ignored.
 type fetchCounter struct{ n atomic.Int64 }
 
-func (c *fetchCounter) ObjectFetched(time.Duration, int64, error)             { c.n.Add(1) }
-func (*fetchCounter) APICalled(reverify.CallOutcome, time.Duration, *float64) {}
-func (*fetchCounter) ResultRecorded(reverify.Status)                          {}
-func (*fetchCounter) Waited(reverify.WaitReason, time.Duration)               {}
+func (c *fetchCounter) ObjectFetched(time.Duration, int64, error)                   { c.n.Add(1) }
+func (*fetchCounter) APICalled(reverify.CallOutcome, time.Duration, *float64, bool) {}
+func (*fetchCounter) ResultRecorded(reverify.Status)                                {}
+func (*fetchCounter) Waited(reverify.WaitReason, time.Duration)                     {}
 
 // TestCancelledRunIsSkipped: the tasks of a cancelled run are done without
 // fetching their image or calling the API.
@@ -669,9 +669,9 @@ type waitCounter struct {
 	n  map[reverify.WaitReason]int
 }
 
-func (*waitCounter) ObjectFetched(time.Duration, int64, error)               {}
-func (*waitCounter) APICalled(reverify.CallOutcome, time.Duration, *float64) {}
-func (*waitCounter) ResultRecorded(reverify.Status)                          {}
+func (*waitCounter) ObjectFetched(time.Duration, int64, error)                     {}
+func (*waitCounter) APICalled(reverify.CallOutcome, time.Duration, *float64, bool) {}
+func (*waitCounter) ResultRecorded(reverify.Status)                                {}
 func (c *waitCounter) Waited(r reverify.WaitReason, _ time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

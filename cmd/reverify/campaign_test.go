@@ -60,7 +60,7 @@ func TestCampaignLifecycle(t *testing.T) {
 	out, stderr := run("enqueue", "--bucket", "camp", "--prefix", "a/", "--queue", queue, "--confirm-above", "5",
 		"--label", "team=fraud", "--label", "why=model-v7", "--priority", "high", "--report-to", reports)
 	urgent := strings.TrimSpace(out)
-	require.Contains(t, stderr, "up to 8 paid calls")
+	require.Contains(t, stderr, "about 8 billable answers")
 	out, _ = run("runs", "show", urgent)
 	require.Regexp(t, `status\s+awaiting_confirmation`, out)
 	require.Regexp(t, `queue\s+`+queue+`-high`, out)

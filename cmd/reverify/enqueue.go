@@ -67,7 +67,7 @@ func (o *enqueueFlags) register(f *pflag.FlagSet, e *envErrors) {
 	f.Int64Var(&o.maxObjectBytes, "max-object-bytes", reverify.DefaultMaxObjectBytes, "objects larger than this are not sent (dry-run count)")
 	f.StringArrayVar(&o.labels, "label", nil, "label the run, key=value (repeatable); search with runs list --label")
 	f.StringVar(&o.priority, "priority", string(reverify.PriorityNormal), "high, normal or low: high runs overtake bulk ones (weighted queues)")
-	f.BoolVar(&o.confirm, "confirm", false, "record the objects, print the paid calls, and wait for: reverify runs confirm ID")
+	f.BoolVar(&o.confirm, "confirm", false, "record the objects, print the billable answers to expect, and wait for: reverify runs confirm ID")
 	e.int64Setting(f, &o.confirmAbove, "confirm-above", "REVERIFY_CONFIRM_ABOVE", 0,
 		"runs with more objects than this wait for runs confirm (0 = never)")
 	f.Float64Var(&o.failPercent, "fail-percent", 50, "the run fails when more than this % of finished objects failed (failed, not_found) ...")
@@ -79,7 +79,7 @@ func (o *enqueueFlags) register(f *pflag.FlagSet, e *envErrors) {
 	f.StringVar(&o.modifiedBefore, "modified-before", "", "only objects last modified before this (same forms)")
 	f.Int64Var(&o.minSize, "min-size", 0, "only objects of at least this many bytes")
 	f.Int64Var(&o.maxSize, "max-size", 0, "only objects of at most this many bytes (0 = no limit)")
-	f.DurationVar(&o.notVerifiedSince, "not-verified-since", 0, "skip objects with a scored result newer than this, e.g. 720h (saves paid calls)")
+	f.DurationVar(&o.notVerifiedSince, "not-verified-since", 0, "skip objects with a scored result newer than this, e.g. 720h (saves API calls)")
 }
 
 // spec checks the flags and turns them into a run's spec.
@@ -188,7 +188,7 @@ func (a *app) enqueue(ctx context.Context, o enqueueFlags) error {
 		return err
 	}
 	if f.Held {
-		fmt.Fprintf(a.stderr, "run %s: %d objects recorded (%d filtered out, %d scored recently): up to %d paid calls.\n"+
+		fmt.Fprintf(a.stderr, "run %s: %d objects recorded (%d filtered out, %d scored recently): about %d billable answers.\n"+
 			"It waits for confirmation: reverify runs confirm %s   (or: reverify runs cancel %s)\n",
 			run.ID, f.Run.Total, f.Filtered, f.Recent, f.Run.Total, run.ID, run.ID)
 	} else {

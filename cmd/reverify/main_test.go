@@ -113,7 +113,7 @@ func TestCommandLineEndToEnd(t *testing.T) {
 
 	out, stderr, code := cli(t, ctx, "", append([]string{"enqueue", "--bucket", "cli", "--prefix", "p/", "--suffix", ".jpg", "--dry-run"}, common...)...)
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, out, "13 objects match; 12 would be sent to the liveness API (12 paid calls)")
+	require.Contains(t, out, "13 objects match; 12 would be sent to the liveness API (at least 12 API calls, about 12 billable answers)")
 	// A dry run reads only the source: it counts with the database down.
 	noDB := append([]string{"enqueue", "--bucket", "cli", "--prefix", "p/", "--suffix", ".jpg", "--dry-run"}, common...)
 	noDB[slices.Index(noDB, dsn)] = "postgres://postgres@127.0.0.1:1/none?sslmode=disable"
@@ -159,7 +159,8 @@ func TestCommandLineEndToEnd(t *testing.T) {
 	require.Regexp(t, `progress\s+14/14 done \(100\.0%\), 0 pending`, out)
 	require.Regexp(t, `scored\s+12`, out)
 	require.Regexp(t, `invalid_image\s+2`, out)
-	require.Regexp(t, `paid calls\s+12`, out)
+	require.Regexp(t, `api calls\s+12 made`, out)
+	require.Regexp(t, `billable answers\s+12 \(with a transaction ID\)`, out)
 	require.Regexp(t, `fleet: .*API (calls|budget)`, out, "runs show tells the fleet's daily call count")
 
 	out, stderr, code = cli(t, ctx, "", append([]string{"runs", "list"}, common...)...)

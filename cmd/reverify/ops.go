@@ -16,7 +16,6 @@ import (
 	"reverify/health"
 	"reverify/metrics"
 	"reverify/worker"
-	"reverify/worker/fleet"
 )
 
 // httpServer serves one handler on a listener already bound, so a busy
@@ -92,15 +91,21 @@ func (o *workerOps) Close(ctx context.Context) {
 }
 
 // workerLedger is what the worker's ops ask of the ledger
-// (*postgres.Store): readiness, and the backlog for its gauge.
+// (*postgres.Store): readiness, and the backlog, runs and calls in flight
+// for its gauges.
 type workerLedger interface {
 	ledgerProbe
 	metrics.BacklogReader
+	metrics.LedgerReader
 }
 
 // startWorkerOps binds addr and serves the worker's metrics and probes.
-// extra checks join readiness (e.g. the fleet's API circuits).
-func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, ledger workerLedger, log *slog.Logger, extra ...health.Check) (*workerOps, error) {
+// The fleet's state (API circuits, daily budget) and the feeder's counters
+// are metrics when given, never readiness: an open API circuit is the
+// vendor's state, and taking every worker out of service for it would only
+// block node drains and rollouts.
+func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, ledger workerLedger, log *slog.Logger,
+	fleetState metrics.FleetReader, feeder metrics.FeederStats) (*workerOps, error) {
 	o := &workerOps{}
 	if addr == "" {
 		return o, nil
@@ -116,15 +121,21 @@ func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, ledger workerLedge
 	o.pipeline = metrics.NewPipeline(reg)
 	inspector := asynq.NewInspector(redisOpt)
 	o.close = append(o.close, inspector.Close)
-	if err := errors.Join(metrics.RegisterQueues(reg, inspector), metrics.RegisterProcess(reg),
-		metrics.RegisterBacklog(reg, ledger, metrics.BacklogTimeout)); err != nil {
+	errs := []error{metrics.RegisterQueues(reg, inspector), metrics.RegisterProcess(reg),
+		metrics.RegisterBacklog(reg, ledger, metrics.BacklogTimeout), metrics.RegisterLedger(reg, ledger, metrics.BacklogTimeout)}
+	if fleetState != nil {
+		errs = append(errs, metrics.RegisterFleet(reg, fleetState, metrics.FleetTimeout))
+	}
+	if feeder != nil {
+		errs = append(errs, metrics.RegisterFeeder(reg, feeder))
+	}
+	if err := errors.Join(errs...); err != nil {
 		ln.Close()
 		o.Close(context.Background())
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	checks, closeChecks := readinessChecks(redisOpt, ledger)
 	o.close = append(o.close, closeChecks)
-	checks = append(checks, extra...)
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(reg))
@@ -132,23 +143,6 @@ func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, ledger workerLedge
 	o.http = serveHTTP(ln, mux, log)
 	log.Info("serving metrics and probes", "addr", ln.Addr().String())
 	return o, nil
-}
-
-// circuitCheck fails while the fleet holds API calls: the API refused the
-// key (401/403) or looks down.
-func circuitCheck(gov *fleet.Governor) health.Check {
-	return health.Check{Name: "api_circuit", Func: func(ctx context.Context) error {
-		st, err := gov.Status(ctx)
-		switch {
-		case err != nil:
-			return err
-		case st.AuthOpenFor > 0:
-			return fmt.Errorf("liveness API refused the key (%s); calls held for %s", st.AuthReason, st.AuthOpenFor.Round(time.Second))
-		case st.OutageOpenFor > 0:
-			return fmt.Errorf("liveness API looks down; calls held for %s", st.OutageOpenFor.Round(time.Second))
-		}
-		return nil
-	}}
 }
 
 // ledgerProbe is what readiness asks of the ledger (*postgres.Store).

@@ -31,7 +31,7 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr})
 	t.Cleanup(func() { rdb.Close() })
 	gov := fleet.New(rdb, fleet.Config{Prefix: "{" + testenv.Queue(t) + "}:"})
-	ops, err := startWorkerOps("127.0.0.1:0", redis, store, slog.New(slog.DiscardHandler), circuitCheck(gov))
+	ops, err := startWorkerOps("127.0.0.1:0", redis, store, slog.New(slog.DiscardHandler), gov, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { ops.Close(ctx) })
 	base := "http://" + ops.addr()
@@ -44,22 +44,29 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 
 	score := 80.0
-	ops.Observer().APICalled("scored", 250*time.Millisecond, &score)
+	ops.Observer().APICalled("scored", 250*time.Millisecond, &score, true)
 	ops.Observer().ResultRecorded("scored")
 	code, body = httpGet(t, base+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `reverify_results_total{status="scored"} 1`)
-	require.Contains(t, body, `reverify_api_paid_calls_total 1`)
+	require.Contains(t, body, `reverify_api_billable_answers_total 1`)
 	require.Contains(t, body, "asynq_queue_size")
 	require.Contains(t, body, `reverify_backlog_objects{priority="normal"} 0`)
 
+	require.Contains(t, body, `reverify_fleet_circuit_open{circuit="auth"} 0`)
+	require.Contains(t, body, `reverify_runs{status="running"} 0`)
+	require.Contains(t, body, "reverify_api_oldest_call_in_flight_seconds 0")
+
+	// The vendor refusing the key is an alert, not a reason to take every
+	// worker out of service (a drain or rollout would stall).
 	_, err = gov.Report(ctx, fleet.AuthError, "HTTP 401")
 	require.NoError(t, err)
 	code, body = httpGet(t, base+"/readyz")
-	require.Equal(t, http.StatusServiceUnavailable, code, "not ready while the API refuses the key")
-	require.Contains(t, body, "api_circuit")
+	require.Equal(t, http.StatusOK, code, "ready while the API refuses the key: %s", body)
+	_, body = httpGet(t, base+"/metrics")
+	require.Contains(t, body, `reverify_fleet_circuit_open{circuit="auth"} 1`)
 
-	off, err := startWorkerOps("", redis, store, nil)
+	off, err := startWorkerOps("", redis, store, nil, nil, nil)
 	require.NoError(t, err)
 	require.Nil(t, off.Observer(), "no --metrics-addr, no observer")
 }

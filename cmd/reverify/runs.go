@@ -215,7 +215,7 @@ func (a *app) runsConfirmCommand() *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
 		Use:   "confirm RUN_ID",
-		Short: "Start a run that awaits confirmation (its paid calls were counted by enqueue)",
+		Short: "Start a run that awaits confirmation (enqueue counted its billable answers)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withCampaigns(cmd.Context(), needs{ledger: true}, func(s *campaign.Service) error {

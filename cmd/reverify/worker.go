@@ -183,9 +183,9 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		return fmt.Errorf("REVERIFY_API_URL (--api-url): %w", err)
 	}
 	// The worker admits calls through a governor of its own; this one, over
-	// the same keys, reads the circuits for readiness and publishes the budget.
+	// the same keys, exports the circuits and budget and publishes the budget.
 	fleetStatus := fleet.New(rdb, o.fleet)
-	ops, err := startWorkerOps(o.metricsAddr, redis, store, log, circuitCheck(fleetStatus))
+	ops, err := startWorkerOps(o.metricsAddr, redis, store, log, fleetStatus, feeder)
 	if err != nil {
 		return err
 	}

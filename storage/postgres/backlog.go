@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -31,4 +32,37 @@ func (s *Store) Backlog(ctx context.Context) (map[reverify.Priority]int64, error
 		return nil, classify(fmt.Errorf("read the backlog: %w", err))
 	}
 	return out, nil
+}
+
+// RunsByStatus counts the runs in each status (a status without runs is
+// absent): a failed run shows as a rise of the failed count.
+func (s *Store) RunsByStatus(ctx context.Context) (map[reverify.RunStatus]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM runs GROUP BY status`)
+	if err != nil {
+		return nil, classify(fmt.Errorf("count runs by status: %w", err))
+	}
+	out := map[reverify.RunStatus]int64{}
+	var st reverify.RunStatus
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&st, &n}, func() error {
+		out[st] = n
+		return nil
+	}); err != nil {
+		return nil, classify(fmt.Errorf("count runs by status: %w", err))
+	}
+	return out, nil
+}
+
+// OldestCallInFlight returns how long ago the oldest call still recorded
+// in flight was sent (0 when none): a call whose answer was never recorded
+// (its worker died mid-call) has an outcome nobody knows, billed or not.
+// The partial index api_calls_in_flight_idx answers it in each partition.
+func (s *Store) OldestCallInFlight(ctx context.Context) (time.Duration, error) {
+	var secs float64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(extract(epoch FROM now() - min(called_at)), 0)::float8
+		FROM api_calls WHERE outcome = 'in_flight'`).Scan(&secs)
+	if err != nil {
+		return 0, classify(fmt.Errorf("read the oldest call in flight: %w", err))
+	}
+	return time.Duration(max(secs, 0) * float64(time.Second)), nil
 }

@@ -313,7 +313,12 @@ type Progress struct {
 	RecentPerSecond float64
 	// Score statistics over scored rows; zero when none.
 	ScoreMin, ScoreAvg, ScoreMax float64
-	PaidCalls                    int64
+	// APICalls counts the calls made to the API for the run, whatever
+	// their outcome (429, 401/403, 5xx and calls in flight included).
+	APICalls int64
+	// BillableAnswers counts the answers that carried a transaction ID:
+	// what the vendor bills.
+	BillableAnswers int64
 }
 
 // Progress reads a run's counters: its objects by status, scores, API calls
@@ -330,9 +335,10 @@ func (s *Store) Progress(ctx context.Context, id string) (Progress, error) {
 		                / nullif(sum(objects) FILTER (WHERE status = 'scored'), 0), 0)::float8,
 		       coalesce(max(score_max) FILTER (WHERE status = 'scored' AND objects > 0), 0)::float8,
 		       (SELECT coalesce(sum(calls), 0) FROM run_calls WHERE run_id = $1::uuid)::bigint,
+		       (SELECT coalesce(sum(billable), 0) FROM run_calls WHERE run_id = $1::uuid)::bigint,
 		       (SELECT coalesce(rate_per_second, 0) FROM runs WHERE id = $1::uuid)::float8
 		FROM run_counts WHERE run_id = $1::uuid`, p.Run.ID).
-		Scan(&p.ScoreMin, &p.ScoreAvg, &p.ScoreMax, &p.PaidCalls, &p.RecentPerSecond)
+		Scan(&p.ScoreMin, &p.ScoreAvg, &p.ScoreMax, &p.APICalls, &p.BillableAnswers, &p.RecentPerSecond)
 	if err != nil {
 		return Progress{}, fmt.Errorf("summarise run %s: %w", id, err)
 	}
