@@ -5,10 +5,15 @@ GO            ?= go
 CACHE_DIR     ?= $(HOME)/.cache/reverify
 VERSITYGW     ?= $(CACHE_DIR)/bin/versitygw
 VERSITYGW_VER := v1.8.0
+HELM_VER      := v3.22.0
+HELM          ?= $(CACHE_DIR)/bin/helm-$(HELM_VER)
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+PLATFORMS     := linux/amd64 linux/arm64
 
 export REVERIFY_VERSITYGW := $(VERSITYGW)
+export REVERIFY_HELM := $(HELM)
 
-.PHONY: demo test chaos build vet fmt-check services tools bench clean install scaleout
+.PHONY: demo test chaos build vet fmt-check services tools bench clean install scaleout manifests release
 
 ## demo: migrate, seed an in-process S3, run the fake API and a worker, show the results
 demo: services
@@ -49,12 +54,33 @@ fmt-check:
 services:
 	@bash .ci/services >/dev/null
 
-## tools: the pinned S3 server used by integration tests (built once, cached)
-tools: $(VERSITYGW)
+## tools: the pinned S3 server and helm the tests use (built from their Go modules once, cached)
+tools: $(VERSITYGW) $(HELM)
 
 $(VERSITYGW):
 	@echo "building versitygw $(VERSITYGW_VER) (first time only, about 3 minutes)"
 	GOBIN=$(dir $(VERSITYGW)) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VER)
 
+$(HELM):
+	@echo "building helm $(HELM_VER) (first time only, about 5 minutes)"
+	@mkdir -p $(dir $(HELM))
+	GOBIN=$(CACHE_DIR)/helm-build $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VER)
+	mv $(CACHE_DIR)/helm-build/helm $@ && rmdir $(CACHE_DIR)/helm-build
+
+## manifests: render deploy/kubernetes (the kustomize base) from the Helm chart
+manifests: tools
+	$(GO) test ./deploy -run TestKustomizeBase -count=1 -update
+
+## release: static binaries for linux/amd64 and linux/arm64 in dist/ with SHA256SUMS (version: git describe; revision stamped by go build)
+release:
+	@rm -rf dist && mkdir -p dist
+	@set -e; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; out=dist/reverify-$(VERSION)-$$os-$$arch; \
+		echo "building $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -buildvcs=auto \
+			-ldflags "-s -w" -o $$out ./cmd/reverify; \
+	done
+	cd dist && sha256sum reverify-* > SHA256SUMS && cat SHA256SUMS
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
