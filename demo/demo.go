@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/hibiken/asynq"
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
@@ -242,11 +244,18 @@ func reachableRedis(opt asynq.RedisConnOpt, say func(string, ...any)) (asynq.Red
 	return asynq.RedisClientOpt{Addr: mr.Addr()}, mr.Close, nil
 }
 
-// seed puts generated images in the demo bucket: most are good faces, some
-// are empty, not images, or too small for the API to analyse.
-func seed(ctx context.Context, c *s3.Client, n int) (string, error) {
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(Bucket)}); err != nil {
-		return "", fmt.Errorf("create demo bucket: %w", err)
+// seed puts generated images in the demo bucket.
+func seed(ctx context.Context, c *s3.Client, n int) (string, error) { return Seed(ctx, c, Bucket, n) }
+
+// Seed puts n generated images under selfies/ in bucket, creating it if
+// needed (the docker compose stack seeds its S3 with it): most are good
+// faces, some are empty, not images, or too small for the API to analyse.
+// It returns a line saying how many of each bad kind.
+func Seed(ctx context.Context, c *s3.Client, bucket string, n int) (string, error) {
+	_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	var owned *types.BucketAlreadyOwnedByYou
+	if err != nil && !errors.As(err, &owned) {
+		return "", fmt.Errorf("create bucket %s: %w", bucket, err)
 	}
 	var empty, text, tiny int
 	for i := range n {
@@ -268,7 +277,7 @@ func seed(ctx context.Context, c *s3.Client, n int) (string, error) {
 		default:
 			body = fakeapi.GenerateJPEG(int64(i), 96+i%160, 128+i%96)
 		}
-		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(Bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
 		if err != nil {
 			return "", fmt.Errorf("seed %s: %w", key, err)
 		}
