@@ -254,4 +254,3 @@ func flagValue(args []string, name string) string {
 	}
 	return ""
 }
-
