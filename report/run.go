@@ -99,8 +99,7 @@ func WriteProgress(w io.Writer, p postgres.Progress, now time.Time) {
 	} else {
 		fmt.Fprintf(tw, "throughput\t%.1f images/s\n", rate)
 	}
-	fmt.Fprintf(tw, "api calls\t%d made (every outcome)\n", p.APICalls)
-	fmt.Fprintf(tw, "billable answers\t%d (with a transaction ID)\n", p.BillableAnswers)
+	fmt.Fprintf(tw, "api calls\t%d made, %d billable answers (with a transaction ID)\n", p.APICalls, p.BillableAnswers)
 	th := r.Threshold
 	if th.Count > 0 {
 		fmt.Fprintf(tw, "fails when\t%d objects failed, or more than %g%% once %d are done\n", th.Count, th.Percent, th.MinDone)

@@ -150,7 +150,8 @@ func TestCampaignLifecycle(t *testing.T) {
 	var usage []map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &usage))
 	require.Len(t, usage, 1)
-	require.EqualValues(t, 13, usage[0]["calls"])
+	require.EqualValues(t, 13, usage[0]["api_calls"])
+	require.EqualValues(t, 13, usage[0]["billable_answers"], "every answer of the fake API names its transaction")
 	out, _ = run("report")
 	require.Contains(t, out, "== score_histogram")
 
