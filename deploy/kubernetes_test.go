@@ -272,6 +272,8 @@ func TestHelmChartRefusesBadValues(t *testing.T) {
 		{"worker.keda.enabled=true", "secrets.kedaDatabaseURL (or existingSecret) is required"},
 		{"worker.terminationGracePeriodSeconds=30", "terminationGracePeriodSeconds must exceed"},
 		{"config.extraEnv.HOME=/tmp", "HOME is not a REVERIFY_* setting"},
+		{"worker.replica=3", "additional properties 'replica' not allowed"},
+		{"config.logLevel=verbose", "logLevel"},
 	} {
 		args := []string{"template", "rv", chartDir}
 		if tc.set != "" {
