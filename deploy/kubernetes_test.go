@@ -268,7 +268,7 @@ func TestHelmChartRefusesBadValues(t *testing.T) {
 	secrets := filepath.Join(chartDir, "ci", "default-values.yaml")
 	for _, tc := range []struct{ set, want string }{
 		{"", "secrets.databaseURL (or existingSecret) is required"},
-		{"worker.keda.enabled=true,worker.keda.minReplicaCount=0", "minReplicaCount must be at least 1"},
+		{"worker.keda.enabled=true,worker.keda.minReplicaCount=0,secrets.kedaDatabaseURL=postgres://k@db/r", "minReplicaCount must be at least 1"},
 		{"worker.keda.enabled=true", "secrets.kedaDatabaseURL (or existingSecret) is required"},
 		{"worker.terminationGracePeriodSeconds=30", "terminationGracePeriodSeconds must exceed"},
 		{"config.extraEnv.HOME=/tmp", "HOME is not a REVERIFY_* setting"},
