@@ -107,6 +107,10 @@ func TestComposeFile(t *testing.T) {
 			bin.checkEnv(t, where, k)
 		}
 		cmd := s.Command[0]
+		for _, port := range s.Ports {
+			u := &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(int(port.Target)), Path: "/healthz"}
+			checkComposeProbe(t, where+" published port", s, u)
+		}
 		if cmd != "migrate" && cmd != "fake-api" && !slices.Contains(s.Profiles, "tools") {
 			require.Contains(t, s.DependsOn, "migrate", "%s starts after the schema is migrated", where)
 			require.Equal(t, types.ServiceConditionCompletedSuccessfully, s.DependsOn["migrate"].Condition, where)
