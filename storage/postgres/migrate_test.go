@@ -47,7 +47,7 @@ func TestScaleMigrationRoundTrip(t *testing.T) {
 
 	undone, err := postgres.Rollback(ctx, dsn)
 	require.NoError(t, err)
-	require.Equal(t, "00006_billing_terms.sql", undone)
+	require.Equal(t, "00007_billing_terms.sql", undone)
 	undone, err = postgres.Rollback(ctx, dsn)
 	require.NoError(t, err)
 	require.Equal(t, "00005_scale.sql", undone)
