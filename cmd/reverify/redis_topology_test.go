@@ -80,13 +80,13 @@ func topologyPipeline(t *testing.T, url string) goredis.UniversalClient {
 		require.EqualValues(t, 2, st.BudgetUsed, "three admitted, one withdrawn")
 		require.NoError(t, g.Announce(ctx))
 
-		rate := fleet.New(rdb, fleet.Config{Prefix: prefix + "rate:", RatePerSecond: 2, MaxWait: 50 * time.Millisecond})
+		rate := fleet.New(rdb, fleet.Config{Prefix: prefix + "rate:", RatePerSecond: 1, MaxWait: 50 * time.Millisecond})
 		_, err = rate.Admit(ctx, "r1")
 		require.NoError(t, err)
 		_, err = rate.Admit(ctx, "r2")
 		require.Equal(t, reverify.WaitFleetRate, deniedReason(t, err), "the fleet's rate holds")
 
-		circuits := fleet.New(rdb, fleet.Config{Prefix: prefix + "circuits:", OutageMinFails: 2, MaxWait: 50 * time.Millisecond})
+		circuits := fleet.New(rdb, fleet.Config{Prefix: prefix + "circuits:", OutageMinFails: 2, OutageWindow: time.Hour, MaxWait: 50 * time.Millisecond})
 		for range 2 {
 			_, err := circuits.Admit(ctx, "")
 			require.NoError(t, err)
