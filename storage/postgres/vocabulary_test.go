@@ -12,7 +12,6 @@ import (
 
 	"reverify"
 	"reverify/internal/testenv"
-	"reverify/storage/postgres"
 )
 
 // TestSchemaSpeaksTheVocabulary keeps the migrations in step with the
@@ -23,12 +22,7 @@ import (
 func TestSchemaSpeaksTheVocabulary(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dsn := testenv.Postgres(t)
-	_, err := postgres.Migrate(ctx, dsn)
-	require.NoError(t, err)
-	conn, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(ctx) })
+	_, conn := testenv.LedgerWithPool(t)
 
 	allowed := func(constraint string) []string {
 		t.Helper()
