@@ -9,6 +9,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"golang.org/x/sync/errgroup"
+
+	"reverify/storage/objects"
 )
 
 // Ledger is where the producer records a run's objects before enqueuing them.
@@ -249,7 +251,7 @@ func (p *Producer) enqueue(ctx context.Context, run reverify.Run, o reverify.Obj
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		return true, nil
 	case err != nil:
-		return false, fmt.Errorf("enqueue %s/%s: %w", o.Bucket, o.Key, err)
+		return false, fmt.Errorf("enqueue %s key_hash=%s: %w", o.Bucket, objects.KeyHash(o.Bucket, o.Key), err)
 	}
 	return false, nil
 }
