@@ -11,6 +11,7 @@ import (
 	"reverify"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"reverify/storage/postgres"
@@ -286,12 +287,30 @@ func (s *Server) image(w http.ResponseWriter, r *http.Request) {
 	if size > 0 {
 		h.Set("Content-Length", fmt.Sprint(size))
 	}
-	if _, err := w.Write(head); err != nil {
+	cw := chunkWriter{w: w, rc: http.NewResponseController(w)}
+	if _, err := cw.Write(head); err != nil {
 		return
 	}
-	if _, err := io.Copy(w, io.LimitReader(body, s.cfg.MaxImageBytes-int64(n))); err != nil {
+	if _, err := io.Copy(cw, io.LimitReader(body, s.cfg.MaxImageBytes-int64(n))); err != nil {
 		s.log.WarnContext(r.Context(), "image stream interrupted", "run_id", item.RunID, "key_hash", KeyHash(item.Bucket, item.Key), "err", err)
 	}
+}
+
+// imageChunkTimeout bounds the write of each chunk of an image stream. The
+// server's write timeout bounds a whole response, which would cut a large
+// image on a slow link; a client that stops reading is still dropped.
+const imageChunkTimeout = 30 * time.Second
+
+// chunkWriter moves the connection's write deadline before every write.
+type chunkWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (c chunkWriter) Write(p []byte) (int, error) {
+	// Fails only where deadlines are not supported (test recorders).
+	_ = c.rc.SetWriteDeadline(time.Now().Add(imageChunkTimeout))
+	return c.w.Write(p)
 }
 
 const maxNote = 2000
