@@ -50,6 +50,21 @@ func CheckExposure(addr string, a Auth) error {
 	return fmt.Errorf("refusing to serve the dashboard on %q without credentials: listen on 127.0.0.1 or configure basic auth or a bearer token", addr)
 }
 
+// isLoopbackHost reports whether a request's Host header (host or
+// host:port) names this machine's loopback interface.
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

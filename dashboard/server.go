@@ -112,7 +112,26 @@ func (s *Server) routes() http.Handler {
 		s.probes(root)
 	}
 	root.Handle("/", h)
-	return securityHeaders(root)
+	var top http.Handler = root
+	if !s.cfg.Auth.Configured() {
+		top = loopbackHostOnly(top)
+	}
+	return securityHeaders(top)
+}
+
+// loopbackHostOnly refuses requests whose Host is not a loopback address
+// or localhost. Without credentials the dashboard trusts whoever reaches
+// its loopback port; a page on another site could reach it through DNS
+// rebinding (its own name resolved to 127.0.0.1), and then its requests
+// carry that name as Host, and as Origin, which then matches the Host.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isLoopbackHost(r.Host) {
+			http.Error(w, "without credentials the dashboard answers only to localhost or a loopback address", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func readOnly(next http.Handler) http.Handler {
