@@ -230,8 +230,11 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// objectQuery decodes the "o" of a GET's URL. Never r.FormValue: on a
+// GET it would parse a multipart body (into temporary files) that no page
+// asks for.
 func (s *Server) objectQuery(r *http.Request) (bucket, key string, ok bool) {
-	return s.refs.decode(r.FormValue("o"))
+	return s.refs.decode(r.URL.Query().Get("o"))
 }
 
 // requestedItem loads the run's object the request names, answering the
@@ -339,12 +342,14 @@ func (s *Server) recordReview(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A url-encoded form of at most 64 KiB: ParseForm reads no multipart
+	// body.
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
-	bucket, key, _ := s.objectQuery(r)
+	bucket, key, _ := s.refs.decode(r.Form.Get("o"))
 	rev := postgres.Review{
 		RunID: id, Bucket: bucket, Key: key,
 		Decision: reverify.Decision(r.PostForm.Get("decision")), Note: strings.TrimSpace(r.PostForm.Get("note")),
