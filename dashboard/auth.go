@@ -39,7 +39,28 @@ func (a Auth) Validate() error {
 	if a.Token != "" && len(a.Token) < 16 {
 		return errors.New("bearer token is shorter than 16 characters")
 	}
+	if IsPlaceholder(a.Token) {
+		return errors.New("bearer token is an example's placeholder: set a long random one (e.g. openssl rand -hex 32)")
+	}
+	if IsPlaceholder(a.PasswordHash) {
+		return errors.New("password hash is an example's placeholder: make one with `reverify dashboard hash-password`")
+	}
 	return nil
+}
+
+// IsPlaceholder reports whether a secret is an example's placeholder
+// ("CHANGE-ME-TO-A-LONG-RANDOM-TOKEN", "$2a$10$CHANGE.ME…", "replace_me"):
+// applied unedited, an example would guard the images with a token anyone
+// can read in the repository.
+func IsPlaceholder(secret string) bool {
+	var b strings.Builder
+	for _, r := range strings.ToUpper(secret) {
+		if ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9') {
+			b.WriteRune(r)
+		}
+	}
+	s := b.String()
+	return strings.Contains(s, "CHANGEME") || strings.Contains(s, "REPLACEME")
 }
 
 // CheckExposure refuses a listen address beyond loopback when no

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/pflag"
 
+	"reverify/dashboard"
 	"reverify/storage/objects"
 )
 
@@ -189,8 +190,12 @@ func parseRedisCluster(rest string) (asynq.RedisConnOpt, error) {
 }
 
 func (c *config) database() (string, error) {
-	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil || c.DatabaseURL == "" {
+	cfg, err := pgxpool.ParseConfig(c.DatabaseURL)
+	if err != nil || c.DatabaseURL == "" {
 		return "", fmt.Errorf("invalid REVERIFY_DATABASE_URL (--database-url): want postgres://user@host:port/db")
+	}
+	if dashboard.IsPlaceholder(cfg.ConnConfig.Password) {
+		return "", fmt.Errorf("REVERIFY_DATABASE_URL (--database-url): the password is an example's placeholder")
 	}
 	return c.DatabaseURL, nil
 }
@@ -208,6 +213,14 @@ func (c *config) s3() (objects.Config, error) {
 // apiKey returns the key from the flag/environment or the key file. The
 // key itself never appears in an error.
 func (c *config) apiKey() (string, error) {
+	key, err := c.readAPIKey()
+	if err == nil && dashboard.IsPlaceholder(key) {
+		return "", errors.New("REVERIFY_API_KEY (--api-key, REVERIFY_API_KEY_FILE) is an example's placeholder")
+	}
+	return key, err
+}
+
+func (c *config) readAPIKey() (string, error) {
 	switch {
 	case c.APIKey != "" && c.APIKeyFile != "":
 		return "", errors.New("set one of REVERIFY_API_KEY (--api-key) and REVERIFY_API_KEY_FILE (--api-key-file), not both")

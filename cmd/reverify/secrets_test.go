@@ -3,10 +3,16 @@ package main
 import (
 	"context"
 	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"reverify/internal/testenv"
 )
 
 // TestHelpNeverShowsSecrets sets every secret a deployment passes by
@@ -78,5 +84,59 @@ func TestConfigErrorsNeverShowSecrets(t *testing.T) {
 		require.Equal(t, 1, code, "%v", tt.args)
 		require.Contains(t, stderr, tt.want, "%v", tt.args)
 		require.NotContains(t, stderr, tt.secret, "%v", tt.args)
+	}
+}
+
+// TestFakeAPITakesTheKeyFromAFile: the fake API accepts the key the
+// workers are given (REVERIFY_API_KEY or REVERIFY_API_KEY_FILE), so
+// launchers need not put it on a command line.
+func TestFakeAPITakesTheKeyFromAFile(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "api-key")
+	require.NoError(t, os.WriteFile(keyFile, []byte("file-key-0123\n"), 0o600))
+	port := testenv.FreePortT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		_, _, code := cli(t, ctx, "", "fake-api", "--addr", port.Addr(), "--api-key-file", keyFile)
+		done <- code
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	client := &http.Client{Timeout: 5 * time.Second}
+	status := func(key string) int {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+port.Addr()+"/liveness", strings.NewReader(`{"faceImage":"AAAA"}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("x-api-key", key)
+		res, err := client.Do(req)
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	require.Eventually(t, func() bool { return status("probe") != 0 }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, http.StatusUnauthorized, status("fake-key"))
+	require.NotEqual(t, http.StatusUnauthorized, status("file-key-0123"))
+}
+
+// TestPlaceholderSecretsAreRefused: the example Secret's placeholders
+// stop a command from starting.
+func TestPlaceholderSecretsAreRefused(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a worker that starts waits for its database
+	defer cancel()
+	for _, args := range [][]string{
+		{"worker", "--api-key", "CHANGE-ME"},
+		{"dashboard", "--token", "CHANGE-ME-TO-A-LONG-RANDOM-TOKEN"},
+		{"dashboard", "--user", "ops", "--password-hash", "$2a$10$CHANGE.ME.CHANGE.ME.CHANGE.ME.CHANGE.ME.CHANGE.ME.CHA"},
+		{"migrate", "--database-url", "postgres://reverify:CHANGE-ME@127.0.0.1:1/reverify?sslmode=disable"},
+	} {
+		_, stderr, code := cli(t, ctx, "", args...)
+		require.Equal(t, 1, code, "%v", args)
+		require.Contains(t, stderr, "placeholder", "%v", args)
 	}
 }
