@@ -22,17 +22,14 @@ import (
 	"reverify"
 	"reverify/storage/objects"
 	"reverify/storage/postgres"
-	"reverify/tasks"
 )
 
 // Ledger is the record of runs and objects; *postgres.Store satisfies it.
 type Ledger interface {
 	CreateRun(ctx context.Context, nr postgres.NewRun) (reverify.Run, error)
 	Run(ctx context.Context, id string) (reverify.Run, error)
-	ActiveRuns(ctx context.Context) ([]reverify.Run, error)
 
-	AddObjects(ctx context.Context, runID string, objs []reverify.ObjectRef) ([]reverify.ObjectRef, error)
-	PendingObjects(ctx context.Context, runID string, fn func(reverify.ObjectRef) error) error
+	AddObjects(ctx context.Context, runID string, objs []reverify.ObjectRef) (int64, error)
 	RecentlyScored(ctx context.Context, objs []reverify.ObjectRef, since time.Time) (map[reverify.ObjectRef]bool, error)
 	SavePlanToken(ctx context.Context, id, token string) error
 	FinishPlan(ctx context.Context, id string) error
@@ -45,8 +42,13 @@ type Ledger interface {
 	CancelRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, int64, error)
 	FailRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, int64, error)
 	RetryObjects(ctx context.Context, id string, statuses []reverify.Status, a reverify.Actor) (reverify.Run, int64, error)
+	SetPriority(ctx context.Context, id string, p reverify.Priority, queue string, a reverify.Actor) (reverify.Run, error)
+	DeleteRun(ctx context.Context, id string) (int64, error)
 	CompleteFinishedRuns(ctx context.Context) ([]string, error)
 	FailRunsOverThreshold(ctx context.Context) ([]string, error)
+
+	DispatchedSeq(ctx context.Context, runID string) (int64, error)
+	Dispatched(ctx context.Context, runID string, upTo int64) ([]postgres.Pending, error)
 }
 
 // Queue takes tasks; *asynq.Client satisfies it.
@@ -70,70 +72,41 @@ type Reporter interface {
 	Write(ctx context.Context, runID, dest string) (string, error)
 }
 
-// Locker takes a fleet-wide lock for ttl, so that work one process at a
-// time should do (reconciling every active run) runs once per ttl.
-type Locker interface {
-	TryLock(ctx context.Context, name string, ttl time.Duration) (bool, error)
-}
-
 // Deps are the Service's dependencies. Ledger is required by every method
-// but Estimate; Queue by those that dispatch tasks; Objects by sources that
-// list or read storage; the others are optional.
+// but Estimate; Queue by those that put tasks in the queue (in-fleet
+// listing, Reconcile); Objects by sources that list or read storage;
+// Reports is optional.
 type Deps struct {
 	Ledger  Ledger
 	Queue   Queue
 	Objects Objects
-	// Archive removes a task from a queue, so a retried object's task can
-	// replace its archived one; *asynq.Inspector satisfies it.
-	Archive tasks.TaskDeleter
 	Reports Reporter // nil: no completion reports
-	Lock    Locker   // nil: every caller reconciles
 	Logger  *slog.Logger
 }
 
-// Service runs campaigns. It is safe for concurrent use.
+// Service runs campaigns. It is safe for concurrent use. It records runs
+// and their objects; the Feeder dispatches them to the task queue.
 type Service struct {
 	ledger  Ledger
 	queue   Queue
 	objects Objects
-	archive tasks.TaskDeleter
 	reports Reporter
-	lock    Locker
 	log     *slog.Logger
 	now     func() time.Time
-	// concurrency is how many enqueue round trips are in flight.
-	concurrency int
 }
 
-// Option tunes a Service.
-type Option func(*Service)
-
-// WithConcurrency sets how many enqueue round trips are in flight at once.
-func WithConcurrency(n int) Option { return func(s *Service) { s.concurrency = max(1, n) } }
-
 // New returns a Service over its dependencies.
-func New(d Deps, opts ...Option) *Service {
-	s := &Service{ledger: d.Ledger, queue: d.Queue, objects: d.Objects, archive: d.Archive,
-		reports: d.Reports, lock: d.Lock, log: d.Logger, now: time.Now, concurrency: 64}
+func New(d Deps) *Service {
+	s := &Service{ledger: d.Ledger, queue: d.Queue, objects: d.Objects, reports: d.Reports, log: d.Logger, now: time.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	for _, o := range opts {
-		o(s)
 	}
 	return s
 }
 
-// ErrNoQueue means a method that dispatches tasks was called on a Service
-// built without a Queue.
+// ErrNoQueue means a method that puts tasks in the queue was called on a
+// Service built without a Queue.
 var ErrNoQueue = errors.New("campaign: no task queue configured")
-
-func (s *Service) producer(opts ...tasks.ProducerOption) (*tasks.Producer, error) {
-	if s.queue == nil {
-		return nil, ErrNoQueue
-	}
-	return tasks.NewProducer(s.ledger, s.queue, append([]tasks.ProducerOption{tasks.WithConcurrency(s.concurrency)}, opts...)...), nil
-}
 
 // Run returns one run.
 func (s *Service) Run(ctx context.Context, id string) (reverify.Run, error) {

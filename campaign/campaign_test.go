@@ -7,10 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"reverify"
@@ -20,7 +18,6 @@ import (
 	"reverify/storage/objects"
 	"reverify/storage/postgres"
 	"reverify/tasks"
-	"reverify/worker/fleet"
 )
 
 // bundle is one test's campaign service over its own database, queue and
@@ -46,7 +43,7 @@ func setup(t *testing.T) *bundle {
 	t.Cleanup(func() { insp.Close() })
 	objs, err := objects.Open(context.Background(), srv.Config())
 	require.NoError(t, err)
-	d := campaign.Deps{Ledger: store, Queue: client, Objects: objs, Archive: insp, Reports: report.NewWriter(store, nil)}
+	d := campaign.Deps{Ledger: store, Queue: client, Objects: objs, Reports: report.NewWriter(store, nil)}
 	return &bundle{svc: campaign.New(d), store: store, s3: srv, queue: testenv.Queue(t), redis: redisOpt, insp: insp, deps: d}
 }
 
@@ -76,6 +73,17 @@ func (b *bundle) fill(t *testing.T, sp campaign.Spec, ks []string, o campaign.Fi
 	f, err := b.svc.Fill(ctx, run, s, o)
 	require.NoError(t, err)
 	return f
+}
+
+// feed runs one round of a feeder over the test's ledger with the given
+// window, and returns what it did.
+func (b *bundle) feed(t *testing.T, window int) campaign.FeedStats {
+	t.Helper()
+	client := asynq.NewClient(b.redis)
+	t.Cleanup(func() { client.Close() })
+	f := campaign.NewFeeder(b.store, client, nil, nil, campaign.FeederConfig{Window: window})
+	require.NoError(t, f.Cycle(context.Background()))
+	return f.Stats()
 }
 
 func (b *bundle) pending(t *testing.T, queue string) int {
@@ -122,60 +130,63 @@ func TestSpecValidation(t *testing.T) {
 }
 
 // TestFillHoldsThenConfirmDispatches: a run over its confirmation size is
-// recorded but sends nothing until it is confirmed; a run under it starts
-// at once; both queue one task per object on the priority's queue.
+// recorded but sends nothing until it is confirmed, not even while it is
+// counted; a run under it starts at once. The feeder then queues one task
+// per object on the priority's queue.
 func TestFillHoldsThenConfirmDispatches(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	me := reverify.Actor{Who: "tester"}
 
-	held := b.fill(t, campaign.Spec{Gate: campaign.Gate{Above: 5}, Priority: reverify.PriorityHigh, Actor: me}, keys(8), campaign.FillOptions{Actor: me})
+	sp := campaign.Spec{Gate: campaign.Gate{Above: 5}, Priority: reverify.PriorityHigh, Actor: me, Queue: b.queue}
+	sp.Source, _ = lines()
+	counting, err := b.svc.Create(ctx, sp)
+	require.NoError(t, err)
+	require.True(t, campaign.Gated(counting), "a run its gate must count is not dispatched while it is filled")
+
+	held := b.fill(t, sp, keys(8), campaign.FillOptions{Actor: me})
 	require.True(t, held.Held)
 	require.Equal(t, reverify.RunAwaitingConfirmation, held.Run.Status)
 	require.EqualValues(t, 8, held.Run.Total)
 	require.EqualValues(t, 8, held.Recorded)
 	require.Equal(t, b.queue+"-high", held.Run.Queue)
-	require.Zero(t, b.pending(t, held.Run.Queue), "nothing is sent before confirmation")
+	require.Zero(t, b.feed(t, 100).Dispatched, "nothing is sent before confirmation")
+	require.Zero(t, b.pending(t, held.Run.Queue))
 
-	run, stats, err := b.svc.Confirm(ctx, held.Run.ID, me, nil)
+	run, err := b.svc.Confirm(ctx, held.Run.ID, me)
 	require.NoError(t, err)
 	require.Equal(t, reverify.RunRunning, run.Status)
-	require.EqualValues(t, 8, stats.Enqueued)
-	require.Equal(t, 8, b.pending(t, run.Queue))
-	_, _, err = b.svc.Confirm(ctx, held.Run.ID, me, nil)
+	_, err = b.svc.Confirm(ctx, held.Run.ID, me)
 	require.ErrorIs(t, err, postgres.ErrInvalidTransition)
 
 	small := b.fill(t, campaign.Spec{Gate: campaign.Gate{Above: 5}}, keys(3), campaign.FillOptions{})
 	require.False(t, small.Held)
 	require.Equal(t, reverify.RunRunning, small.Run.Status)
-	require.EqualValues(t, 3, small.Enqueued)
+	require.EqualValues(t, 11, b.feed(t, 100).Dispatched)
+	require.Equal(t, 8, b.pending(t, run.Queue))
 	require.Equal(t, 3, b.pending(t, b.queue))
 }
 
-// TestFillResumeAddsOnlyWhatIsMissing: filling a run again with a longer
-// source records only the new objects and puts back a lost task.
-func TestFillResumeAddsOnlyWhatIsMissing(t *testing.T) {
+// TestFillAgainAddsOnlyWhatIsMissing: filling a run again with a longer
+// source records only the new objects.
+func TestFillAgainAddsOnlyWhatIsMissing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	first := b.fill(t, campaign.Spec{}, keys(5), campaign.FillOptions{})
-	require.EqualValues(t, 5, first.Enqueued)
+	require.EqualValues(t, 5, first.Recorded)
 	require.Equal(t, reverify.RunRunning, first.Run.Status)
-
-	// Redis loses one task.
-	lost := tasks.VerifyPayload{RunID: first.Run.ID, Bucket: "b", Key: "k/000.jpg"}
-	require.NoError(t, b.insp.DeleteTask(b.queue, lost.TaskID()))
 
 	_, in := lines(keys(7)...)
 	src, err := b.svc.Source(ctx, first.Run.Source, in)
 	require.NoError(t, err)
-	again, err := b.svc.Fill(ctx, first.Run, src, campaign.FillOptions{Resume: true})
+	again, err := b.svc.Fill(ctx, first.Run, src, campaign.FillOptions{})
 	require.NoError(t, err)
 	require.EqualValues(t, 2, again.Recorded)
+	require.EqualValues(t, 7, again.Seen)
 	require.EqualValues(t, 7, again.Run.Total)
-	require.EqualValues(t, 3, again.Enqueued, "two new objects and the lost task")
-	require.Equal(t, 7, b.pending(t, b.queue))
+	require.EqualValues(t, 7, b.feed(t, 100).Dispatched)
 }
 
 // TestEstimateAppliesTheWorkersRule: the dry run counts as paid calls
@@ -210,28 +221,47 @@ func TestEstimateAppliesTheWorkersRule(t *testing.T) {
 	require.ErrorIs(t, err, campaign.ErrNoLedger)
 }
 
-// TestRetryReplacesArchivedTask: an object that failed for good left its
-// task archived under the ID its retry must use; Retry replaces it.
-func TestRetryReplacesArchivedTask(t *testing.T) {
+// TestRetryGetsTasksOfItsOwn: an object that failed for good left its
+// task archived; its retry goes to the back of the run's dispatch order
+// with a task of its own, which the feeder queues beside the archived one.
+func TestRetryGetsTasksOfItsOwn(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	f := b.fill(t, campaign.Spec{}, keys(2), campaign.FillOptions{})
+	require.EqualValues(t, 2, b.feed(t, 100).Dispatched)
 	obj := reverify.ObjectRef{Bucket: "b", Key: "k/001.jpg"}
-	id := tasks.VerifyPayload{RunID: f.Run.ID, Bucket: obj.Bucket, Key: obj.Key}.TaskID()
-	require.NoError(t, b.insp.ArchiveTask(b.queue, id))
+	archived := tasks.VerifyPayload{RunID: f.Run.ID, Bucket: obj.Bucket, Key: obj.Key, Seq: seqOf(t, b, f.Run.ID, obj)}.TaskID()
+	require.NoError(t, b.insp.ArchiveTask(b.queue, archived))
 	require.NoError(t, b.store.RecordResult(ctx, postgres.Result{RunID: f.Run.ID, Object: obj, Status: reverify.StatusFailed, Message: "retries exhausted"}))
 
-	r, err := b.svc.Retry(ctx, f.Run.ID, []reverify.Status{reverify.StatusFailed}, reverify.Actor{Who: "tester", Why: "again"})
+	run, n, err := b.svc.Retry(ctx, f.Run.ID, []reverify.Status{reverify.StatusFailed}, reverify.Actor{Who: "tester", Why: "again"})
 	require.NoError(t, err)
-	require.EqualValues(t, 1, r.Reset)
-	require.EqualValues(t, 2, r.Enqueued, "the archived task is replaced, as is the queued one")
-	info, err := b.insp.GetTaskInfo(b.queue, id)
+	require.EqualValues(t, 1, n)
+	require.Equal(t, reverify.RunRunning, run.Status)
+	require.EqualValues(t, 1, b.feed(t, 100).Dispatched, "the retried object only")
+	retried := tasks.VerifyPayload{RunID: f.Run.ID, Bucket: obj.Bucket, Key: obj.Key, Seq: seqOf(t, b, f.Run.ID, obj)}.TaskID()
+	require.NotEqual(t, archived, retried)
+	info, err := b.insp.GetTaskInfo(b.queue, retried)
 	require.NoError(t, err)
 	require.Equal(t, asynq.TaskStatePending, info.State)
 
-	_, err = b.svc.Retry(ctx, f.Run.ID, []reverify.Status{reverify.StatusScored}, reverify.Actor{Who: "tester"})
+	_, _, err = b.svc.Retry(ctx, f.Run.ID, []reverify.Status{reverify.StatusScored}, reverify.Actor{Who: "tester"})
 	require.Error(t, err, "a score is not retried")
+}
+
+// seqOf is an object's place in its run's dispatch order.
+func seqOf(t *testing.T, b *bundle, runID string, obj reverify.ObjectRef) int64 {
+	t.Helper()
+	next, err := b.store.NextPending(context.Background(), runID, 0, 1000)
+	require.NoError(t, err)
+	for _, p := range next {
+		if p.Object.Key == obj.Key {
+			return p.Seq
+		}
+	}
+	t.Fatalf("%s is not pending", obj.Key)
+	return 0
 }
 
 // TestCancelWritesReport: cancelling a run stops its pending objects and
@@ -255,43 +285,18 @@ func TestCancelWritesReport(t *testing.T) {
 	require.Equal(t, filepath.Join(dir, "again", run.ID, "results.csv"), where)
 }
 
-// TestReconcileActiveOncePerPeriod: with a shared lock, one of several
-// processes puts back lost tasks per period.
-func TestReconcileActiveOncePerPeriod(t *testing.T) {
+// TestReconcilePutsBackLostTasks: the tasks of a run's dispatched objects
+// that Redis lost come back; those it kept are not duplicated.
+func TestReconcilePutsBackLostTasks(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	f := b.fill(t, campaign.Spec{}, keys(3), campaign.FillOptions{})
-	_, err := b.insp.DeleteAllPendingTasks(b.queue)
+	f := b.fill(t, campaign.Spec{}, keys(5), campaign.FillOptions{})
+	require.EqualValues(t, 3, b.feed(t, 3).Dispatched)
+	lost := tasks.VerifyPayload{RunID: f.Run.ID, Bucket: "b", Key: "k/001.jpg", Seq: seqOf(t, b, f.Run.ID, reverify.ObjectRef{Key: "k/001.jpg"})}
+	require.NoError(t, b.insp.DeleteTask(b.queue, lost.TaskID()))
+	r, err := b.svc.Reconcile(ctx, f.Run.ID)
 	require.NoError(t, err)
-
-	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	lockName := testenv.Queue(t) // a lock of this test's own
-	svc := func(holder string) *campaign.Service {
-		d := b.deps
-		d.Lock = prefixedLocks{fleet.NewLocks(rdb, holder), lockName}
-		return campaign.New(d)
-	}
-	one, err := svc("a").ReconcileActive(ctx, 0)
-	require.NoError(t, err)
-	two, err := svc("b").ReconcileActive(ctx, 0)
-	require.NoError(t, err)
-	require.EqualValues(t, 3, one.Enqueued+two.Enqueued, "the three lost tasks come back once")
-	require.True(t, one.Enqueued == 0 || two.Enqueued == 0, "one process did the work")
-	require.Equal(t, 3, b.pending(t, b.queue))
-
-	n, err := b.svc.Reconcile(ctx, f.Run.ID)
-	require.NoError(t, err)
-	require.EqualValues(t, 3, n.Duplicate, "tasks the queue holds are not duplicated")
-}
-
-// prefixedLocks keeps a test's locks apart from others on the shared Redis.
-type prefixedLocks struct {
-	l      *fleet.Locks
-	prefix string
-}
-
-func (p prefixedLocks) TryLock(ctx context.Context, name string, ttl time.Duration) (bool, error) {
-	return p.l.TryLock(ctx, p.prefix+":"+name, max(ttl, time.Minute))
+	require.Equal(t, campaign.Reconciled{Dispatched: 3, Enqueued: 1, Duplicate: 2}, r)
+	require.Equal(t, 3, b.pending(t, b.queue), "the window, not the run")
 }

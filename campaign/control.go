@@ -3,14 +3,12 @@ package campaign
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"reverify"
-	"reverify/tasks"
 )
 
-// Pause stops a run's objects from being sent until Resume; its tasks wait
-// in the queue.
+// Pause stops a run's objects from being sent until Resume: the feeder
+// dispatches no more of them and the tasks already queued wait.
 func (s *Service) Pause(ctx context.Context, id string, who reverify.Actor) (reverify.Run, error) {
 	return s.ledger.PauseRun(ctx, id, who)
 }
@@ -21,9 +19,9 @@ func (s *Service) Resume(ctx context.Context, id string, who reverify.Actor) (re
 }
 
 // Cancel ends a run that has not ended: nothing more of it reaches the API
-// and its pending objects become cancelled. It returns the run and how many
-// objects were cancelled; the completion report is written when the run
-// asked for one.
+// and its pending objects become cancelled (at once when they are few, in
+// the background otherwise). It returns the run and how many objects were
+// pending; the completion report is written when the run asked for one.
 func (s *Service) Cancel(ctx context.Context, id string, who reverify.Actor) (reverify.Run, int64, error) {
 	run, n, err := s.ledger.CancelRun(ctx, id, who)
 	if err != nil {
@@ -33,73 +31,61 @@ func (s *Service) Cancel(ctx context.Context, id string, who reverify.Actor) (re
 	return run, n, nil
 }
 
-// Retried is what Retry did.
-type Retried struct {
-	Run   reverify.Run
-	Reset int64 // objects put back to pending
-	tasks.Stats
-}
-
 // Retry re-drives a run's objects in the given statuses: they become
-// pending again (the run running again, unless paused) and their tasks are
-// queued, replacing a task of the same object that failed for good and
-// stayed archived.
-func (s *Service) Retry(ctx context.Context, id string, statuses []reverify.Status, who reverify.Actor) (Retried, error) {
-	if s.queue == nil {
-		return Retried{}, ErrNoQueue
-	}
-	run, n, err := s.ledger.RetryObjects(ctx, id, statuses, who)
-	if err != nil {
-		return Retried{}, err
-	}
-	var opts []tasks.ProducerOption
-	if s.archive != nil {
-		opts = append(opts, tasks.WithReplaceArchived(s.archive))
-	}
-	p, err := s.producer(opts...)
-	if err != nil {
-		return Retried{}, err
-	}
-	stats, err := p.Requeue(ctx, run)
-	if err != nil {
-		return Retried{Run: run, Reset: n, Stats: stats},
-			fmt.Errorf("run %s: %d objects reset but not all queued (run `reverify runs retry %s` again): %w", run.ID, n, run.ID, err)
-	}
-	return Retried{Run: run, Reset: n, Stats: stats}, nil
+// pending again, at the back of the run's dispatch order, and the run
+// running again (unless paused), so the feeder dispatches them. It returns
+// the run and how many objects were reset.
+func (s *Service) Retry(ctx context.Context, id string, statuses []reverify.Status, who reverify.Actor) (reverify.Run, int64, error) {
+	return s.ledger.RetryObjects(ctx, id, statuses, who)
 }
 
-// Reconcile puts back the task of every object of a run that has no result
-// yet. Tasks the queue still holds are not duplicated (their IDs collide),
-// so it is safe at any time, e.g. after Redis lost its data.
-func (s *Service) Reconcile(ctx context.Context, id string) (tasks.Stats, error) {
+// SetPriority changes the priority of a run that has not ended; the
+// feeder's next top-up sends its tasks to the new priority's queue.
+func (s *Service) SetPriority(ctx context.Context, id string, p reverify.Priority, who reverify.Actor) (reverify.Run, error) {
+	p, err := reverify.ParsePriority(string(p))
+	if err != nil {
+		return reverify.Run{}, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
 	run, err := s.ledger.Run(ctx, id)
 	if err != nil {
-		return tasks.Stats{}, err
+		return reverify.Run{}, err
 	}
-	p, err := s.producer()
-	if err != nil {
-		return tasks.Stats{}, err
-	}
-	return p.Requeue(ctx, run)
+	base := run.Priority.BaseQueue(run.Queue)
+	return s.ledger.SetPriority(ctx, id, p, p.Queue(base), who)
 }
 
-// ReconcileActive reconciles every run that is enqueuing or running. Across
-// a fleet that calls it every `every`, one process does the work per
-// period (the Lock); the others return at once.
-func (s *Service) ReconcileActive(ctx context.Context, every time.Duration) (tasks.Stats, error) {
-	if s.lock != nil {
-		ok, err := s.lock.TryLock(ctx, "reconcile", every*9/10)
-		if err != nil || !ok {
-			return tasks.Stats{}, err
-		}
+// Delete removes an ended run and everything recorded under it.
+func (s *Service) Delete(ctx context.Context, id string) (int64, error) {
+	return s.ledger.DeleteRun(ctx, id)
+}
+
+// Reconciled is what Reconcile did.
+type Reconciled struct {
+	Dispatched int64 // objects handed to the queue that have no result
+	Enqueued   int64 // tasks put back
+	Duplicate  int64 // tasks the queue still held
+}
+
+// Reconcile puts back the task of every object of a run that was
+// dispatched and has no result yet, e.g. after Redis lost its data. Tasks
+// the queue still holds are not duplicated (their IDs collide), so it is
+// safe at any time; the feeder does the same for every run it feeds.
+func (s *Service) Reconcile(ctx context.Context, id string) (Reconciled, error) {
+	if s.queue == nil {
+		return Reconciled{}, ErrNoQueue
 	}
-	p, err := s.producer()
+	run, err := s.ledger.Run(ctx, id)
 	if err != nil {
-		return tasks.Stats{}, err
+		return Reconciled{}, err
 	}
-	st, err := p.RequeueActive(ctx, s.ledger)
-	if st.Enqueued > 0 {
-		s.log.WarnContext(ctx, "reconcile re-enqueued tasks Redis had lost", "tasks", st.Enqueued, "pending", st.Seen)
+	hw, err := s.ledger.DispatchedSeq(ctx, run.ID)
+	if err != nil {
+		return Reconciled{}, err
 	}
-	return st, err
+	objs, err := s.ledger.Dispatched(ctx, run.ID, hw)
+	if err != nil {
+		return Reconciled{}, err
+	}
+	enq, dup, err := dispatch(ctx, s.queue, run, objs, dispatchConcurrency)
+	return Reconciled{Dispatched: int64(len(objs)), Enqueued: enq, Duplicate: dup}, err
 }

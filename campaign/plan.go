@@ -16,10 +16,11 @@ import (
 )
 
 // Plan lists a run's bucket/prefix page by page inside the worker fleet:
-// each page's objects are recorded and dispatched before its continuation
-// token is saved, so a planner that crashes resumes where it stopped. When
-// the listing is done the run starts. A run planned before, or no longer
-// enqueuing, is left alone.
+// each page's objects are recorded before its continuation token is saved,
+// so a planner that crashes resumes where it stopped, and the feeder
+// dispatches them as they come. When the listing is done the run starts
+// (or waits for confirmation, when its gate says so). A run planned
+// before, or no longer enqueuing, is left alone.
 func (s *Service) Plan(ctx context.Context, id string) error {
 	run, err := s.ledger.Run(ctx, id)
 	if err != nil {
@@ -38,10 +39,6 @@ func (s *Service) Plan(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 	}
-	p, err := s.producer()
-	if err != nil {
-		return err
-	}
 	log := s.log.With("run_id", run.ID)
 	src := run.Source
 	resumed := run.PlanToken != ""
@@ -50,7 +47,7 @@ func (s *Service) Plan(ctx context.Context, id string) error {
 	}
 	pages := 0
 	err = s.objects.ListPages(ctx, src.Bucket, src.Prefix, run.PlanToken, func(page []objects.Object, next string) error {
-		if err := s.planPage(ctx, p, run, opts.Filters, page); err != nil {
+		if err := s.planPage(ctx, run, opts.Filters, page); err != nil {
 			return err
 		}
 		if next == "" {
@@ -77,13 +74,15 @@ func (s *Service) Plan(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("plan run %s: %w", run.ID, err)
 	}
-	if resumed {
-		// Objects recorded just before a crash may have missed their tasks.
-		if _, err := p.Requeue(ctx, run); err != nil {
+	if run, err = s.ledger.Run(ctx, run.ID); err != nil {
+		return err
+	}
+	if run.Status == reverify.RunEnqueuing && opts.Gate.holds(run.Total) {
+		why := fmt.Sprintf("%d paid calls at most; confirmation required", run.Total)
+		if _, err := s.ledger.HoldForConfirmation(ctx, run.ID, reverify.Actor{Who: "reverify-planner", Why: why}); err != nil {
 			return err
 		}
-	}
-	if err := s.ledger.StartRun(ctx, run.ID); err != nil {
+	} else if err := s.ledger.StartRun(ctx, run.ID); err != nil {
 		return err
 	}
 	if err := s.ledger.FinishPlan(ctx, run.ID); err != nil {
@@ -98,8 +97,8 @@ func (s *Service) Plan(ctx context.Context, id string) error {
 var ErrUnplannable = errors.New("run cannot be planned")
 
 // planPage records one listed page's kept objects as pending rows of the
-// run and dispatches the new ones.
-func (s *Service) planPage(ctx context.Context, p *tasks.Producer, run reverify.Run, f tasks.Filters, page []objects.Object) error {
+// run.
+func (s *Service) planPage(ctx context.Context, run reverify.Run, f tasks.Filters, page []objects.Object) error {
 	keep := f.Keep()
 	var src tasks.Source = func(ctx context.Context, fn func(tasks.Object) error) error {
 		for _, o := range page {
@@ -122,11 +121,7 @@ func (s *Service) planPage(ctx context.Context, p *tasks.Producer, run reverify.
 	}); err != nil {
 		return err
 	}
-	added, err := s.ledger.AddObjects(ctx, run.ID, refs)
-	if err != nil {
-		return err
-	}
-	_, err = p.EnqueueObjects(ctx, run, added)
+	_, err := s.ledger.AddObjects(ctx, run.ID, refs)
 	return err
 }
 

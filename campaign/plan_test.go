@@ -46,6 +46,7 @@ func TestPlanResumesFromToken(t *testing.T) {
 	require.NotEmpty(t, run.PlanToken, "the token of the third page is kept")
 	require.EqualValues(t, 6, run.Total)
 	require.Equal(t, reverify.RunEnqueuing, run.Status)
+	require.EqualValues(t, 6, b.feed(t, 100).Dispatched, "objects listed so far are dispatched while the listing goes on")
 
 	lister.n = 100
 	require.NoError(t, planner.ProcessTask(ctx, task))
@@ -56,6 +57,7 @@ func TestPlanResumesFromToken(t *testing.T) {
 	require.Empty(t, run.PlanToken)
 	require.NotNil(t, run.PlannedAt)
 
+	require.EqualValues(t, 5, b.feed(t, 100).Dispatched, "the rest, once")
 	require.Equal(t, 12, b.pending(t, queue), "one task per object, and the plan task")
 	require.NoError(t, planner.ProcessTask(ctx, task), "a planned run is not listed again")
 }

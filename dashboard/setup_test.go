@@ -50,6 +50,8 @@ func setup(t *testing.T, cfg dashboard.Config) *bundle {
 	s3.CreateBucket(t, b.bucket)
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO runs (name, source, queue, status, total)
 		VALUES ('nightly 2026-11-25', '{"kind":"prefix"}', 'liveness', 'running', 6) RETURNING id::text`).Scan(&b.runID))
+	_, err := pool.Exec(ctx, `SELECT reverify_add_run_partitions($1::uuid)`, b.runID)
+	require.NoError(t, err)
 	rows := []struct {
 		key    string
 		status string

@@ -2,9 +2,12 @@ package deploy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -16,15 +19,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
+	"reverify"
 	"reverify/dashboard"
+	"reverify/internal/testenv"
 	"reverify/metrics"
 	"reverify/scheduler"
-	"reverify/tasks"
+	"reverify/storage/postgres"
 )
 
 // awsEnv are the standard AWS SDK variables the binary reads through the
@@ -395,47 +401,50 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	require.Len(t, byKind["PodDisruptionBudget"], 1)
 
-	queues := []string{tasks.DefaultQueue, tasks.DefaultQueue + "-high", tasks.DefaultQueue + "-low"}
 	require.Len(t, byKind["ScaledObject"], 1)
 	for _, m := range byKind["ScaledObject"] {
-		var so struct {
-			Spec struct {
-				ScaleTargetRef  struct{ Name string } `yaml:"scaleTargetRef"`
-				MinReplicaCount int                   `yaml:"minReplicaCount"`
-				MaxReplicaCount int                   `yaml:"maxReplicaCount"`
-				Triggers        []struct {
-					Type              string                `yaml:"type"`
-					Metadata          map[string]string     `yaml:"metadata"`
-					AuthenticationRef struct{ Name string } `yaml:"authenticationRef"`
-				} `yaml:"triggers"`
-			} `yaml:"spec"`
-		}
-		m.decode(t, &so)
+		so := decodeScaledObject(t, m)
 		require.Equal(t, "reverify-worker", so.Spec.ScaleTargetRef.Name, m.where())
-		require.GreaterOrEqual(t, so.Spec.MinReplicaCount, 1, "%s: a worker stays to drain retries and scheduled tasks", m.where())
+		require.GreaterOrEqual(t, so.Spec.MinReplicaCount, 1, "%s: a worker stays to run the feeder, retries and scheduled tasks", m.where())
 		require.Greater(t, so.Spec.MaxReplicaCount, so.Spec.MinReplicaCount)
-		var lists []string
-		for _, tr := range so.Spec.Triggers {
-			require.Equal(t, "redis", tr.Type, m.where())
-			lists = append(lists, tr.Metadata["listName"])
-			n, err := strconv.Atoi(tr.Metadata["listLength"])
-			require.NoError(t, err, "%s: listLength", m.where())
-			require.Positive(t, n)
-			if tr.AuthenticationRef.Name != "" {
-				require.Contains(t, byKind["TriggerAuthentication"], tr.AuthenticationRef.Name, m.where())
+		require.Len(t, so.Spec.Triggers, 1, m.where())
+		tr := so.Spec.Triggers[0]
+		// The asynq pending lists hold only the feeder's window: the
+		// backlog is in the ledger.
+		require.Equal(t, "postgresql", tr.Type, "%s scales on the ledger's backlog", m.where())
+		require.Contains(t, []string{"", "AverageValue"}, tr.MetricType, "%s: the target is per worker", m.where())
+		require.NotEmpty(t, tr.Metadata["query"], m.where())
+		target, err := strconv.ParseFloat(tr.Metadata["targetQueryValue"], 64)
+		require.NoError(t, err, "%s: targetQueryValue", m.where())
+		require.Positive(t, target)
+		for k := range tr.Metadata {
+			require.NotContains(t, []string{"connection", "connectionFromEnv", "password", "passwordFromEnv"}, k,
+				"%s: the connection comes from the TriggerAuthentication's Secret", m.where())
+		}
+
+		// The connection is a Secret key naming the workers' database,
+		// through a role of KEDA's own.
+		ta, ok := byKind["TriggerAuthentication"][tr.AuthenticationRef.Name]
+		require.True(t, ok, "%s: no TriggerAuthentication %q", m.where(), tr.AuthenticationRef.Name)
+		var auth triggerAuth
+		ta.decode(t, &auth)
+		var conn *keyRef
+		for _, r := range auth.Spec.SecretTargetRef {
+			if r.Parameter == "connection" {
+				conn = &keyRef{Name: r.Name, Key: r.Key}
 			}
 		}
-		for _, q := range queues {
-			// asynq keeps queue Q's pending tasks in the list asynq:{Q}:pending.
-			require.Contains(t, lists, "asynq:{"+q+"}:pending", "%s scales on queue %s", m.where(), q)
-		}
+		require.NotNil(t, conn, "%s passes no connection", ta.where())
+		require.Contains(t, secrets[conn.Name], conn.Key, ta.where())
+		kedaDB, err := pgx.ParseConfig(secrets[conn.Name][conn.Key])
+		require.NoError(t, err, "%s: %s is no PostgreSQL connection string", ta.where(), conn.Key)
+		workerDB := workerDatabase(t, worker, secrets)
+		require.Equal(t, workerDB.Host, kedaDB.Host, "KEDA reads the ledger the workers write")
+		require.Equal(t, workerDB.Database, kedaDB.Database, "KEDA reads the ledger the workers write")
+		require.NotEqual(t, workerDB.User, kedaDB.User, "KEDA reads with a role that may only read the backlog")
 	}
 	for _, m := range byKind["TriggerAuthentication"] {
-		var ta struct {
-			Spec struct {
-				SecretTargetRef []keyRef `yaml:"secretTargetRef"`
-			} `yaml:"spec"`
-		}
+		var ta triggerAuth
 		m.decode(t, &ta)
 		for _, r := range ta.Spec.SecretTargetRef {
 			require.Contains(t, secrets[r.Name], r.Key, m.where())
@@ -464,6 +473,51 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		require.True(t, found, "%s selects no pods", m.where())
 	}
+}
+
+type scaledObject struct {
+	Spec struct {
+		ScaleTargetRef  struct{ Name string } `yaml:"scaleTargetRef"`
+		MinReplicaCount int                   `yaml:"minReplicaCount"`
+		MaxReplicaCount int                   `yaml:"maxReplicaCount"`
+		Triggers        []struct {
+			Type              string                `yaml:"type"`
+			MetricType        string                `yaml:"metricType"`
+			Metadata          map[string]string     `yaml:"metadata"`
+			AuthenticationRef struct{ Name string } `yaml:"authenticationRef"`
+		} `yaml:"triggers"`
+	} `yaml:"spec"`
+}
+
+func decodeScaledObject(t *testing.T, m manifest) scaledObject {
+	t.Helper()
+	var so scaledObject
+	m.decode(t, &so)
+	return so
+}
+
+type triggerAuth struct {
+	Spec struct {
+		SecretTargetRef []struct {
+			Parameter string `yaml:"parameter"`
+			Name      string `yaml:"name"`
+			Key       string `yaml:"key"`
+		} `yaml:"secretTargetRef"`
+	} `yaml:"spec"`
+}
+
+// workerDatabase is the ledger the worker Deployment connects to.
+func workerDatabase(t *testing.T, w workload, secrets map[string]map[string]string) *pgx.ConnConfig {
+	t.Helper()
+	for _, e := range w.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == "REVERIFY_DATABASE_URL" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			cfg, err := pgx.ParseConfig(secrets[e.ValueFrom.SecretKeyRef.Name][e.ValueFrom.SecretKeyRef.Key])
+			require.NoError(t, err, "the workers' database-url")
+			return cfg
+		}
+	}
+	t.Fatal("the worker reads REVERIFY_DATABASE_URL from no Secret")
+	return nil
 }
 
 func checkContainerEnv(t *testing.T, bin binary, where string, c container, configMaps, secrets map[string]map[string]string) {
@@ -568,6 +622,83 @@ func mapsContain(have, want map[string]string) bool {
 		}
 	}
 	return len(want) > 0
+}
+
+// TestScalerQueryReadsTheBacklog runs the ScaledObject's query as KEDA's
+// postgresql scaler does (pgx, one row scanned into a float64) against a
+// migrated ledger, as a role granted only SELECT on the view it reads (as
+// docs/operations.md says to set up): it measures what
+// reverify_backlog_objects exports.
+func TestScalerQueryReadsTheBacklog(t *testing.T) {
+	t.Parallel()
+	var query string
+	for _, m := range loadManifests(t) {
+		if m.Kind == "ScaledObject" {
+			for _, tr := range decodeScaledObject(t, m).Spec.Triggers {
+				if tr.Type == "postgresql" {
+					query = tr.Metadata["query"]
+				}
+			}
+		}
+	}
+	require.NotEmpty(t, query, "a postgresql trigger")
+	view := regexp.MustCompile(`(?i)\bFROM\s+([a-z_]+)`).FindStringSubmatch(query)
+	require.NotNil(t, view, "the query reads one view: %s", query)
+
+	ctx := context.Background()
+	store, owner := testenv.LedgerWithPool(t)
+	role := fmt.Sprintf("reverify_keda_%x", rand.Uint64())
+	_, err := owner.Exec(ctx, "CREATE ROLE "+role+" LOGIN")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_, err := owner.Exec(ctx, "DROP OWNED BY "+role)
+		require.NoError(t, err)
+		_, err = owner.Exec(ctx, "DROP ROLE "+role)
+		require.NoError(t, err)
+	})
+	_, err = owner.Exec(ctx, "GRANT SELECT ON "+view[1]+" TO "+role)
+	require.NoError(t, err)
+	cfg := owner.Config().ConnConfig.Copy()
+	cfg.User = role
+	keda, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { keda.Close(context.Background()) })
+
+	reg := prometheus.NewRegistry()
+	require.NoError(t, metrics.RegisterBacklog(reg, store, metrics.BacklogTimeout))
+	check := func(want float64) {
+		t.Helper()
+		var got float64
+		require.NoError(t, keda.QueryRow(ctx, query).Scan(&got), query)
+		require.Equal(t, want, got, query)
+		exported := 0.0
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == "reverify_backlog_objects" {
+				for _, m := range mf.GetMetric() {
+					exported += m.GetGauge().GetValue()
+				}
+			}
+		}
+		require.Equal(t, want, exported, "reverify_backlog_objects summed over priorities")
+	}
+	check(0)
+
+	for i, p := range []reverify.Priority{reverify.PriorityHigh, reverify.PriorityLow} {
+		run, err := store.CreateRun(ctx, postgres.NewRun{Name: string(p), Queue: "q", Priority: p,
+			Source: reverify.Source{Kind: reverify.SourceManifest, Manifest: "test"}})
+		require.NoError(t, err)
+		objs := make([]reverify.ObjectRef, 3+i)
+		for j := range objs {
+			objs[j] = reverify.ObjectRef{Bucket: "b", Key: strconv.Itoa(j)}
+		}
+		_, err = store.AddObjects(ctx, run.ID, objs)
+		require.NoError(t, err)
+		require.NoError(t, store.StartRun(ctx, run.ID))
+	}
+	check(7)
 }
 
 // --- docker compose ---
@@ -692,6 +823,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	p.APICalled("scored", time.Millisecond, &score)
 	p.ResultRecorded("scored")
 	p.Waited("rate_limited", time.Second)
+	require.NoError(t, metrics.RegisterBacklog(reg, noBacklog{}, time.Second))
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	for _, mf := range mfs {
@@ -719,7 +851,12 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	for _, want := range []string{"reverify_api_call_duration_seconds", "reverify_results_total", "reverify_liveness_score",
 		"reverify_s3_fetch_duration_seconds", "reverify_waits_total", "reverify_api_circuit_open", "reverify_api_paid_calls_total",
-		"asynq_tasks_enqueued_total"} {
+		"asynq_tasks_enqueued_total", "reverify_backlog_objects"} {
 		require.True(t, used[want], "the dashboard charts %s", want)
 	}
 }
+
+// noBacklog is a ledger with no work, for the metric names.
+type noBacklog struct{}
+
+func (noBacklog) Backlog(context.Context) (map[reverify.Priority]int64, error) { return nil, nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reverify/worker/fleet"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -13,14 +14,9 @@ import (
 // LockKey is the Redis key whose holder is the one active scheduler.
 const LockKey = "reverify:scheduler:leader"
 
-var (
-	renewScript   = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
-	releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
-)
-
 // Runner runs asynq's scheduler while it holds the leader lock.
 type Runner struct {
-	rdb       redis.UniversalClient
+	lease     *fleet.Lease
 	redisOpt  asynq.RedisConnOpt
 	schedules []Schedule
 	holder    string
@@ -39,7 +35,8 @@ func NewRunner(rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, schedules
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{rdb: rdb, redisOpt: redisOpt, schedules: schedules, holder: holder, ttl: ttl, log: log}
+	return &Runner{lease: fleet.NewLease(rdb, LockKey, holder, ttl), redisOpt: redisOpt, schedules: schedules,
+		holder: holder, ttl: ttl, log: log}
 }
 
 // Run waits for the lock, schedules while it holds it, and returns when ctx ends.
@@ -56,10 +53,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer func() {
 		stop()
-		_ = releaseScript.Run(context.WithoutCancel(ctx), r.rdb, []string{LockKey}, r.holder).Err()
+		_ = r.lease.Release(context.WithoutCancel(ctx))
 	}()
 	for {
-		held, err := r.hold(ctx, sched != nil)
+		held, err := r.lease.Hold(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			r.log.WarnContext(ctx, "scheduler lock check failed", "err", err)
@@ -86,15 +83,6 @@ func (r *Runner) lead(on bool) {
 	if r.OnLead != nil {
 		r.OnLead(on)
 	}
-}
-
-// hold takes the lock when free, or renews it when this instance has it.
-func (r *Runner) hold(ctx context.Context, have bool) (bool, error) {
-	if have {
-		n, err := renewScript.Run(ctx, r.rdb, []string{LockKey}, r.holder, r.ttl.Milliseconds()).Int()
-		return n == 1, err
-	}
-	return r.rdb.SetNX(ctx, LockKey, r.holder, r.ttl).Result()
 }
 
 func (r *Runner) start() (*asynq.Scheduler, error) {

@@ -2,44 +2,118 @@ package tasks
 
 import (
 	"context"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
 	"reverify"
 )
 
-// TaskDeleter removes a task from a queue; *asynq.Inspector satisfies it.
-type TaskDeleter interface {
-	DeleteTask(queue, id string) error
+// Ledger is where a run's objects are recorded; *postgres.Store satisfies it.
+type Ledger interface {
+	// AddObjects records objects as pending rows of a run and returns how
+	// many were new (an object recorded before is left as it is).
+	AddObjects(ctx context.Context, runID string, objs []reverify.ObjectRef) (int64, error)
 }
 
-// WithReplaceArchived makes the producer replace a task whose ID is taken by
-// an archived (or still queued) task instead of counting it as a duplicate.
-// Retrying objects needs it: a task that failed for good stays archived
-// under the ID a new task must use. Active tasks are never replaced.
-func WithReplaceArchived(d TaskDeleter) ProducerOption {
-	return func(p *Producer) { p.replace = d }
+// Filter keeps an object when it returns true.
+type Filter func(Object) bool
+
+// Stats counts what a Recorder did.
+type Stats struct {
+	Seen     int64 // objects the source yielded
+	Filtered int64 // objects the filter dropped
+	Recorded int64 // new pending rows written to the ledger
 }
 
-// Record streams src into the run's ledger as pending rows without
-// enqueuing anything, e.g. to count a run before it is confirmed. Queue
-// them later with Requeue.
-func (p *Producer) Record(ctx context.Context, run reverify.Run, src Source, keep Filter) (Stats, error) {
+// Recorder streams a source into a run's ledger rows. Reading the source
+// (the next listing page, say) overlaps with recording the batch before
+// it; at most two batches wait between them, so memory stays flat however
+// large the source.
+type Recorder struct {
+	ledger    Ledger
+	batchSize int
+	progress  func(Stats)
+}
+
+// RecorderOption configures a Recorder.
+type RecorderOption func(*Recorder)
+
+// WithProgress is called after every batch with the running totals.
+func WithProgress(fn func(Stats)) RecorderOption { return func(r *Recorder) { r.progress = fn } }
+
+// WithBatchSize sets how many objects one ledger write records.
+func WithBatchSize(n int) RecorderOption { return func(r *Recorder) { r.batchSize = max(1, n) } }
+
+// NewRecorder returns a recorder over a ledger.
+func NewRecorder(ledger Ledger, opts ...RecorderOption) *Recorder {
+	r := &Recorder{ledger: ledger, batchSize: 10000, progress: func(Stats) {}}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+type counters struct{ seen, filtered, recorded atomic.Int64 }
+
+func (c *counters) stats() Stats {
+	return Stats{Seen: c.seen.Load(), Filtered: c.filtered.Load(), Recorded: c.recorded.Load()}
+}
+
+// Record streams src into the run: every object keep keeps becomes a
+// pending row. Recording the same source twice adds nothing the second time.
+func (r *Recorder) Record(ctx context.Context, runID string, src Source, keep Filter) (Stats, error) {
 	var c counters
-	err := p.recordAll(ctx, run.ID, src, keep, &c, nil)
-	return c.stats(), err
-}
-
-// EnqueueObjects enqueues tasks for objects already recorded for the run.
-func (p *Producer) EnqueueObjects(ctx context.Context, run reverify.Run, objs []reverify.ObjectRef) (Stats, error) {
-	var c counters
-	err := p.pipeline(ctx, run, &c, func(ctx context.Context, out chan<- reverify.ObjectRef) error {
-		for _, o := range objs {
-			c.seen.Add(1)
-			select {
-			case out <- o:
-			case <-ctx.Done():
-				return ctx.Err()
+	g, ctx := errgroup.WithContext(ctx)
+	batches := make(chan []reverify.ObjectRef, 2)
+	g.Go(func() error {
+		defer close(batches)
+		return r.readBatches(ctx, src, keep, &c, batches)
+	})
+	g.Go(func() error {
+		for batch := range batches {
+			n, err := r.ledger.AddObjects(ctx, runID, batch)
+			if err != nil {
+				return err
 			}
+			c.recorded.Add(n)
+			r.progress(c.stats())
 		}
 		return nil
 	})
+	err := g.Wait()
 	return c.stats(), err
+}
+
+// readBatches reads src into batches of kept objects.
+func (r *Recorder) readBatches(ctx context.Context, src Source, keep Filter, c *counters, batches chan<- []reverify.ObjectRef) error {
+	batch := make([]reverify.ObjectRef, 0, r.batchSize)
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		select {
+		case batches <- batch:
+			batch = make([]reverify.ObjectRef, 0, r.batchSize)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := src(ctx, func(o Object) error {
+		c.seen.Add(1)
+		if keep != nil && !keep(o) {
+			c.filtered.Add(1)
+			return nil
+		}
+		batch = append(batch, reverify.ObjectRef{Bucket: o.Bucket, Key: o.Key, Version: o.Version})
+		if len(batch) == r.batchSize {
+			return send()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return send()
 }

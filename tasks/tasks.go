@@ -1,10 +1,11 @@
-// Package tasks defines reverify's asynq task types and payloads, and the
-// producer that records a run's objects in the ledger and enqueues one task
-// per object.
+// Package tasks defines reverify's asynq task types and payloads, the
+// sources a run's objects come from (listing, manifest, S3 Inventory) with
+// their filters, and the recorder that streams a source into the ledger.
 //
 // Payloads carry IDs only (run, bucket, key, version), never image bytes, and
-// task IDs are derived from run + object so enqueuing the same object of the
-// same run twice is a no-op while the first task is still known to Redis.
+// task IDs are derived from run + object (+ its dispatch sequence) so
+// dispatching the same object twice is a no-op while the first task is
+// still known to Redis.
 package tasks
 
 import (
@@ -13,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -40,16 +42,25 @@ type VerifyPayload struct {
 	Bucket  string `json:"bucket"`
 	Key     string `json:"key"`
 	Version string `json:"version,omitempty"`
+	// Seq is the object's place in the run's dispatch order; an object
+	// re-driven by a retry gets a new one, and with it a new task.
+	Seq int64 `json:"seq,omitempty"`
 }
 
-// TaskID derives the task ID from the run and the object. Keys may be 1,024
-// bytes of anything, so the object part is hashed.
+// TaskID derives the task ID from the run, the object and its dispatch
+// sequence, so dispatching the same object twice is a no-op while a
+// retried object gets a task of its own (its old one may be archived).
+// Keys may be 1,024 bytes of anything, so the object part is hashed.
 func (p VerifyPayload) TaskID() string {
 	h := sha256.New()
 	h.Write([]byte(p.Bucket))
 	h.Write([]byte{0})
 	h.Write([]byte(p.Key))
-	return "verify:" + p.RunID + ":" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
+	id := "verify:" + p.RunID + ":" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
+	if p.Seq > 0 {
+		id += ":" + strconv.FormatInt(p.Seq, 10)
+	}
+	return id
 }
 
 // NewVerifyTask builds a verify task for p in queue; opts override the defaults.

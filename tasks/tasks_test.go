@@ -39,7 +39,11 @@ func TestTaskIDIsDerivedFromRunAndObject(t *testing.T) {
 	}
 	require.Equal(t, base.TaskID(), VerifyPayload{RunID: "r1", Bucket: "b", Key: "k", Version: "v9"}.TaskID(),
 		"the version does not make a second task for the same object")
-	long := VerifyPayload{RunID: "r1", Bucket: "b", Key: strings.Repeat("x", 1024)}
+	require.NotEqual(t, base.TaskID(), VerifyPayload{RunID: "r1", Bucket: "b", Key: "k", Seq: 7}.TaskID(),
+		"a retried object (a new dispatch sequence) gets a task of its own")
+	require.Equal(t, VerifyPayload{RunID: "r1", Bucket: "b", Key: "k", Seq: 7}.TaskID(),
+		VerifyPayload{RunID: "r1", Bucket: "b", Key: "k", Seq: 7, Version: "v"}.TaskID())
+	long := VerifyPayload{RunID: "r1", Bucket: "b", Key: strings.Repeat("x", 1024), Seq: 1 << 62}
 	require.Less(t, len(long.TaskID()), 100, "task IDs stay short for 1,024-byte keys")
 }
 

@@ -102,7 +102,7 @@ func TestChaos(t *testing.T) {
 
 	workerArgs := []string{"worker", "--queues", queue, "--concurrency", strconv.Itoa(concurrency),
 		"--api-rate", strconv.Itoa(rate), "--api-max-in-flight", strconv.Itoa(maxInFlight),
-		"--auth-cooldown", "2s", "--outage-cooldown", "2s", "--reconcile-every", "3s",
+		"--auth-cooldown", "2s", "--outage-cooldown", "2s", "--refill-every", "3s",
 		"--retry-base", "200ms", "--retry-cap", "2s", "--shutdown-timeout", "5s"}
 	fleet := make([]*testenv.Process, workers)
 	for i := range fleet {
@@ -244,6 +244,21 @@ func TestChaos(t *testing.T) {
 	require.LessOrEqual(t, repeats, unknown, "repeat calls only where a process died between the call and its record")
 	require.LessOrEqual(t, stats.MaxInFlight, maxInFlight, "fleet concurrency cap at the API")
 	require.LessOrEqual(t, stats.MaxPerSecond, rate+rate/20+2, "fleet rate at the API")
+
+	// The counters the triggers kept through it all agree with the rows.
+	var mismatched int
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT count(*) FROM (
+			SELECT status, count(*) AS n FROM verifications WHERE run_id = $1 GROUP BY status
+		) rows FULL JOIN (
+			SELECT status, sum(objects) AS n FROM run_counts WHERE run_id = $1 GROUP BY status HAVING sum(objects) <> 0
+		) counters USING (status)
+		WHERE rows.n IS DISTINCT FROM counters.n`, runID).Scan(&mismatched))
+	require.Zero(t, mismatched, "run_counts equals count(*) by status")
+	var calls, counted int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM api_calls WHERE run_id = $1),
+		(SELECT coalesce(sum(calls), 0) FROM run_calls WHERE run_id = $1)`, runID).Scan(&calls, &counted))
+	require.Equal(t, calls, counted, "run_calls equals count(*) of api_calls")
 
 	t.Logf("chaos: %d objects in %s (%.0f/s) through %d workers; %d SIGKILLs, Redis and PostgreSQL restarted once",
 		objects, elapsed.Round(time.Millisecond), float64(objects)/elapsed.Seconds(), workers, kills)

@@ -10,29 +10,31 @@ import (
 
 // gate stops work on runs that were paused or cancelled: a paused run's
 // tasks wait without failing (a WaitError); a cancelled (or failed) run's
-// tasks are done (skip) without fetching the image or calling the API.
-func (j *job) gate(ctx context.Context) (skip bool, err error) {
-	if j.h.cfg.Runs == nil {
-		return false, nil
+// tasks are done without fetching the image or calling the API.
+func (j *job) gate(ctx context.Context) ending {
+	if j.h.runs == nil {
+		return nil
 	}
-	state, err := j.h.cfg.Runs.RunState(ctx, j.p.RunID)
-	if err != nil {
-		return false, j.ledgerError(err)
-	}
+	state, err := j.h.runs.RunState(ctx, j.p.RunID)
 	switch {
+	case err != nil:
+		return func(context.Context) error { return j.ledgerError(err) }
 	case state.Holding():
-		return false, &WaitError{After: 15 * time.Second, Reason: reverify.WaitRunHeld, Err: fmt.Errorf("run %s is %s", j.p.RunID, state)}
+		return returns(&WaitError{After: 15 * time.Second, Reason: reverify.WaitRunHeld, Err: fmt.Errorf("run %s is %s", j.p.RunID, state)})
 	case state == reverify.RunCancelled || state == reverify.RunFailed:
-		j.log.InfoContext(ctx, "skipping task of inactive run", "run_status", state)
-		return true, nil
+		return func(ctx context.Context) error {
+			j.log.InfoContext(ctx, "skipping task of inactive run", "run_status", state)
+			return nil
+		}
 	}
-	return false, nil
+	return nil
 }
 
 // CachedRunGate answers RunState from a short-lived in-process cache, so
 // the handler asks PostgreSQL about a run at most once per TTL per process
 // instead of once per task. A cancel takes up to the TTL to be seen here;
-// the ledger still refuses to start a call for a cancelled row meanwhile.
+// the ledger still refuses to start a call for a run that is not being
+// sent meanwhile.
 type CachedRunGate struct {
 	src RunGate
 	ttl time.Duration

@@ -33,7 +33,8 @@ type Verifier interface {
 
 // Ledger records calls and results.
 type Ledger interface {
-	BeginCall(ctx context.Context, runID string, obj reverify.ObjectRef, inFlightFor time.Duration) (int64, postgres.CallStart, error)
+	BeginCall(ctx context.Context, runID string, obj reverify.ObjectRef, lostAfter time.Duration) (int64, postgres.CallStart, error)
+	ReplaceLostCall(ctx context.Context, runID string, obj reverify.ObjectRef, lostAfter time.Duration) (int64, postgres.CallStart, error)
 	FinishCall(ctx context.Context, c postgres.Call, runID string, obj reverify.ObjectRef, final *postgres.Result) error
 	RecordResult(ctx context.Context, r postgres.Result) error
 }
@@ -53,64 +54,35 @@ type Stash interface {
 	Drop(ctx context.Context, taskID string) error
 }
 
-// HandlerConfig tunes the verify handler.
-type HandlerConfig struct {
-	MaxObjectBytes int64 // larger objects are invalid_image, never read whole
-	// CallTimeout bounds one API call; a call recorded longer ago than
-	// twice this without an answer is taken as lost (its worker died).
-	CallTimeout time.Duration
-	// LedgerRetryFor is how long a finished call's record is retried while
-	// PostgreSQL is unreachable before the task is put back (its answer kept).
-	LedgerRetryFor time.Duration
-	// DeniedWait is how long tasks wait while their bucket denies access
-	// (a configuration problem); default 1m.
-	DeniedWait time.Duration
-	Logger     *slog.Logger
-	Observer   Observer // metrics; nil = none
-	Runs       RunGate  // run status checks (cancel, pause); nil = every run is active
-}
-
-// Handler processes liveness:verify tasks.
-type Handler struct {
+// handler processes liveness:verify tasks.
+type handler struct {
 	objects ObjectGetter
 	api     Verifier
 	ledger  Ledger
 	gov     Governor
 	stash   Stash
-	cfg     HandlerConfig
+	runs    RunGate // nil: every run is active
+	obs     Observer
+	cfg     Config
 	log     *slog.Logger
 	bufs    sync.Pool
 	denied  sync.Map // bucket -> struct{}: buckets already reported as access denied
 	now     func() time.Time
 }
 
-// NewHandler returns a verify handler over its dependencies.
-func NewHandler(objs ObjectGetter, api Verifier, ledger Ledger, gov Governor, stash Stash, cfg HandlerConfig) *Handler {
-	if cfg.MaxObjectBytes <= 0 {
-		cfg.MaxObjectBytes = 15 << 20
+// newHandler returns a verify handler over its dependencies; cfg has its
+// defaults.
+func newHandler(objs ObjectGetter, api Verifier, ledger Ledger, gov Governor, stash Stash, runs RunGate, obs Observer, cfg Config) *handler {
+	if obs == nil {
+		obs = nopObserver{}
 	}
-	if cfg.CallTimeout <= 0 {
-		cfg.CallTimeout = 30 * time.Second
-	}
-	if cfg.LedgerRetryFor <= 0 {
-		cfg.LedgerRetryFor = 30 * time.Second
-	}
-	if cfg.DeniedWait <= 0 {
-		cfg.DeniedWait = time.Minute
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Observer == nil {
-		cfg.Observer = nopObserver{}
-	}
-	h := &Handler{objects: objs, api: api, ledger: ledger, gov: gov, stash: stash, cfg: cfg, log: cfg.Logger, now: time.Now}
+	h := &handler{objects: objs, api: api, ledger: ledger, gov: gov, stash: stash, runs: runs, obs: obs, cfg: cfg, log: cfg.Logger, now: time.Now}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	return h
 }
 
 // ProcessTask implements asynq.Handler for tasks.TypeVerify.
-func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.ParseVerifyPayload(t.Payload())
 	if err != nil {
 		h.log.ErrorContext(ctx, "dropping task with bad payload", "task_type", t.Type(), "err", err)
@@ -132,7 +104,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 // job is one attempt at one object.
 type job struct {
-	h      *Handler
+	h      *handler
 	p      tasks.VerifyPayload
 	obj    reverify.ObjectRef
 	taskID string
@@ -159,104 +131,145 @@ type answerRetry struct {
 	Error   string              `json:"error"`
 }
 
-// anyAge makes BeginCall count an unanswered call of any age as in flight,
-// so that its answer is looked for in the stash before another is made.
-const anyAge = 100 * 365 * 24 * time.Hour
+// An ending is how an attempt goes on when it cannot make its call as
+// planned: recording a result that needs none, waiting, retrying, nothing
+// more, or a new call in place of a lost one. It is carried out only when
+// no answer paid for earlier waits in the stash (see unlessPaid).
+type ending func(ctx context.Context) error
 
+// returns ends the attempt with err (nil: the task is done).
+func returns(err error) ending { return func(context.Context) error { return err } }
+
+// run is one attempt, the task decoded: the run gate, the fetch, the
+// image check, then the call, whose answer is recorded. A step that ends
+// the attempt without a call says how, and unlessPaid carries that out.
 func (j *job) run(ctx context.Context) error {
-	h := j.h
-	if skip, err := j.gate(ctx); skip || err != nil {
-		// The run is paused or over; an answer paid for earlier is still
-		// recorded now.
-		if found, serr := j.fromStash(ctx); found {
-			return serr
-		}
-		return err
+	if end := j.gate(ctx); end != nil {
+		return j.unlessPaid(ctx, end)
 	}
+	buf := j.h.bufs.Get().(*bytes.Buffer)
+	defer j.h.recycle(buf)
+	meta, end := j.fetch(ctx, buf)
+	if end == nil {
+		end = j.check(buf.Bytes(), meta)
+	}
+	if end != nil {
+		return j.unlessPaid(ctx, end)
+	}
+	return j.call(ctx, buf.Bytes(), meta, false)
+}
 
-	buf := h.bufs.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= 4<<20 { // keep the pool from pinning huge buffers
-			buf.Reset()
-			h.bufs.Put(buf)
-		}
-	}()
-	fetchStart := h.now()
+// recycle returns a fetch buffer to the pool, unless it grew so large the
+// pool would pin it.
+func (h *handler) recycle(buf *bytes.Buffer) {
+	if buf.Cap() <= 4<<20 {
+		buf.Reset()
+		h.bufs.Put(buf)
+	}
+}
+
+// fetch reads the object into buf, or says how the attempt ends when it
+// cannot be read.
+func (j *job) fetch(ctx context.Context, buf *bytes.Buffer) (objects.Object, ending) {
+	h := j.h
+	start := h.now()
 	meta, err := h.objects.Get(ctx, j.p.Bucket, j.p.Key, j.p.Version, h.cfg.MaxObjectBytes, buf)
-	h.cfg.Observer.ObjectFetched(h.now().Sub(fetchStart), int64(buf.Len()), err)
-	var why string
-	if err == nil {
-		why = checkImage(buf.Bytes())
-	}
-	if err != nil || why != "" {
-		// This attempt ends the object or waits without a call: an answer
-		// paid for earlier is recorded instead.
-		if found, serr := j.fromStash(ctx); found {
-			return serr
-		}
-	}
+	h.obs.ObjectFetched(h.now().Sub(start), int64(buf.Len()), err)
 	switch {
+	case err == nil:
+		return meta, nil
 	case errors.Is(err, objects.ErrNotFound): // ErrBucketNotFound too
-		return j.record(ctx, postgres.Result{Status: reverify.StatusNotFound, Message: "object not found in storage"})
+		return meta, j.recording(postgres.Result{Status: reverify.StatusNotFound, Message: "object not found in storage"})
 	case errors.Is(err, objects.ErrTooLarge):
-		return j.record(ctx, postgres.Result{Status: reverify.StatusInvalidImage, Size: meta.Size,
+		return meta, j.recording(postgres.Result{Status: reverify.StatusInvalidImage, Size: meta.Size,
 			Message: fmt.Sprintf("object is larger than the %d-byte limit", h.cfg.MaxObjectBytes)})
 	case errors.Is(err, objects.ErrAccessDenied):
-		return j.accessDenied(ctx, err)
-	case err != nil:
-		return j.retryOrFail(ctx, err, "could not fetch object: ")
+		return meta, func(ctx context.Context) error { return j.accessDenied(ctx, err) }
 	}
-	if why != "" {
-		return j.record(ctx, postgres.Result{Status: reverify.StatusInvalidImage, Message: why, ETag: meta.ETag, Size: meta.Size})
-	}
+	return meta, func(ctx context.Context) error { return j.retryOrFail(ctx, err, "could not fetch object: ") }
+}
 
+// check ends the attempt when the object cannot be a face image: it never
+// reaches the paid API.
+func (j *job) check(image []byte, meta objects.Object) ending {
+	if why := checkImage(image); why != "" {
+		return j.recording(postgres.Result{Status: reverify.StatusInvalidImage, Message: why, ETag: meta.ETag, Size: meta.Size})
+	}
+	return nil
+}
+
+// call makes the paid call: the fleet admits it, the ledger records it
+// before it is sent, and its answer is recorded. When the fleet or the
+// ledger says no, the attempt ends without a call, and an admission it
+// took is withdrawn. replaceLost is set once the stash held no answer of
+// the lost call the ledger reported.
+func (j *job) call(ctx context.Context, image []byte, meta objects.Object, replaceLost bool) error {
+	h := j.h
 	permit, err := h.gov.Admit(ctx, j.taskID)
 	if err != nil {
-		// However long the fleet must wait, an answer already paid for is
-		// recorded now.
-		if found, serr := j.fromStash(ctx); found {
-			return serr
-		}
-		var d *fleet.Denied
-		if errors.As(err, &d) {
-			return &WaitError{After: d.After, Reason: d.Reason, Err: err}
-		}
-		return &WaitError{After: 5 * time.Second, Reason: reverify.WaitFleetUnavailable, Err: err}
+		return j.unlessPaid(ctx, returns(admissionWait(err)))
 	}
-	callID, st, err := h.ledger.BeginCall(ctx, j.p.RunID, j.obj, anyAge)
-	if err == nil && st != postgres.CallRecorded {
-		// The object needs no call, or an earlier one has no answer on
-		// record: that answer may be in the stash.
-		if found, serr := j.fromStash(ctx); found {
-			h.gov.Withdraw(context.WithoutCancel(ctx), permit)
-			return serr
-		}
-		if st == postgres.CallInFlight { // without an answer kept, a call is taken as lost after twice the timeout
-			callID, st, err = h.ledger.BeginCall(ctx, j.p.RunID, j.obj, 2*h.cfg.CallTimeout)
-		}
-	}
-	if err != nil || st != postgres.CallRecorded {
+	callID, end := j.begin(ctx, image, meta, replaceLost)
+	if end != nil {
 		h.gov.Withdraw(context.WithoutCancel(ctx), permit)
-		switch {
-		case err != nil:
-			return j.ledgerError(err)
-		case st == postgres.CallInFlight:
-			return &WaitError{After: h.cfg.CallTimeout, Reason: reverify.WaitCallInFlight,
-				Err: errors.New("an earlier call for this object has no answer yet")}
-		}
-		j.log.InfoContext(ctx, "object already has a result; not calling the API again")
-		return nil
+		return j.unlessPaid(ctx, end)
 	}
 	sent := h.now()
 	callCtx, cancel := context.WithTimeout(ctx, h.cfg.CallTimeout)
-	res, apiErr := h.api.Verify(callCtx, buf.Bytes())
+	res, apiErr := h.api.Verify(callCtx, image)
 	cancel()
 	h.gov.Release(context.WithoutCancel(ctx), permit)
 	a := j.interpret(ctx, callID, h.now().Sub(sent), meta, res, apiErr)
-	h.cfg.Observer.APICalled(a.Call.Outcome, a.Call.Latency, a.Call.Score)
+	h.obs.APICalled(a.Call.Outcome, a.Call.Latency, a.Call.Score)
 	j.log.InfoContext(ctx, "api call", "outcome", a.Call.Outcome, "transaction_id", a.Call.TransactionID,
 		"http_status", a.Call.HTTPStatus, "latency_ms", a.Call.Latency.Milliseconds())
-	return j.finish(ctx, a)
+	return j.recordAnswer(ctx, a)
+}
+
+// admissionWait is how a task waits for the fleet: however long that is,
+// the image is fine.
+func admissionWait(err error) error {
+	var d *fleet.Denied
+	if errors.As(err, &d) {
+		return &WaitError{After: d.After, Reason: d.Reason, Err: err}
+	}
+	return &WaitError{After: 5 * time.Second, Reason: reverify.WaitFleetUnavailable, Err: err}
+}
+
+// begin records the call in the ledger before it is sent, or says how the
+// attempt ends instead. An earlier call without an answer on record stops
+// a new one: while it may still be in flight (twice the call timeout) the
+// task waits; after that it is lost, and a new call replaces it unless
+// its answer is in the stash, which unlessPaid looks at first.
+func (j *job) begin(ctx context.Context, image []byte, meta objects.Object, replaceLost bool) (int64, ending) {
+	begin := j.h.ledger.BeginCall
+	if replaceLost {
+		begin = j.h.ledger.ReplaceLostCall
+	}
+	callID, st, err := begin(ctx, j.p.RunID, j.obj, 2*j.h.cfg.CallTimeout)
+	switch {
+	case err != nil:
+		return 0, func(context.Context) error { return j.ledgerError(err) }
+	case st == postgres.CallRecorded:
+		return callID, nil
+	case st == postgres.AlreadyDone:
+		return 0, func(ctx context.Context) error {
+			j.log.InfoContext(ctx, "object already has a result; not calling the API again")
+			return nil
+		}
+	case st == postgres.CallLost && !replaceLost:
+		return 0, func(ctx context.Context) error { return j.call(ctx, image, meta, true) }
+	case st == postgres.RunHeld:
+		return 0, returns(&WaitError{After: 15 * time.Second, Reason: reverify.WaitRunHeld,
+			Err: fmt.Errorf("run %s is paused or awaits confirmation", j.p.RunID)})
+	case st == postgres.RunStopped:
+		return 0, func(ctx context.Context) error {
+			j.log.InfoContext(ctx, "run has ended; not calling the API")
+			return nil
+		}
+	}
+	return 0, returns(&WaitError{After: j.h.cfg.CallTimeout, Reason: reverify.WaitCallInFlight,
+		Err: errors.New("an earlier call for this object has no answer yet")})
 }
 
 // interpret classifies the API's answer once: the call's record, the
@@ -331,10 +344,10 @@ func (j *job) report(ctx context.Context, o fleet.Outcome, reason string) {
 	}
 }
 
-// finish records a paid call's answer. If PostgreSQL cannot take it, the
-// answer is stashed beside the task, so the retry records it instead of
-// calling again.
-func (j *job) finish(ctx context.Context, a answer) error {
+// recordAnswer records a paid call's answer. If PostgreSQL cannot take
+// it, the answer is stashed beside the task, so the retry records it
+// instead of calling again.
+func (j *job) recordAnswer(ctx context.Context, a answer) error {
 	h := j.h
 	write := func(ctx context.Context) error { return h.ledger.FinishCall(ctx, a.Call, j.p.RunID, j.obj, a.Final) }
 	stash := func() {
@@ -360,7 +373,7 @@ func (j *job) finish(ctx context.Context, a answer) error {
 		}
 	}
 	if a.Final != nil {
-		h.cfg.Observer.ResultRecorded(a.Final.Status)
+		h.obs.ResultRecorded(a.Final.Status)
 		if a.Final.Status == reverify.StatusFailed {
 			return fmt.Errorf("%s: %w", a.Final.Message, asynq.SkipRetry)
 		}
@@ -379,24 +392,24 @@ func (j *job) finish(ctx context.Context, a answer) error {
 	return cause
 }
 
-// fromStash records the answer of a paid call an earlier attempt of this
-// task could not get into the ledger, if one is stashed. It is looked for
-// only where an attempt would otherwise end without a call or make a new
-// one: the stash is empty unless PostgreSQL failed mid-task, and the usual
-// path (a call of its own) costs no round trip for it. found reports
-// whether there was one (or the stash could not be read); err is then
-// what the task returns.
-func (j *job) fromStash(ctx context.Context) (found bool, err error) {
+// unlessPaid ends the attempt by end, unless an earlier attempt of this
+// task paid for a call whose answer it could not record: that answer
+// waits in the stash and is recorded instead, so nothing is paid for
+// twice, whatever changed since (the image deleted, the run paused).
+// Only attempts that cannot make their call as planned look: the stash is
+// empty unless PostgreSQL failed mid-task, and the usual path costs no
+// Redis round trip for it.
+func (j *job) unlessPaid(ctx context.Context, end ending) error {
 	a, err := j.stashed(ctx)
-	if err != nil {
-		return true, &WaitError{After: 5 * time.Second, Reason: reverify.WaitStash, Err: err}
+	switch {
+	case err != nil:
+		return &WaitError{After: 5 * time.Second, Reason: reverify.WaitStash, Err: err}
+	case a != nil:
+		j.log.InfoContext(ctx, "recording the answer of an earlier attempt instead of calling again")
+		j.inStash = true
+		return j.recordAnswer(ctx, *a)
 	}
-	if a == nil {
-		return false, nil
-	}
-	j.log.InfoContext(ctx, "recording the answer of an earlier attempt instead of calling again")
-	j.inStash = true
-	return true, j.finish(ctx, *a)
+	return end(ctx)
 }
 
 func (j *job) stashed(ctx context.Context) (*answer, error) {
@@ -423,7 +436,7 @@ func (j *job) accessDenied(ctx context.Context, err error) error {
 		return &WaitError{After: j.h.cfg.DeniedWait, Reason: reverify.WaitBucketDenied, Err: err}
 	}
 	j.h.denied.Delete(j.p.Bucket)
-	return j.record(ctx, postgres.Result{Status: reverify.StatusFailed, Message: "access to the object is denied"})
+	return j.recordResult(ctx, postgres.Result{Status: reverify.StatusFailed, Message: "access to the object is denied"})
 }
 
 // retryOrFail retries a failure before the API call, or records it as the
@@ -433,21 +446,25 @@ func (j *job) retryOrFail(ctx context.Context, err error, prefix string) error {
 		j.log.WarnContext(ctx, "will retry", "err", err)
 		return err
 	}
-	if rerr := j.record(ctx, postgres.Result{Status: reverify.StatusFailed, Message: prefix + err.Error()}); rerr != nil {
+	if rerr := j.recordResult(ctx, postgres.Result{Status: reverify.StatusFailed, Message: prefix + err.Error()}); rerr != nil {
 		return rerr
 	}
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 }
 
-// record writes a terminal result that needed no API call (run has looked
-// in the stash first).
-func (j *job) record(ctx context.Context, r postgres.Result) error {
+// recording ends the attempt with a terminal result that needs no call.
+func (j *job) recording(r postgres.Result) ending {
+	return func(ctx context.Context) error { return j.recordResult(ctx, r) }
+}
+
+// recordResult writes a terminal result that needed no API call.
+func (j *job) recordResult(ctx context.Context, r postgres.Result) error {
 	j.fill(&r)
 	if err := j.persist(ctx, 0, func(ctx context.Context) error { return j.h.ledger.RecordResult(ctx, r) }, nil); err != nil {
 		return j.ledgerError(err)
 	}
 	j.log.InfoContext(ctx, "result", "status", r.Status, "duration_ms", r.Duration.Milliseconds())
-	j.h.cfg.Observer.ResultRecorded(r.Status)
+	j.h.obs.ResultRecorded(r.Status)
 	return nil
 }
 
@@ -501,6 +518,6 @@ func (j *job) ledgerError(err error) error {
 func (j *job) observeWait(err error) {
 	var w *WaitError
 	if errors.As(err, &w) {
-		j.h.cfg.Observer.Waited(w.Reason, w.After)
+		j.h.obs.Waited(w.Reason, w.After)
 	}
 }

@@ -18,7 +18,6 @@ type Observer interface {
 	// ResultRecorded reports an object's terminal status.
 	ResultRecorded(status reverify.Status)
 	// Waited reports a task put back without a failure, and why
-
 	Waited(reason reverify.WaitReason, d time.Duration)
 }
 
@@ -26,6 +25,26 @@ type Observer interface {
 type RunGate interface {
 	// RunState returns the run's status (running, paused, cancelled, …).
 	RunState(ctx context.Context, runID string) (reverify.RunStatus, error)
+}
+
+// RunCloser ends runs: completed when nothing is left to do, failed when
+// their failures passed the run's threshold.
+type RunCloser interface {
+	CompleteFinishedRuns(ctx context.Context) ([]string, error)
+	FailRunsOverThreshold(ctx context.Context) ([]string, error)
+}
+
+// RunEndHook is told once of each run this process ended (completed or
+// failed), e.g. to write its completion report.
+type RunEndHook interface {
+	RunEnded(ctx context.Context, runID string, status reverify.RunStatus)
+}
+
+// Feeder keeps the task queue supplied from the ledger
+// (campaign.Feeder); a worker runs it beside its lanes, and across the
+// fleet one feeds while the others stand by.
+type Feeder interface {
+	Run(ctx context.Context) error
 }
 
 type nopObserver struct{}

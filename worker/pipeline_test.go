@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"reverify/campaign"
 	"reverify/internal/testenv"
 	"reverify/liveness"
 	"reverify/liveness/fakeapi"
@@ -47,7 +48,10 @@ type bundle struct {
 	queue  string
 	fake   *fakeapi.Server
 	apiURL string
-	ledger worker.Ledger // what the handler writes to; store unless a test wraps it
+	// What a test changes in the worker's dependencies before it starts.
+	ledger   worker.Ledger   // what the handler writes to; store unless set
+	runGate  worker.RunGate  // none unless set
+	observer worker.Observer // none unless set
 }
 
 func setup(t *testing.T, fakeOpts fakeapi.Options) *bundle {
@@ -68,32 +72,34 @@ func setup(t *testing.T, fakeOpts fakeapi.Options) *bundle {
 	}
 }
 
-// startWorker runs a worker until the test ends, or until the returned
-// stop is called. Its fleet state lives under the test's own Redis prefix.
-func (b *bundle) startWorker(t *testing.T, key string, cfg worker.HandlerConfig, fc fleet.Config) (stop func()) {
+// startWorker runs a worker configured by cfg (and the test's own queue,
+// fleet prefix, stash and quick timings) until the test ends, or until
+// the returned stop is called.
+func (b *bundle) startWorker(t *testing.T, key string, cfg worker.Config) (stop func()) {
 	t.Helper()
 	api, err := liveness.New(b.apiURL, key, liveness.NewHTTPClient(20, 5*time.Second))
 	require.NoError(t, err)
-	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	fc.Prefix = "{" + b.queue + "}:"
 	var ledger worker.Ledger = b.store
 	if b.ledger != nil {
 		ledger = b.ledger
 	}
-	h := worker.NewHandler(b.objs, api, ledger, fleet.New(rdb, fc), fleet.NewStash(rdb, b.queue+":outcome:", time.Hour), cfg)
-	srv := worker.NewServer(b.redis, h, b.store, worker.Config{
-		Concurrency:     20,
-		Lanes:           3, // several fetch loops, as at production concurrency
-		Queues:          map[string]int{b.queue: 1},
-		CloseRunsEvery:  100 * time.Millisecond,
-		RetryCheckEvery: 200 * time.Millisecond,
-		ShutdownTimeout: 5 * time.Second,
-		Backoff:         worker.Backoff{Base: 50 * time.Millisecond, Cap: 300 * time.Millisecond, Min: 10 * time.Millisecond},
-	})
+	cfg.Concurrency = 20
+	cfg.Lanes = 3 // several fetch loops, as at production concurrency
+	cfg.Queues = map[string]int{b.queue: 1}
+	cfg.CloseRunsEvery = 100 * time.Millisecond
+	cfg.RetryCheckEvery = 200 * time.Millisecond
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.Backoff = worker.Backoff{Base: 50 * time.Millisecond, Cap: 300 * time.Millisecond, Min: 10 * time.Millisecond}
+	cfg.Fleet.Prefix = b.fleetPrefix()
+	cfg.StashPrefix, cfg.StashTTL = b.stashPrefix(), time.Hour
+	w, err := worker.New(worker.Deps{
+		Objects: b.objs, API: api, Ledger: ledger, Redis: b.redis, Runs: b.store,
+		RunGate: b.runGate, Observer: b.observer,
+	}, cfg)
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
+	go func() { done <- w.Run(ctx) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -105,13 +111,62 @@ func (b *bundle) startWorker(t *testing.T, key string, cfg worker.HandlerConfig,
 	return stop
 }
 
-func (b *bundle) enqueue(t *testing.T, run reverify.Run, src tasks.Source, opts ...tasks.ProducerOption) tasks.Stats {
+// fleetPrefix keeps the test's fleet state apart in the shared Redis.
+func (b *bundle) fleetPrefix() string { return "{" + b.queue + "}:" }
+
+func (b *bundle) stashPrefix() string { return b.queue + ":outcome:" }
+
+// enqueued is what bundle.enqueue did.
+type enqueued struct {
+	tasks.Stats
+	Enqueued int64 // tasks the feeder added to the queue
+}
+
+// enqueue records src into run, starts it and runs one round of a feeder
+// whose window holds every object, as the fleet's feeder would; opts are
+// added to every task.
+func (b *bundle) enqueue(t *testing.T, run reverify.Run, src tasks.Source, opts ...asynq.Option) enqueued {
+	t.Helper()
+	ctx := context.Background()
+	stats, err := tasks.NewRecorder(b.store).Record(ctx, run.ID, src, nil)
+	require.NoError(t, err)
+	require.NoError(t, b.store.StartRun(ctx, run.ID))
+	f := b.feeder(t, opts...)
+	require.NoError(t, f.Cycle(ctx))
+	return enqueued{Stats: stats, Enqueued: f.Stats().Dispatched}
+}
+
+// taskID is the ID of the task the feeder made for a pending object.
+func (b *bundle) taskID(t *testing.T, runID string, obj reverify.ObjectRef) string {
+	t.Helper()
+	pending, err := b.store.NextPending(context.Background(), runID, 0, 1<<20)
+	require.NoError(t, err)
+	for _, p := range pending {
+		if p.Object.Bucket == obj.Bucket && p.Object.Key == obj.Key {
+			return tasks.VerifyPayload{RunID: runID, Bucket: obj.Bucket, Key: obj.Key, Seq: p.Seq}.TaskID()
+		}
+	}
+	t.Fatalf("%s/%s is not pending", obj.Bucket, obj.Key)
+	return ""
+}
+
+// feeder returns a feeder of the test's ledger with a window for every
+// object; opts are added to every task it enqueues.
+func (b *bundle) feeder(t *testing.T, opts ...asynq.Option) *campaign.Feeder {
 	t.Helper()
 	client := asynq.NewClient(b.redis)
 	t.Cleanup(func() { client.Close() })
-	stats, err := tasks.NewProducer(b.store, client, opts...).Enqueue(context.Background(), run, src, nil)
-	require.NoError(t, err)
-	return stats
+	return campaign.NewFeeder(b.store, taskOptions{client, opts}, nil, nil, campaign.FeederConfig{Window: 1 << 20})
+}
+
+// taskOptions adds options to every task it enqueues.
+type taskOptions struct {
+	*asynq.Client
+	opts []asynq.Option
+}
+
+func (q taskOptions) EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+	return q.Client.EnqueueContext(ctx, t, append(opts, q.opts...)...)
 }
 
 // waitDrained waits until the queue holds no task and at least processed
@@ -227,7 +282,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	_, err := client.Enqueue(asynq.NewTask(tasks.TypeVerify, []byte("{not json")), asynq.Queue(b.queue))
 	require.NoError(t, err)
 
-	b.startWorker(t, apiKey, worker.HandlerConfig{MaxObjectBytes: 256 << 10}, fleet.Config{MaxInFlight: 4, RatePerSecond: 200})
+	b.startWorker(t, apiKey, worker.Config{MaxObjectBytes: 256 << 10, Fleet: fleet.Config{MaxInFlight: 4, RatePerSecond: 200}})
 	p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 90*time.Second)
 	require.Zero(t, p.Pending)
 	require.EqualValues(t, len(objectsWant)+1, p.Done)
@@ -310,9 +365,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	require.EqualValues(t, len(objectsWant)+1, p.Run.Total)
 }
 
-// TestRequeueDoesNotDuplicateQueuedTasks re-enqueues a run's pending
-// objects while their tasks are still in Redis: task IDs collide, nothing
-// is added.
+// TestRequeueDoesNotDuplicateQueuedTasks refills a run's window while its
+// tasks are still in Redis: task IDs collide, nothing is added.
 func TestRequeueDoesNotDuplicateQueuedTasks(t *testing.T) {
 	t.Parallel()
 	b := setup(t, fakeapi.Options{})
@@ -330,10 +384,10 @@ func TestRequeueDoesNotDuplicateQueuedTasks(t *testing.T) {
 	require.EqualValues(t, 3, first.Enqueued)
 	client := asynq.NewClient(b.redis)
 	t.Cleanup(func() { client.Close() })
-	again, err := tasks.NewProducer(b.store, client).Requeue(context.Background(), run)
-	require.NoError(t, err)
-	require.EqualValues(t, 0, again.Enqueued)
-	require.EqualValues(t, 3, again.Duplicate)
+	again := b.feeder(t)
+	require.NoError(t, again.Cycle(context.Background()), "a new feeder refills every window first")
+	require.Zero(t, again.Stats().Refilled)
+	require.Zero(t, again.Stats().Dispatched)
 
 	insp := asynq.NewInspector(b.redis)
 	t.Cleanup(func() { insp.Close() })
@@ -353,9 +407,9 @@ func TestRetriesExhaustedRecordFailure(t *testing.T) {
 		b.s3.PutObject(t, bucket, "f"+string(rune('0'+i))+".jpg", fakeapi.GenerateJPEG(int64(i), 80, 80))
 	}
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(2)))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(2))
 	// A high outage threshold keeps the circuit out of this test.
-	b.startWorker(t, apiKey, worker.HandlerConfig{}, fleet.Config{OutageMinFails: 1000})
+	b.startWorker(t, apiKey, worker.Config{Fleet: fleet.Config{OutageMinFails: 1000}})
 	p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 60*time.Second)
 	require.EqualValues(t, 3, p.ByStatus[reverify.StatusFailed])
 	require.EqualValues(t, 9, p.PaidCalls, "1 call + 2 retries per object")
@@ -375,10 +429,10 @@ func TestAuthFailureKeepsTasks(t *testing.T) {
 		b.s3.PutObject(t, bucket, "a"+string(rune('0'+i))+".jpg", fakeapi.GenerateJPEG(int64(i), 80, 80))
 	}
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(1)))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(1))
 	// The fleet is given a key the API does not accept yet.
 	const rotated = "rotated-key"
-	b.startWorker(t, rotated, worker.HandlerConfig{}, fleet.Config{AuthCooldown: 2 * time.Second})
+	b.startWorker(t, rotated, worker.Config{Fleet: fleet.Config{AuthCooldown: 2 * time.Second}})
 	require.Eventually(t, func() bool { return b.fake.Stats().ByStatus[401] > 0 }, 20*time.Second, 20*time.Millisecond)
 	time.Sleep(time.Second)
 	p, err := b.store.Progress(context.Background(), run.ID)
@@ -424,7 +478,7 @@ func TestBucketAccessDeniedIsReportedOnce(t *testing.T) {
 		b.s3.PutObject(t, bucket, fmt.Sprintf("d%d.jpg", i), fakeapi.GenerateJPEG(int64(i), 80, 80))
 	}
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.WithTaskOptions(asynq.MaxRetry(1)))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(1))
 
 	cfg := b.s3.Config()
 	cfg.SecretKey = "not-the-secret"
@@ -433,7 +487,7 @@ func TestBucketAccessDeniedIsReportedOnce(t *testing.T) {
 	logs := &syncBuffer{}
 	good := b.objs
 	b.objs = wrong
-	stop := b.startWorker(t, apiKey, worker.HandlerConfig{Logger: slog.New(slog.NewJSONHandler(logs, nil)), DeniedWait: time.Second}, fleet.Config{})
+	stop := b.startWorker(t, apiKey, worker.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil)), DeniedWait: time.Second})
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "access to the bucket is denied") },
 		20*time.Second, 20*time.Millisecond)
 	time.Sleep(500 * time.Millisecond)
@@ -446,7 +500,7 @@ func TestBucketAccessDeniedIsReportedOnce(t *testing.T) {
 	// The fixed credentials, in a new worker, finish the run.
 	stop()
 	b.objs = good
-	b.startWorker(t, apiKey, worker.HandlerConfig{}, fleet.Config{})
+	b.startWorker(t, apiKey, worker.Config{})
 	p = b.waitForStatus(t, run.ID, reverify.RunCompleted, 30*time.Second)
 	require.EqualValues(t, 8, p.ByStatus[reverify.StatusScored])
 }
@@ -476,7 +530,8 @@ func TestCancelledRunIsSkipped(t *testing.T) {
 	require.NoError(t, err)
 
 	fetches := &fetchCounter{}
-	b.startWorker(t, apiKey, worker.HandlerConfig{Observer: fetches, Runs: b.store}, fleet.Config{})
+	b.observer, b.runGate = fetches, b.store
+	b.startWorker(t, apiKey, worker.Config{})
 	b.waitDrained(t, 6)
 	require.Zero(t, fetches.n.Load(), "no image of a cancelled run is fetched")
 	require.Empty(t, b.fake.Ledger(), "nothing reached the paid API")
@@ -495,7 +550,7 @@ func TestDuplicateTaskSpendsNoBudget(t *testing.T) {
 	run := b.newRun(t)
 	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""))
 	fc := fleet.Config{DailyBudget: 1000}
-	b.startWorker(t, apiKey, worker.HandlerConfig{}, fc)
+	b.startWorker(t, apiKey, worker.Config{Fleet: fc})
 	b.waitForStatus(t, run.ID, reverify.RunCompleted, 30*time.Second)
 
 	client := asynq.NewClient(b.redis)
@@ -511,7 +566,7 @@ func TestDuplicateTaskSpendsNoBudget(t *testing.T) {
 	require.Len(t, b.fake.Ledger(), len(keys), "one paid call per object")
 	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
 	t.Cleanup(func() { rdb.Close() })
-	fc.Prefix = "{" + b.queue + "}:" // as startWorker sets it
+	fc.Prefix = b.fleetPrefix()
 	st, err := fleet.New(rdb, fc).Status(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, len(keys), st.BudgetUsed, "the duplicates' admissions were given back")
@@ -535,48 +590,145 @@ func (l *outageLedger) FinishCall(ctx context.Context, c postgres.Call, runID st
 // calls were answered, so their answers wait in the stash. Once it is
 // back, the next attempt records each answer without calling again: one
 // whose image is still there, and one whose image was deleted meanwhile
-// (its answer, not "not found", is the result).
+// (its answer, not "not found", is the result). That holds whether the
+// unanswered calls on record may still be in flight or are long past the
+// time they are taken as lost.
 func TestStashedAnswerIsRecordedNotPaidAgain(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name        string
+		callTimeout time.Duration // a call unanswered for twice this is lost
+		lost        bool          // the ledger comes back only after that
+	}{
+		{name: "call in flight", callTimeout: time.Minute},
+		{name: "call lost", callTimeout: 2 * time.Second, lost: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, fakeapi.Options{})
+			ctx := context.Background()
+			const bucket = "stash"
+			keys := b.images(t, bucket, "kept.jpg", "deleted.jpg")
+			outage := &outageLedger{Store: b.store}
+			outage.down.Store(true)
+			b.ledger = outage
+			run := b.newRun(t)
+			b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""))
+			fc := fleet.Config{DailyBudget: 1000}
+			b.startWorker(t, apiKey, worker.Config{LedgerRetryFor: 50 * time.Millisecond, CallTimeout: tt.callTimeout, Fleet: fc})
+
+			rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
+			t.Cleanup(func() { rdb.Close() })
+			stashKeys := make([]string, len(keys))
+			for i, k := range keys {
+				stashKeys[i] = b.stashPrefix() + b.taskID(t, run.ID, reverify.ObjectRef{Bucket: bucket, Key: k})
+			}
+			require.Eventually(t, func() bool {
+				n, err := rdb.Exists(ctx, stashKeys...).Result()
+				return err == nil && n == int64(len(keys))
+			}, 20*time.Second, 20*time.Millisecond, "both answers stashed")
+			_, err := b.s3.Client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("deleted.jpg")})
+			require.NoError(t, err)
+			if tt.lost {
+				require.Eventually(t, func() bool {
+					var lost bool
+					err := b.db.QueryRow(ctx, `SELECT max(called_at) < now() - make_interval(secs => $2)
+						FROM api_calls WHERE run_id = $1 AND outcome = 'in_flight'`, run.ID, (2 * tt.callTimeout).Seconds()).Scan(&lost)
+					return err == nil && lost
+				}, 20*time.Second, 100*time.Millisecond, "the unanswered calls are taken as lost")
+			}
+			outage.down.Store(false)
+
+			p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 30*time.Second)
+			require.EqualValues(t, len(keys), p.ByStatus[reverify.StatusScored], "both answers recorded, none as not found")
+			calls := b.fake.Ledger()
+			require.Len(t, calls, len(keys), "no call paid twice")
+			rows, err := b.db.Query(ctx, `SELECT transaction_id FROM api_calls WHERE run_id = $1 AND outcome = 'scored'`, run.ID)
+			require.NoError(t, err)
+			recorded, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			var paid []string
+			for _, c := range calls {
+				paid = append(paid, c.TransactionID)
+			}
+			require.ElementsMatch(t, paid, recorded, "every paid call on record, with its transaction ID")
+			n, err := rdb.Exists(ctx, stashKeys...).Result()
+			require.NoError(t, err)
+			require.Zero(t, n, "the stash is emptied once the ledger has the answers")
+			fc.Prefix = b.fleetPrefix()
+			st, err := fleet.New(rdb, fc).Status(ctx)
+			require.NoError(t, err)
+			require.EqualValues(t, len(keys), st.BudgetUsed, "the admissions of attempts that made no call were given back")
+		})
+	}
+}
+
+// waitCounter counts waits by reason; the rest of Observer is ignored.
+type waitCounter struct {
+	mu sync.Mutex
+	n  map[reverify.WaitReason]int
+}
+
+func (*waitCounter) ObjectFetched(time.Duration, int64, error)               {}
+func (*waitCounter) APICalled(reverify.CallOutcome, time.Duration, *float64) {}
+func (*waitCounter) ResultRecorded(reverify.Status)                          {}
+func (c *waitCounter) Waited(r reverify.WaitReason, _ time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[reverify.WaitReason]int{}
+	}
+	c.n[r]++
+}
+
+func (c *waitCounter) count(r reverify.WaitReason) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[r]
+}
+
+// TestUnansweredCallWaitsThenIsReplaced: a call on record without an
+// answer (its worker died mid-call) holds its object back while it may
+// still be in flight, without failing the task or spending budget; once
+// it must be over, it is taken as lost and a new call is made. The lost
+// call stays on record, unanswered.
+func TestUnansweredCallWaitsThenIsReplaced(t *testing.T) {
 	t.Parallel()
 	b := setup(t, fakeapi.Options{})
 	ctx := context.Background()
-	const bucket = "stash"
-	keys := b.images(t, bucket, "kept.jpg", "deleted.jpg")
-	outage := &outageLedger{Store: b.store}
-	outage.down.Store(true)
-	b.ledger = outage
+	const bucket = "lost"
+	b.images(t, bucket, "l0.jpg")
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""))
-	b.startWorker(t, apiKey, worker.HandlerConfig{LedgerRetryFor: 50 * time.Millisecond}, fleet.Config{})
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(1))
+	lostID, st, err := b.store.BeginCall(ctx, run.ID, reverify.ObjectRef{Bucket: bucket, Key: "l0.jpg"}, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, postgres.CallRecorded, st)
+	var calledAt time.Time
+	require.NoError(t, b.db.QueryRow(ctx, `SELECT called_at FROM api_calls WHERE run_id = $1 AND id = $2`, run.ID, lostID).Scan(&calledAt))
+
+	waits := &waitCounter{}
+	b.observer = waits
+	const callTimeout = 2 * time.Second
+	fc := fleet.Config{DailyBudget: 1000}
+	b.startWorker(t, apiKey, worker.Config{CallTimeout: callTimeout, Fleet: fc})
+	p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 30*time.Second)
+	require.EqualValues(t, 1, p.ByStatus[reverify.StatusScored], "waiting uses up no retries")
+
+	require.Positive(t, waits.count(reverify.WaitCallInFlight), "the task waited for the earlier call")
+	calls := b.fake.Ledger()
+	require.Len(t, calls, 1)
+	require.GreaterOrEqual(t, calls[0].At.Sub(calledAt), 2*callTimeout, "no new call while the earlier one may be in flight")
+	var outcomes []string
+	rows, err := b.db.Query(ctx, `SELECT outcome FROM api_calls WHERE run_id = $1 ORDER BY id`, run.ID)
+	require.NoError(t, err)
+	outcomes, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{string(reverify.OutcomeInFlight), string(reverify.OutcomeScored)}, outcomes)
 
 	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
 	t.Cleanup(func() { rdb.Close() })
-	stashKeys := make([]string, len(keys))
-	for i, k := range keys {
-		stashKeys[i] = b.queue + ":outcome:" + tasks.VerifyPayload{RunID: run.ID, Bucket: bucket, Key: k}.TaskID()
-	}
-	require.Eventually(t, func() bool {
-		n, err := rdb.Exists(ctx, stashKeys...).Result()
-		return err == nil && n == int64(len(keys))
-	}, 20*time.Second, 20*time.Millisecond, "both answers stashed")
-	_, err := b.s3.Client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("deleted.jpg")})
+	fc.Prefix = b.fleetPrefix()
+	fs, err := fleet.New(rdb, fc).Status(ctx)
 	require.NoError(t, err)
-	outage.down.Store(false)
-
-	p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 30*time.Second)
-	require.EqualValues(t, len(keys), p.ByStatus[reverify.StatusScored], "both answers recorded, none as not found")
-	calls := b.fake.Ledger()
-	require.Len(t, calls, len(keys), "no call paid twice")
-	rows, err := b.db.Query(ctx, `SELECT transaction_id FROM api_calls WHERE run_id = $1 AND outcome = 'scored'`, run.ID)
-	require.NoError(t, err)
-	recorded, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	var paid []string
-	for _, c := range calls {
-		paid = append(paid, c.TransactionID)
-	}
-	require.ElementsMatch(t, paid, recorded, "every paid call on record, with its transaction ID")
-	n, err := rdb.Exists(ctx, stashKeys...).Result()
-	require.NoError(t, err)
-	require.Zero(t, n, "the stash is emptied once the ledger has the answers")
+	require.EqualValues(t, 1, fs.BudgetUsed, "the waits' admissions were given back")
 }

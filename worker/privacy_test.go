@@ -15,16 +15,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"reverify"
-	"reverify/liveness"
 	"reverify/liveness/fakeapi"
 	"reverify/storage/objects"
 	"reverify/tasks"
 	"reverify/worker"
-	"reverify/worker/fleet"
 )
 
 // TestFailingKeysNeverLeaveTheLedgerRow runs objects whose keys name
@@ -81,6 +78,8 @@ func TestFailingKeysNeverLeaveTheLedgerRow(t *testing.T) {
 	objs, err := objects.Open(ctx, cfg)
 	require.NoError(t, err)
 
+	b.objs = objs // the worker reads through the proxy
+
 	run := b.newRun(t)
 	src := func(ctx context.Context, fn func(tasks.Object) error) error {
 		for k := range keys {
@@ -90,27 +89,14 @@ func TestFailingKeysNeverLeaveTheLedgerRow(t *testing.T) {
 		}
 		return nil
 	}
-	b.enqueue(t, run, src, tasks.WithTaskOptions(asynq.MaxRetry(2)))
+	b.enqueue(t, run, src, asynq.MaxRetry(2))
 
 	var logs lockedBuffer
-	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	api, err := liveness.New(b.apiURL, apiKey, liveness.NewHTTPClient(4, 5*time.Second))
-	require.NoError(t, err)
-	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	h := worker.NewHandler(objs, api, b.store, fleet.New(rdb, fleet.Config{Prefix: "{" + b.queue + "}:"}),
-		fleet.NewStash(rdb, b.queue+":outcome:", time.Hour), worker.HandlerConfig{Logger: log})
-	srv := worker.NewServer(b.redis, h, b.store, worker.Config{
-		Concurrency: 4, Queues: map[string]int{b.queue: 1}, Logger: log,
-		CloseRunsEvery: 100 * time.Millisecond, RetryCheckEvery: 100 * time.Millisecond,
-		Backoff: worker.Backoff{Base: 20 * time.Millisecond, Cap: 100 * time.Millisecond, Min: 10 * time.Millisecond},
+	stop := b.startWorker(t, apiKey, worker.Config{
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(runCtx) }()
 	b.waitForStatus(t, run.ID, reverify.RunCompleted, 60*time.Second)
-	cancel()
-	require.NoError(t, <-done)
+	stop()
 
 	for k, want := range keys {
 		r, err := b.store.ResultOf(ctx, run.ID, reverify.ObjectRef{Bucket: bucket, Key: k})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reverify"
 	"sync"
 	"time"
 
@@ -14,86 +15,43 @@ import (
 	"reverify/tasks"
 )
 
-// RunCloser ends runs: completed when nothing is left to do, failed when
-// their failures passed the run's threshold.
-type RunCloser interface {
-	CompleteFinishedRuns(ctx context.Context) ([]string, error)
-	FailRunsOverThreshold(ctx context.Context) ([]string, error)
-}
-
-// Config configures the asynq server.
-type Config struct {
-	Concurrency int // tasks processed at once; default 100 (the work is I/O bound)
-	// Lanes is how many asynq servers share Concurrency in this process.
-	// One asynq server fetches tasks one Redis round trip at a time, so it
-	// tops out near 1/RTT tasks per second however high its concurrency;
-	// lanes fetch side by side. Default: one per 50 slots.
-	Lanes           int
-	Queues          map[string]int // queue name -> priority weight; default {tasks.DefaultQueue: 1}
-	ShutdownTimeout time.Duration  // how long SIGTERM waits for in-flight tasks; default 30s
-	CloseRunsEvery  time.Duration  // how often finished runs are closed; default 2s
-	// RetryCheckEvery is how often due retries move back to their queue;
-	// default 1s.
-	RetryCheckEvery time.Duration
-	Backoff         Backoff
-	Logger          *slog.Logger
-	// RunEnded, when set, is called once per run this process ended
-	// (status completed or failed), e.g. to write its completion report.
-	RunEnded func(ctx context.Context, runID, status string)
-	// Reconcile, when set, runs every ReconcileEvery (default 5m): it puts
-	// back tasks Redis lost (see tasks.Producer.RequeueActive).
-	Reconcile      func(ctx context.Context) error
-	ReconcileEvery time.Duration
-}
-
-// Server processes verify tasks until its context ends.
+// Server is a worker's asynq lanes and the housekeeping of runs.
 type Server struct {
 	redis goredis.UniversalClient // shared by the lanes
 	lanes []*asynq.Server
 	mux   *asynq.ServeMux
-	runs  RunCloser
+	hk    housekeeping
 	cfg   Config
 	log   *slog.Logger
 }
 
-// perLane is the concurrency one lane serves by default: at a 200 ms API
-// latency that is 250 tasks/s, well inside one lane's fetch rate on a busy
-// machine (make bench, latency case).
+// housekeeping is what the server does besides tasks.
+type housekeeping struct {
+	runs   RunCloser
+	ended  RunEndHook // may be nil
+	feeder Feeder     // may be nil
+}
+
+// perLane is the concurrency one lane serves by default: the tasks per
+// second its slots ask for at a typical API latency stay well inside what
+// one lane's fetch loop, a Redis round trip per task, hands out (make
+// bench, latency case).
 const perLane = 50
 
-// NewServer builds a server on redis that runs h (a *Handler in
-// production) for verify tasks.
+// NewServer builds the lanes and the run housekeeping around h alone for
+// verify tasks (e.g. to measure the queueing layer); New builds a whole
+// worker.
 func NewServer(redis asynq.RedisConnOpt, h asynq.Handler, runs RunCloser, cfg Config) *Server {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 100
-	}
-	if cfg.Lanes <= 0 {
-		cfg.Lanes = (cfg.Concurrency + perLane - 1) / perLane
-	}
-	cfg.Lanes = min(cfg.Lanes, cfg.Concurrency)
-	if len(cfg.Queues) == 0 {
-		cfg.Queues = map[string]int{tasks.DefaultQueue: 1}
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 30 * time.Second
-	}
-	if cfg.CloseRunsEvery <= 0 {
-		cfg.CloseRunsEvery = 2 * time.Second
-	}
-	if cfg.RetryCheckEvery <= 0 {
-		cfg.RetryCheckEvery = time.Second
-	}
-	if cfg.ReconcileEvery <= 0 {
-		cfg.ReconcileEvery = 5 * time.Minute
-	}
-	if cfg.Backoff == (Backoff{}) {
-		cfg.Backoff = DefaultBackoff()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	rdb := redis.MakeRedisClient().(goredis.UniversalClient)
-	s := &Server{redis: rdb, mux: asynq.NewServeMux(), runs: runs, cfg: cfg, log: cfg.Logger}
+	cfg.defaults()
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeVerify, h)
+	return newServer(redis.MakeRedisClient().(goredis.UniversalClient), mux, housekeeping{runs: runs}, cfg)
+}
+
+// newServer builds a server on rdb, which it closes when Run returns; cfg
+// has its defaults.
+func newServer(rdb goredis.UniversalClient, mux *asynq.ServeMux, hk housekeeping, cfg Config) *Server {
+	s := &Server{redis: rdb, mux: mux, hk: hk, cfg: cfg, log: cfg.Logger}
 	lane := asynq.Config{
 		Queues:                   cfg.Queues,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
@@ -112,7 +70,6 @@ func NewServer(redis asynq.RedisConnOpt, h asynq.Handler, runs RunCloser, cfg Co
 		lane.Concurrency = laneShare(cfg.Concurrency, cfg.Lanes, i)
 		s.lanes = append(s.lanes, asynq.NewServerFromRedisClient(rdb, lane))
 	}
-	s.mux.Handle(tasks.TypeVerify, h)
 	return s
 }
 
@@ -126,9 +83,8 @@ func LedgerConns(concurrency int) int { return min(max(4, concurrency/16), 32) }
 // (postgres.Store.GroupWrites). Each commit costs PostgreSQL CPU of its
 // own, so fewer, fuller groups win; a second flusher lets the next group
 // start while one waits for its commit. More flushers only split the
-// groups: at C=500 in bench case 3, seven flushers cost PostgreSQL 0.27 ms
-// of CPU per image, two 0.20. Two still commit 9,000 results a second
-// (bench case 5), over three times what C=500 asks.
+// groups, at more PostgreSQL CPU per image, and two keep up with what a
+// worker at high concurrency asks (make bench, cases 3 and 5).
 func LedgerFlushers(conns int) int { return min(2, max(1, conns/4)) }
 
 // laneShare splits n slots over lanes as evenly as can be.
@@ -151,18 +107,19 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.log.InfoContext(ctx, "worker started", "concurrency", s.cfg.Concurrency, "lanes", len(s.lanes), "queues", s.cfg.Queues)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if s.hk.feeder != nil {
+		wg.Go(func() {
+			if err := s.hk.feeder.Run(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "feeder stopped", "err", err)
+			}
+		})
+	}
 	tick := time.NewTicker(s.cfg.CloseRunsEvery)
 	defer tick.Stop()
-	reconcile := time.NewTicker(s.cfg.ReconcileEvery)
-	defer reconcile.Stop()
 	for {
 		select {
-		case <-reconcile.C:
-			if s.cfg.Reconcile != nil {
-				if err := s.cfg.Reconcile(ctx); err != nil && ctx.Err() == nil {
-					s.log.WarnContext(ctx, "reconcile failed; will try again", "err", err)
-				}
-			}
 		case <-ctx.Done():
 			s.log.Info("shutting down: finishing in-flight tasks", "timeout", s.cfg.ShutdownTimeout.String())
 			s.shutdown(s.lanes)
@@ -185,32 +142,29 @@ func (s *Server) shutdown(lanes []*asynq.Server) {
 }
 
 func (s *Server) closeRuns(ctx context.Context) {
-	failed, err := s.runs.FailRunsOverThreshold(ctx)
+	failed, err := s.hk.runs.FailRunsOverThreshold(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.WarnContext(ctx, "could not check failure thresholds", "err", err)
 	}
 	for _, id := range failed {
 		s.log.WarnContext(ctx, "run failed: failure threshold crossed", "run_id", id)
-		s.runEnded(ctx, id, "failed")
+		s.runEnded(ctx, id, reverify.RunFailed)
 	}
-	ids, err := s.runs.CompleteFinishedRuns(ctx)
+	ids, err := s.hk.runs.CompleteFinishedRuns(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.WarnContext(ctx, "could not close finished runs", "err", err)
 	}
 	for _, id := range ids {
 		s.log.InfoContext(ctx, "run completed", "run_id", id)
-		s.runEnded(ctx, id, "completed")
+		s.runEnded(ctx, id, reverify.RunCompleted)
 	}
 }
 
-func (s *Server) runEnded(ctx context.Context, id, status string) {
-	if s.cfg.RunEnded != nil {
-		s.cfg.RunEnded(ctx, id, status)
+func (s *Server) runEnded(ctx context.Context, id string, status reverify.RunStatus) {
+	if s.hk.ended != nil {
+		s.hk.ended.RunEnded(ctx, id, status)
 	}
 }
-
-// Handle registers another task handler (e.g. run:plan) before Run.
-func (s *Server) Handle(taskType string, h asynq.Handler) { s.mux.Handle(taskType, h) }
 
 // asynqLogger routes asynq's own logs through slog.
 type asynqLogger struct{ l *slog.Logger }

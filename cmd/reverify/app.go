@@ -174,14 +174,11 @@ func (a *app) openObjects(ctx context.Context) (*objects.Store, error) {
 }
 
 // needs says which dependencies a command's campaign service must have.
-type needs struct {
-	ledger, queue, objects bool
-	archive                bool // replace archived tasks (runs retry)
-}
+type needs struct{ ledger, queue, objects bool }
 
 // campaigns builds the campaign service over what a command needs; close
 // releases it all.
-func (a *app) campaigns(ctx context.Context, n needs, opts ...campaign.Option) (*campaign.Service, func(), error) {
+func (a *app) campaigns(ctx context.Context, n needs) (*campaign.Service, func(), error) {
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -206,23 +203,18 @@ func (a *app) campaigns(ctx context.Context, n needs, opts ...campaign.Option) (
 		d.Reports = reportWriter{a: a, store: store}
 	}
 	if n.queue {
-		queue, opt, closeQueue, err := a.openQueue()
+		queue, _, closeQueue, err := a.openQueue()
 		if err != nil {
 			closeAll()
 			return nil, nil, err
 		}
 		closers = append(closers, closeQueue)
 		d.Queue = queue
-		if n.archive {
-			insp := asynq.NewInspector(opt)
-			closers = append(closers, func() { insp.Close() })
-			d.Archive = insp
-		}
 	}
 	if log, err := a.logger(); err == nil {
 		d.Logger = log
 	}
-	return campaign.New(d, opts...), closeAll, nil
+	return campaign.New(d), closeAll, nil
 }
 
 func (a *app) migrateCommand() *cobra.Command {

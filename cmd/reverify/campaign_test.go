@@ -77,7 +77,7 @@ func TestCampaignLifecycle(t *testing.T) {
 	require.NotContains(t, out, doomed)
 
 	out, _ = run("runs", "confirm", urgent)
-	require.Contains(t, out, "8 tasks enqueued")
+	require.Contains(t, out, "confirmed: 8 objects")
 
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan int, 1)
@@ -138,7 +138,7 @@ func TestCampaignLifecycle(t *testing.T) {
 
 	// Re-driving the cancelled objects sends them after all.
 	out, _ = run("runs", "retry", doomed, "--status", "cancelled")
-	require.Contains(t, out, "5 objects (cancelled) re-driven, 5 tasks enqueued")
+	require.Contains(t, out, "5 objects (cancelled) re-driven")
 	out, stderr, code = cli(t, wctx2, "", append([]string{"runs", "watch", doomed, "--interval", "200ms"}, common...)...)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, "completed: 5/5 done, scored=5")

@@ -21,7 +21,6 @@ import (
 type enqueueFlags struct {
 	bucket, prefix, manifest, format, inventory, name, queue, runID string
 	dryRun, inWorker                                                bool
-	concurrency                                                     int
 	maxObjectBytes                                                  int64
 	suffixes, labels                                                []string
 	priority, reportTo                                              string
@@ -40,9 +39,10 @@ func (a *app) enqueueCommand() *cobra.Command {
 		Use:   "enqueue --bucket B [--prefix P] | --manifest FILE|- | --inventory MANIFEST",
 		Short: "Start a run over a bucket prefix, a manifest or an S3 Inventory; prints the run ID",
 		Long: `enqueue records every object of the source as a pending row of a new run in
-PostgreSQL, then queues one verify task per object. The run ID is printed on
-standard output. An interrupted enqueue is finished with --run ID, which adds
-only what is missing.
+PostgreSQL and starts the run; the worker fleet's feeder then dispatches its
+objects to the task queue, a bounded window at a time. The run ID is printed
+on standard output. An interrupted enqueue is finished with --run ID, which
+adds only what is missing.
 
 Manifests are CSV lines "bucket,key[,version]" or one key per line (with
 --bucket); "-" reads standard input.`,
@@ -65,7 +65,6 @@ func (o *enqueueFlags) register(f *pflag.FlagSet, e *envErrors) {
 	f.StringVar(&o.queue, "queue", tasks.DefaultQueue, "asynq queue for the run's tasks")
 	f.StringVar(&o.runID, "run", "", "add to an existing run instead of creating one (finishes an interrupted enqueue)")
 	f.Int64Var(&o.maxObjectBytes, "max-object-bytes", reverify.DefaultMaxObjectBytes, "objects larger than this are not sent (dry-run count)")
-	f.IntVar(&o.concurrency, "concurrency", 64, "enqueue round trips in flight")
 	f.StringArrayVar(&o.labels, "label", nil, "label the run, key=value (repeatable); search with runs list --label")
 	f.StringVar(&o.priority, "priority", string(reverify.PriorityNormal), "high, normal or low: high runs overtake bulk ones (weighted queues)")
 	f.BoolVar(&o.confirm, "confirm", false, "record the objects, print the paid calls, and wait for: reverify runs confirm ID")
@@ -134,8 +133,7 @@ func (a *app) enqueue(ctx context.Context, o enqueueFlags) error {
 	}
 	// A dry run reads only the source, and the ledger only to skip recent results.
 	needLedger := !o.dryRun || sp.Filters.NotVerifiedSince > 0
-	svc, closeAll, err := a.campaigns(ctx, needs{ledger: needLedger, queue: !o.dryRun, objects: !sp.InFleet},
-		campaign.WithConcurrency(o.concurrency))
+	svc, closeAll, err := a.campaigns(ctx, needs{ledger: needLedger, queue: sp.InFleet, objects: !sp.InFleet})
 	if err != nil {
 		return err
 	}
@@ -182,8 +180,8 @@ func (a *app) enqueue(ctx context.Context, o enqueueFlags) error {
 	}
 	fmt.Fprintf(a.stderr, "run %s: enqueuing %s into queue %q\n", run.ID, run.Name, run.Queue)
 	bar := newProgress(a.stderr, "recorded", -1)
-	f, err := svc.Fill(ctx, run, src, campaign.FillOptions{Resume: o.runID != "", Actor: sp.Actor, Progress: func(s tasks.Stats) {
-		bar.set(s.Recorded, -1, fmt.Sprintf("(%d tasks enqueued)", s.Enqueued+s.Duplicate))
+	f, err := svc.Fill(ctx, run, src, campaign.FillOptions{Actor: sp.Actor, Progress: func(s tasks.Stats) {
+		bar.set(s.Recorded, -1, fmt.Sprintf("of %d seen", s.Seen))
 	}})
 	bar.finish()
 	if err != nil {
@@ -194,12 +192,11 @@ func (a *app) enqueue(ctx context.Context, o enqueueFlags) error {
 			"It waits for confirmation: reverify runs confirm %s   (or: reverify runs cancel %s)\n",
 			run.ID, f.Run.Total, f.Filtered, f.Recent, f.Run.Total, run.ID, run.ID)
 	} else {
-		fmt.Fprintf(a.stderr, "run %s: %d objects seen, %d filtered out, %d recorded, %d tasks enqueued, %d already queued",
-			run.ID, f.Seen, f.Filtered, f.Recorded, f.Enqueued, f.Duplicate)
+		fmt.Fprintf(a.stderr, "run %s: %d objects seen, %d filtered out, %d recorded (%d in the run)", run.ID, f.Seen, f.Filtered, f.Recorded, f.Run.Total)
 		if bad > 0 {
 			fmt.Fprintf(a.stderr, ", %d lines skipped", bad)
 		}
-		fmt.Fprintln(a.stderr)
+		fmt.Fprintf(a.stderr, "; the worker fleet dispatches them (follow with `reverify runs watch %s`)\n", run.ID)
 	}
 	fmt.Fprintln(a.stdout, run.ID)
 	return nil

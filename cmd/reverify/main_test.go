@@ -129,11 +129,11 @@ func TestCommandLineEndToEnd(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	runID := strings.TrimSpace(out)
 	require.Regexp(t, `^[0-9a-f-]{36}$`, runID)
-	require.Contains(t, stderr, "14 tasks enqueued")
+	require.Contains(t, stderr, "14 recorded (14 in the run); the worker fleet dispatches them")
 
 	out, stderr, code = cli(t, ctx, "", append([]string{"runs", "reconcile", runID}, common...)...)
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, out, "14 pending objects, 0 tasks re-enqueued, 14 already queued")
+	require.Contains(t, out, "0 dispatched objects without a result", "nothing is dispatched before a worker's feeder runs")
 
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan int, 1)

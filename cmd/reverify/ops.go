@@ -127,9 +127,16 @@ func (o *workerOps) Close(ctx context.Context) {
 	}
 }
 
+// workerLedger is what the worker's ops ask of the ledger
+// (*postgres.Store): readiness, and the backlog for its gauge.
+type workerLedger interface {
+	ledgerProbe
+	metrics.BacklogReader
+}
+
 // startWorkerOps binds addr and serves the worker's metrics and probes.
 // extra checks join readiness (e.g. the fleet's API circuits).
-func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, ledger ledgerProbe, log *slog.Logger, extra ...health.Check) (*workerOps, error) {
+func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, ledger workerLedger, log *slog.Logger, extra ...health.Check) (*workerOps, error) {
 	o := &workerOps{}
 	if addr == "" {
 		return o, nil
@@ -145,7 +152,8 @@ func startWorkerOps(addr string, redisOpt asynq.RedisConnOpt, ledger ledgerProbe
 	o.pipeline = metrics.NewPipeline(reg)
 	inspector := asynq.NewInspector(redisOpt)
 	o.close = append(o.close, inspector.Close)
-	if err := errors.Join(metrics.RegisterQueues(reg, inspector), metrics.RegisterProcess(reg)); err != nil {
+	if err := errors.Join(metrics.RegisterQueues(reg, inspector), metrics.RegisterProcess(reg),
+		metrics.RegisterBacklog(reg, ledger, metrics.BacklogTimeout)); err != nil {
 		ln.Close()
 		o.Close(context.Background())
 		return nil, fmt.Errorf("register metrics: %w", err)

@@ -22,10 +22,11 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	ctx := context.Background()
 	store, db := testenv.LedgerWithPool(t)
 	redis := asynq.RedisClientOpt{Addr: testenv.RedisAddr(t)}
-	// The newest migration is undone in the books: the schema looks older
-	// than this binary, as while a rollout waits for `reverify migrate`.
-	_, err := db.Exec(ctx, `DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`)
+	// The newest migration is undone: the schema is older than this binary,
+	// as while a rollout waits for `reverify migrate`.
+	undone, err := postgres.Rollback(ctx, db.Config().ConnString())
 	require.NoError(t, err)
+	require.NotEmpty(t, undone)
 
 	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr})
 	t.Cleanup(func() { rdb.Close() })
@@ -50,6 +51,7 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	require.Contains(t, body, `reverify_results_total{status="scored"} 1`)
 	require.Contains(t, body, `reverify_api_paid_calls_total 1`)
 	require.Contains(t, body, "asynq_queue_size")
+	require.Contains(t, body, `reverify_backlog_objects{priority="normal"} 0`)
 
 	_, err = gov.Report(ctx, fleet.AuthError, "HTTP 401")
 	require.NoError(t, err)

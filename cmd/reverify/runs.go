@@ -16,14 +16,13 @@ import (
 	"reverify/campaign"
 	"reverify/report"
 	"reverify/storage/postgres"
-	"reverify/tasks"
 	"reverify/worker/fleet"
 )
 
 func (a *app) runsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "runs", Short: "List, watch and control runs: cancel, pause, resume, confirm, retry, report"}
 	cmd.AddCommand(a.runsListCommand(), a.runsShowCommand(), a.runsWatchCommand(), a.runsReportCommand(),
-		a.runsRetryCommand(), a.runsConfirmCommand(), a.runsReconcileCommand())
+		a.runsRetryCommand(), a.runsConfirmCommand(), a.runsReconcileCommand(), a.runsPriorityCommand(), a.runsDeleteCommand())
 	for _, c := range []struct {
 		use, short string
 		do         func(context.Context, *campaign.Service, string, reverify.Actor) (string, error)
@@ -196,13 +195,13 @@ func (a *app) runsRetryCommand() *cobra.Command {
 				}
 				sts = append(sts, st)
 			}
-			return a.withCampaigns(cmd.Context(), needs{ledger: true, queue: true, archive: true}, func(s *campaign.Service) error {
-				r, err := s.Retry(cmd.Context(), args[0], sts, actor(reason))
+			return a.withCampaigns(cmd.Context(), needs{ledger: true}, func(s *campaign.Service) error {
+				run, n, err := s.Retry(cmd.Context(), args[0], sts, actor(reason))
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "run %s: %d objects (%s) re-driven, %d tasks enqueued\n", r.Run.ID, r.Reset,
-					strings.Join(statuses, ","), r.Enqueued)
+				fmt.Fprintf(a.stdout, "run %s: %d objects (%s) re-driven; the worker fleet dispatches them\n", run.ID, n,
+					strings.Join(statuses, ","))
 				return nil
 			})
 		},
@@ -219,16 +218,12 @@ func (a *app) runsConfirmCommand() *cobra.Command {
 		Short: "Start a run that awaits confirmation (its paid calls were counted by enqueue)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withCampaigns(cmd.Context(), needs{ledger: true, queue: true}, func(s *campaign.Service) error {
-				bar := newProgress(a.stderr, "enqueued", -1)
-				run, stats, err := s.Confirm(cmd.Context(), args[0], actor(reason), func(st tasks.Stats) {
-					bar.set(st.Enqueued+st.Duplicate, -1, "")
-				})
-				bar.finish()
+			return a.withCampaigns(cmd.Context(), needs{ledger: true}, func(s *campaign.Service) error {
+				run, err := s.Confirm(cmd.Context(), args[0], actor(reason))
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "run %s confirmed: %d tasks enqueued\n", run.ID, stats.Enqueued)
+				fmt.Fprintf(a.stdout, "run %s confirmed: %d objects; the worker fleet dispatches them\n", run.ID, run.Total)
 				return nil
 			})
 		},
@@ -240,11 +235,12 @@ func (a *app) runsConfirmCommand() *cobra.Command {
 func (a *app) runsReconcileCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "reconcile RUN_ID",
-		Short: "Re-enqueue every object of the run that has no result yet (after Redis lost its data)",
-		Long: `reconcile puts back the task of every object of a run that has no terminal
-result. Tasks Redis still holds are not duplicated (task IDs collide), so it is
-safe at any time. Workers run the same check for all active runs every
---reconcile-every.`,
+		Short: "Put back the tasks of a run's dispatched objects that have no result yet (after Redis lost its data)",
+		Long: `reconcile puts back the task of every object of a run that the feeder has
+dispatched and that has no terminal result. Tasks Redis still holds are not
+duplicated (task IDs collide), so it is safe at any time. The feeder does the
+same for every run it feeds when Redis loses its data, and every
+--refill-every.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withCampaigns(cmd.Context(), needs{ledger: true, queue: true}, func(s *campaign.Service) error {
@@ -252,8 +248,47 @@ safe at any time. Workers run the same check for all active runs every
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "run %s: %d pending objects, %d tasks re-enqueued, %d already queued\n",
-					args[0], st.Seen, st.Enqueued, st.Duplicate)
+				fmt.Fprintf(a.stdout, "run %s: %d dispatched objects without a result, %d tasks re-enqueued, %d already queued\n",
+					args[0], st.Dispatched, st.Enqueued, st.Duplicate)
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) runsPriorityCommand() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "priority RUN_ID high|normal|low",
+		Short: "Change a run's priority; its next tasks go to that priority's queue",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withCampaigns(cmd.Context(), needs{ledger: true}, func(s *campaign.Service) error {
+				run, err := s.SetPriority(cmd.Context(), args[0], reverify.Priority(args[1]), actor(reason))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "run %s: priority %s, queue %s\n", run.ID, run.Priority, run.Queue)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (kept in the run's status history)")
+	return cmd
+}
+
+func (a *app) runsDeleteCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete RUN_ID",
+		Short: "Delete an ended run and everything recorded under it: objects, API calls, reviews, history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withCampaigns(cmd.Context(), needs{ledger: true}, func(s *campaign.Service) error {
+				n, err := s.Delete(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "run %s deleted with its %d objects\n", args[0], n)
 				return nil
 			})
 		},

@@ -30,7 +30,7 @@ type workerOptions struct {
 	shutdownTimeout time.Duration
 	maxObjectBytes  int64
 	fleet           fleet.Config
-	reconcileEvery  time.Duration
+	feeder          campaign.FeederConfig
 	metricsAddr     string
 	backoff         worker.Backoff
 }
@@ -73,8 +73,12 @@ finishes in-flight images (up to --shutdown-timeout) and exits 0.`,
 		"backoff of the first retry after a failure; doubles each time, with full jitter")
 	a.envErrs.durationSetting(f, &o.backoff.Cap, "retry-cap", "REVERIFY_RETRY_CAP", def.Cap, "longest backoff between retries")
 	o.backoff.Min = def.Min
-	a.envErrs.durationSetting(f, &o.reconcileEvery, "reconcile-every", "REVERIFY_RECONCILE_EVERY", 5*time.Minute,
-		"how often one worker re-enqueues pending objects whose tasks Redis lost")
+	a.envErrs.intSetting(f, &o.feeder.Window, "dispatch-window", "REVERIFY_DISPATCH_WINDOW", 0,
+		"tasks of each run kept in Redis at once, topped up from PostgreSQL as they finish (0 = 4 x the larger of --concurrency and --api-max-in-flight)")
+	a.envErrs.durationSetting(f, &o.feeder.Every, "dispatch-every", "REVERIFY_DISPATCH_EVERY", 200*time.Millisecond,
+		"how often the feeder tops up each run's window")
+	a.envErrs.durationSetting(f, &o.feeder.Refill, "refill-every", "REVERIFY_REFILL_EVERY", time.Minute,
+		"how often the feeder puts back every window's tasks, for tasks Redis lost (at once when Redis lost all its data)")
 	stringSetting(f, &o.metricsAddr, "metrics-addr", "REVERIFY_METRICS_ADDR", "",
 		"serve /metrics, /healthz and /readyz on this address, e.g. :9090 (empty = off)")
 	return cmd
@@ -106,7 +110,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// Hundreds of images in flight are short-lived garbage: collecting
-		// sooner keeps the heap per in-flight image small (docs/performance.md).
+		// sooner keeps the heap small for each image in flight (make bench).
 		debug.SetGCPercent(50)
 	}
 	if o.concurrency < 1 {
@@ -160,47 +164,61 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		return err
 	}
 	defer rdb.Close()
-	host, _ := os.Hostname()
 	campaigns := campaign.New(campaign.Deps{
 		Ledger: store, Queue: asynq.NewClientFromRedisClient(rdb), Objects: objs,
-		Reports: reportWriter{a: a, store: store}, Lock: fleet.NewLocks(rdb, fmt.Sprintf("%s/%d", host, os.Getpid())), Logger: log,
+		Reports: reportWriter{a: a, store: store}, Logger: log,
 	})
+	if o.feeder.Window == 0 {
+		o.feeder.Window = campaign.DefaultWindow(o.concurrency, o.fleet.MaxInFlight)
+	}
+	o.feeder.Logger = log
+	host, _ := os.Hostname()
+	feeder, closeFeeder, err := campaign.NewFleetFeeder(ctx, store, redis, rdb, fmt.Sprintf("%s/%d", host, os.Getpid()), o.feeder)
+	if err != nil {
+		return err
+	}
+	defer closeFeeder()
 	api, err := liveness.New(apiURL, key, liveness.NewHTTPClient(o.concurrency, a.cfg.APITimeout))
 	if err != nil {
 		return fmt.Errorf("REVERIFY_API_URL (--api-url): %w", err)
 	}
-	// A slot held by a worker that died frees itself once its call must be over.
-	o.fleet.SlotLease = 2*a.cfg.APITimeout + 5*time.Second
-	gov := fleet.New(rdb, o.fleet)
-	ops, err := startWorkerOps(o.metricsAddr, redis, store, log, circuitCheck(gov))
+	// The worker admits calls through a governor of its own; this one, over
+	// the same keys, reads the circuits for readiness and publishes the budget.
+	fleetStatus := fleet.New(rdb, o.fleet)
+	ops, err := startWorkerOps(o.metricsAddr, redis, store, log, circuitCheck(fleetStatus))
 	if err != nil {
 		return err
 	}
 	defer ops.Close(ctx)
-	if err := gov.Announce(ctx); err != nil {
+	if err := fleetStatus.Announce(ctx); err != nil {
 		log.WarnContext(ctx, "could not publish the fleet's daily budget", "err", err)
 	}
-	h := worker.NewHandler(objs, api, store, gov, fleet.NewStash(rdb, "", 0), worker.HandlerConfig{
-		MaxObjectBytes: o.maxObjectBytes,
-		CallTimeout:    a.cfg.APITimeout,
-		Logger:         log,
-		Observer:       ops.Observer(),
-		Runs:           worker.NewCachedRunGate(store, 2*time.Second),
-	})
-	srv := worker.NewServer(redis, h, campaigns, worker.Config{
+	w, err := worker.New(worker.Deps{
+		Objects:  objs,
+		API:      api,
+		Ledger:   store,
+		Redis:    redis,
+		Runs:     campaigns,
+		RunGate:  store,
+		Feeder:   feeder,
+		Observer: ops.Observer(),
+		Handlers: map[string]asynq.Handler{
+			tasks.TypePlan:     campaign.NewPlanHandler(campaigns),
+			scheduler.TypeFire: scheduler.NewFirer(campaigns),
+		},
+	}, worker.Config{
 		Concurrency:     o.concurrency,
 		Lanes:           o.lanes,
 		Queues:          queues,
 		ShutdownTimeout: o.shutdownTimeout,
-		Logger:          log,
-		ReconcileEvery:  o.reconcileEvery,
 		Backoff:         o.backoff,
-		Reconcile: func(ctx context.Context) error {
-			_, err := campaigns.ReconcileActive(ctx, o.reconcileEvery)
-			return err
-		},
+		Logger:          log,
+		MaxObjectBytes:  o.maxObjectBytes,
+		CallTimeout:     a.cfg.APITimeout,
+		Fleet:           o.fleet,
 	})
-	srv.Handle(tasks.TypePlan, campaign.NewPlanHandler(campaigns))
-	srv.Handle(scheduler.TypeFire, scheduler.NewFirer(campaigns))
-	return srv.Run(ctx)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
 }

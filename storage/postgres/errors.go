@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -61,7 +62,9 @@ func classify(err error) error {
 		switch {
 		case code == pgerrcode.ForeignKeyViolation && pgErr.TableName == "reviews":
 			return fmt.Errorf("%w: %w", ErrObjectNotFound, err)
-		case code == pgerrcode.ForeignKeyViolation:
+		case code == pgerrcode.ForeignKeyViolation,
+			// A run's rows go to its partitions: none means no such run.
+			code == pgerrcode.CheckViolation && pgErr.ConstraintName == "" && strings.HasPrefix(pgErr.Message, "no partition of relation"):
 			return fmt.Errorf("%w: %w", ErrUnknownRun, err)
 		case code == pgerrcode.InvalidCatalogName:
 			return fmt.Errorf("%w: %w", errNoDatabase, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // withActor runs fn in a transaction whose status changes are attributed
@@ -57,17 +58,16 @@ func (s *Store) RunState(ctx context.Context, id string) (reverify.RunStatus, er
 	return status, nil
 }
 
-// stopPending marks the run's pending rows cancelled, so no task of the run
-// can start a paid call any more (BeginCall needs a pending row).
-func stopPending(ctx context.Context, tx pgx.Tx, id, why string) (int64, error) {
-	tag, err := tx.Exec(ctx, `UPDATE verifications SET status = 'cancelled', message = $2, completed_at = now()
-		WHERE run_id = $1::uuid AND status = 'pending'`, id, why)
-	return tag.RowsAffected(), err
-}
+// SyncCancelLimit is how many pending objects an ended run converts to
+// cancelled in the same transaction; a run with more returns at once and
+// CancelPending converts the rest in batches (the feeder does). Either way
+// no task of the run starts a paid call after the run ended: BeginCall
+// needs a run that is being sent.
+const SyncCancelLimit = 10000
 
 // CancelRun cancels a run that has not ended: its pending objects become
-// cancelled and are never sent. It returns the run and how many objects
-// were cancelled.
+// cancelled and are never sent. It returns the run and how many objects it
+// had pending.
 func (s *Store) CancelRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, int64, error) {
 	return s.end(ctx, id, reverify.RunCancelled, a)
 }
@@ -78,14 +78,15 @@ func (s *Store) FailRun(ctx context.Context, id string, a reverify.Actor) (rever
 	return s.end(ctx, id, reverify.RunFailed, a)
 }
 
-// end moves a run that has not ended to status to (cancelled or failed)
-// and cancels its pending objects, in one transaction.
+// end moves a run that has not ended to status to (cancelled or failed).
+// Its pending objects become cancelled at once when they are few, later
+// (CancelPending) otherwise.
 func (s *Store) end(ctx context.Context, id string, to reverify.RunStatus, a reverify.Actor) (reverify.Run, int64, error) {
 	if err := checkRunID(id); err != nil {
 		return reverify.Run{}, 0, err
 	}
 	var r reverify.Run
-	var n int64
+	var pending int64
 	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
 		var err error
 		r, err = transition(ctx, tx, id, to,
@@ -93,13 +94,59 @@ func (s *Store) end(ctx context.Context, id string, to reverify.RunStatus, a rev
 		if err != nil {
 			return err
 		}
-		n, err = stopPending(ctx, tx, r.ID, "run "+string(to)+": "+orDefault(a.Why, "by "+a.Who))
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(objects), 0)::bigint FROM run_counts
+			WHERE run_id = $1::uuid AND status = 'pending'`, r.ID).Scan(&pending); err != nil {
+			return err
+		}
+		if pending <= SyncCancelLimit {
+			_, err = cancelPending(ctx, tx, r.ID, pending)
+		}
 		return err
 	})
 	if err != nil {
 		return reverify.Run{}, 0, classify(fmt.Errorf("end run %s as %s: %w", id, to, err))
 	}
-	return r, n, nil
+	return r, pending, nil
+}
+
+// cancelPending converts up to limit pending objects of an ended run, in
+// dispatch order, to cancelled.
+func cancelPending(ctx context.Context, q execer, runID string, limit int64) (int64, error) {
+	tag, err := q.Exec(ctx, `
+		UPDATE verifications v SET status = 'cancelled', completed_at = now(),
+			message = 'run ' || r.status || ': ' || coalesce((SELECT h.reason FROM run_status_history h
+				WHERE h.run_id = r.id ORDER BY h.changed_at DESC, h.id DESC LIMIT 1), 'ended')
+		FROM runs r
+		WHERE r.id = $1::uuid AND r.status IN ('cancelled', 'failed')
+		  AND v.run_id = $1::uuid AND v.status = 'pending'
+		  AND v.seq <= (SELECT max(seq) FROM (SELECT seq FROM verifications
+		                WHERE run_id = $1::uuid AND status = 'pending' ORDER BY seq LIMIT $2) b)`, runID, limit)
+	return tag.RowsAffected(), err
+}
+
+// CancelPending converts up to limit pending objects of every ended run
+// that still has some to cancelled (a large run's cancel leaves them) and
+// returns how many it converted.
+func (s *Store) CancelPending(ctx context.Context, limit int64) (int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT r.id::text FROM runs r
+		WHERE r.status IN ('cancelled', 'failed')
+		  AND EXISTS (SELECT 1 FROM run_counts c WHERE c.run_id = r.id AND c.status = 'pending' AND c.objects > 0)`)
+	if err != nil {
+		return 0, classify(fmt.Errorf("find ended runs with pending objects: %w", err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, classify(fmt.Errorf("find ended runs with pending objects: %w", err))
+	}
+	var total int64
+	for _, id := range ids {
+		n, err := cancelPending(ctx, s.pool, id, limit)
+		if err != nil {
+			return total, classify(fmt.Errorf("cancel pending objects of run %s: %w", id, err))
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // PauseRun stops a running (or enqueuing) run's objects from being sent
@@ -165,9 +212,15 @@ func (s *Store) simpleTransition(ctx context.Context, id string, a reverify.Acto
 	return r, nil
 }
 
-// RetryObjects puts a run's objects with one of statuses back to pending
-// and the run back to running (a paused run stays paused), so a requeue
-// re-drives them. It returns how many objects were reset.
+// RetryBatch is how many objects one transaction of RetryObjects resets.
+const RetryBatch = 50000
+
+// RetryObjects puts a run's objects with one of statuses back to pending,
+// at the back of the run's dispatch order, and the run back to running (a
+// paused run stays paused), so the feeder dispatches them again. Objects
+// are reset RetryBatch at a time, each batch its own transaction; the
+// first goes with the run's change of status, so a retried run never looks
+// finished. It returns how many objects were reset.
 func (s *Store) RetryObjects(ctx context.Context, id string, statuses []reverify.Status, a reverify.Actor) (reverify.Run, int64, error) {
 	for _, st := range statuses {
 		if !st.Retryable() {
@@ -191,50 +244,74 @@ func (s *Store) RetryObjects(ctx context.Context, id string, statuses []reverify
 		if r.Status == reverify.RunAwaitingConfirmation || r.Status == reverify.RunEnqueuing {
 			return fmt.Errorf("%w: run %s is %s", ErrInvalidTransition, id, r.Status)
 		}
-		tag, err := tx.Exec(ctx, `UPDATE verifications SET status = 'pending', liveness_score = NULL,
-				transaction_id = NULL, error_code = NULL, message = 'retried: was ' || status, completed_at = NULL
-			WHERE run_id = $1::uuid AND status = ANY($2)`, r.ID, statuses)
-		if err != nil {
+		if r.Status.Ended() {
+			// An ended run's objects not yet cancelled are sent again too.
+			if _, err := tx.Exec(ctx, `UPDATE verifications SET seq = nextval('verifications_seq')
+				WHERE run_id = $1::uuid AND status = 'pending'`, r.ID); err != nil {
+				return err
+			}
+		}
+		if n, err = retryBatch(ctx, tx, r.ID, statuses); err != nil || n == 0 {
 			return err
 		}
-		n = tag.RowsAffected()
-		if n == 0 || r.Status == reverify.RunPaused || r.Status == reverify.RunRunning {
+		if r.Status == reverify.RunPaused || r.Status == reverify.RunRunning {
 			return nil
 		}
 		r, err = transition(ctx, tx, id, reverify.RunRunning, []reverify.RunStatus{r.Status}, `, finished_at = NULL`)
 		return err
 	})
 	if err != nil {
-		return reverify.Run{}, 0, fmt.Errorf("retry run %s: %w", id, err)
+		return reverify.Run{}, 0, classify(fmt.Errorf("retry run %s: %w", id, err))
+	}
+	for batch := n; batch == RetryBatch; {
+		if batch, err = retryBatch(ctx, s.pool, r.ID, statuses); err != nil {
+			return r, n, classify(fmt.Errorf("retry run %s: %d objects reset, then: %w", id, n, err))
+		}
+		n += batch
 	}
 	return r, n, nil
 }
 
+// retryBatch resets up to RetryBatch objects of a run in one of statuses.
+func retryBatch(ctx context.Context, q execer, runID string, statuses []reverify.Status) (int64, error) {
+	tag, err := q.Exec(ctx, `
+		UPDATE verifications v SET status = 'pending', seq = nextval('verifications_seq'), liveness_score = NULL,
+			transaction_id = NULL, error_code = NULL, message = 'retried: was ' || v.status, completed_at = NULL
+		FROM (SELECT bucket, object_key FROM verifications
+		      WHERE run_id = $1::uuid AND status = ANY($2) LIMIT $3) b
+		WHERE v.run_id = $1::uuid AND v.bucket = b.bucket AND v.object_key = b.object_key`, runID, statuses, RetryBatch)
+	return tag.RowsAffected(), err
+}
+
+// execer runs a statement; a pool and a transaction both do.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
 // FailRunsOverThreshold fails every active run whose failures passed its
 // threshold; their pending objects become cancelled. It returns the IDs.
-//
-// Every worker runs it every few seconds, so it counts a run's finished
-// objects (its pending rows: up to millions, most not index-only while the
-// run writes them) only when the run's failures alone could cross the
-// threshold; failures are usually few.
+// Every worker runs it every few seconds: it reads the runs' counters, a
+// few rows per run however large.
 func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 	type cand struct {
-		id            string
-		failed, total int64
-		th            reverify.Threshold
+		id           string
+		failed, done int64
+		th           reverify.Threshold
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT r.id::text, f.failed, r.total, r.fail_percent::float8, r.fail_min_done, coalesce(r.fail_count, 0)
+		SELECT r.id::text, coalesce(f.failed, 0)::bigint, coalesce(f.done, 0)::bigint,
+		       r.fail_percent::float8, r.fail_min_done, coalesce(r.fail_count, 0)
 		FROM runs r,
-		LATERAL (SELECT count(*) AS failed FROM verifications v
-		         WHERE v.run_id = r.id AND v.status IN ('failed', 'not_found')) f
+		LATERAL (SELECT sum(objects) FILTER (WHERE status IN ('failed', 'not_found')) AS failed,
+		                sum(objects) FILTER (WHERE status <> 'pending') AS done
+		         FROM run_counts c WHERE c.run_id = r.id) f
 		WHERE r.status IN ('running', 'enqueuing', 'paused')`)
 	if err != nil {
 		return nil, classify(fmt.Errorf("check failure thresholds: %w", err))
 	}
 	cands, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (cand, error) {
 		var c cand
-		err := row.Scan(&c.id, &c.failed, &c.total, &c.th.Percent, &c.th.MinDone, &c.th.Count)
+		err := row.Scan(&c.id, &c.failed, &c.done, &c.th.Percent, &c.th.MinDone, &c.th.Count)
 		return c, err
 	})
 	if err != nil {
@@ -242,15 +319,7 @@ func (s *Store) FailRunsOverThreshold(ctx context.Context) ([]string, error) {
 	}
 	var failed []string
 	for _, c := range cands {
-		if !c.th.MayCross(c.failed) {
-			continue
-		}
-		var pending int64
-		err := s.pool.QueryRow(ctx, `SELECT count(*) FROM verifications WHERE run_id = $1::uuid AND status = 'pending'`, c.id).Scan(&pending)
-		if err != nil {
-			return failed, classify(fmt.Errorf("check failure threshold of run %s: %w", c.id, err))
-		}
-		why := c.th.Crossed(c.failed, c.total-pending)
+		why := c.th.Crossed(c.failed, c.done)
 		if why == "" {
 			continue
 		}

@@ -12,40 +12,42 @@ import (
 // reverify.ObjectRef.
 const objectRefColumns = `bucket, object_key AS key, object_version AS version`
 
-// AddObjects records objects as pending rows of a run in one statement and
-// adds them to the run's total. It returns the objects that were new: a key
-// already recorded for the run (a duplicate in the source, or a re-enqueue)
-// is left as it is and not returned, so it is never enqueued twice.
-func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.ObjectRef) ([]reverify.ObjectRef, error) {
+// AddObjects records objects as pending rows of a run and adds them to the
+// run's total, in one transaction: the batch is copied (COPY) into a
+// staging table, then inserted with one statement that leaves a key
+// already recorded for the run (a duplicate in the source, or a resumed
+// enqueue) as it is. It returns how many objects were new.
+func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.ObjectRef) (int64, error) {
 	if len(objs) == 0 {
-		return nil, nil
+		return 0, nil
 	}
 	if err := checkRunID(runID); err != nil {
-		return nil, err
+		return 0, err
 	}
-	buckets := make([]string, len(objs))
-	keys := make([]string, len(objs))
-	versions := make([]string, len(objs))
-	for i, o := range objs {
-		buckets[i], keys[i], versions[i] = o.Bucket, o.Key, o.Version
-	}
-	rows, err := s.pool.Query(ctx, `
-		WITH added AS (
-			INSERT INTO verifications (run_id, bucket, object_key, object_version)
-			SELECT $1::uuid, b, k, v FROM unnest($2::text[], $3::text[], $4::text[]) AS t(b, k, v)
-			ON CONFLICT (run_id, bucket, object_key) DO NOTHING
-			RETURNING bucket, object_key, object_version
-		), counted AS (
-			UPDATE runs SET total = total + (SELECT count(*) FROM added) WHERE id = $1::uuid
-		)
-		SELECT `+objectRefColumns+` FROM added`,
-		runID, buckets, keys, versions)
+	var added int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS reverify_ingest
+			(bucket text, object_key text, object_version text) ON COMMIT DELETE ROWS`); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"reverify_ingest"}, []string{"bucket", "object_key", "object_version"},
+			pgx.CopyFromSlice(len(objs), func(i int) ([]any, error) {
+				return []any{objs[i].Bucket, objs[i].Key, objs[i].Version}, nil
+			})); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO verifications (run_id, bucket, object_key, object_version)
+			SELECT $1::uuid, bucket, object_key, object_version FROM reverify_ingest
+			ON CONFLICT (run_id, bucket, object_key) DO NOTHING`, runID)
+		if err != nil {
+			return err
+		}
+		added = tag.RowsAffected()
+		_, err = tx.Exec(ctx, `UPDATE runs SET total = total + $2 WHERE id = $1::uuid`, runID, added)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("record objects of run %s: %w", runID, err)
-	}
-	added, err := pgx.CollectRows(rows, pgx.RowToStructByName[reverify.ObjectRef])
-	if err != nil {
-		return nil, fmt.Errorf("record objects of run %s: %w", runID, err)
+		return 0, classify(fmt.Errorf("record objects of run %s: %w", runID, err))
 	}
 	return added, nil
 }

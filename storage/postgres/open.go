@@ -121,6 +121,29 @@ func Migrate(ctx context.Context, databaseURL string) ([]string, error) {
 	return applied, nil
 }
 
+// Rollback undoes the newest applied migration and returns its file name
+// ("" when none is applied).
+func Rollback(ctx context.Context, databaseURL string) (string, error) {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return "", fmt.Errorf("parse database url: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	p, err := newProvider(db)
+	if err != nil {
+		return "", err
+	}
+	r, err := p.Down(ctx)
+	if errors.Is(err, goose.ErrNoNextVersion) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("roll back migration: %w", err)
+	}
+	return r.Source.Path, nil
+}
+
 // ensureDatabase creates cfg's database when connecting fails because it
 // does not exist.
 func ensureDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {

@@ -43,14 +43,34 @@ type CallStart int
 const (
 	CallRecorded CallStart = iota + 1 // the call is on record: make it
 	AlreadyDone                       // the object has a terminal result: do not call
-	CallInFlight                      // another call for the object may still be in flight: wait
+	CallInFlight                      // an earlier call for the object may still be in flight: wait
+	CallLost                          // an earlier call has had no answer for too long: look for it elsewhere, or replace it
+	RunHeld                           // the run is paused or awaits confirmation: wait
+	RunStopped                        // the run has ended (cancelled, failed): do not call
 )
 
 // BeginCall records, before it is sent, that an API call is being made for
-// an object, and counts the attempt. An object with a terminal result, or
-// with a call recorded less than inFlightFor ago and not yet answered (a
-// duplicate task, or a worker that died mid-call), gets no new call.
-func (s *Store) BeginCall(ctx context.Context, runID string, obj reverify.ObjectRef, inFlightFor time.Duration) (callID int64, st CallStart, err error) {
+// an object, and counts the attempt. It records none for an object with a
+// terminal result (AlreadyDone), nor while an earlier call has no answer on
+// record (a duplicate task, a worker that died mid-call, or an answer its
+// worker could not record yet): CallInFlight while the newest such call is
+// younger than lostAfter, CallLost once it is older. A caller that may keep
+// that answer elsewhere looks there before it replaces the call with
+// ReplaceLostCall. Nor does it record one for a run that is not being
+// sent (RunHeld, RunStopped): a call begun after a run was cancelled or
+// paused never reaches the API.
+func (s *Store) BeginCall(ctx context.Context, runID string, obj reverify.ObjectRef, lostAfter time.Duration) (callID int64, st CallStart, err error) {
+	return s.beginCall(ctx, runID, obj, lostAfter, false)
+}
+
+// ReplaceLostCall is BeginCall for an object whose unanswered calls older
+// than lostAfter are taken as lost: they no longer stop a new call. A
+// younger one still does (CallInFlight).
+func (s *Store) ReplaceLostCall(ctx context.Context, runID string, obj reverify.ObjectRef, lostAfter time.Duration) (callID int64, st CallStart, err error) {
+	return s.beginCall(ctx, runID, obj, lostAfter, true)
+}
+
+func (s *Store) beginCall(ctx context.Context, runID string, obj reverify.ObjectRef, lostAfter time.Duration, replaceLost bool) (callID int64, st CallStart, err error) {
 	recorded := false
 	err = s.exec(ctx, write{
 		queue: func(b *pgx.Batch) {
@@ -58,18 +78,19 @@ func (s *Store) BeginCall(ctx context.Context, runID string, obj reverify.Object
 		WITH busy AS (
 			SELECT 1 FROM api_calls
 			WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3
-			  AND outcome = 'in_flight' AND called_at > now() - make_interval(secs => $5)
+			  AND outcome = 'in_flight' AND (NOT $6 OR called_at > now() - make_interval(secs => $5))
 			LIMIT 1
 		), v AS (
 			INSERT INTO verifications (run_id, bucket, object_key, object_version, attempts)
 			SELECT $1::uuid, $2, $3, $4, 1 WHERE NOT EXISTS (SELECT 1 FROM busy)
+			  AND EXISTS (SELECT 1 FROM runs WHERE id = $1::uuid AND status IN ('enqueuing', 'running'))
 			ON CONFLICT (run_id, bucket, object_key) DO UPDATE SET attempts = verifications.attempts + 1
 			WHERE verifications.status = 'pending'
 			RETURNING attempts
 		)
 		INSERT INTO api_calls (run_id, bucket, object_key, attempt)
 		SELECT $1::uuid, $2, $3, attempts FROM v
-		RETURNING id`, runID, obj.Bucket, obj.Key, obj.Version, inFlightFor.Seconds())
+		RETURNING id`, runID, obj.Bucket, obj.Key, obj.Version, lostAfter.Seconds(), replaceLost)
 		},
 		read: func(br pgx.BatchResults) error {
 			err := br.QueryRow().Scan(&callID)
@@ -87,17 +108,36 @@ func (s *Store) BeginCall(ctx context.Context, runID string, obj reverify.Object
 		return callID, CallRecorded, nil
 	}
 	var status reverify.Status
-	err = s.pool.QueryRow(ctx, `SELECT status FROM verifications WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3`,
-		runID, obj.Bucket, obj.Key).Scan(&status)
+	var run reverify.RunStatus
+	var lost bool
+	err = s.pool.QueryRow(ctx, `
+		SELECT v.status, r.status, coalesce((SELECT max(c.called_at) <= now() - make_interval(secs => $4) FROM api_calls c
+			WHERE c.run_id = v.run_id AND c.bucket = v.bucket AND c.object_key = v.object_key AND c.outcome = 'in_flight'), false)
+		FROM verifications v JOIN runs r ON r.id = v.run_id
+		WHERE v.run_id = $1::uuid AND v.bucket = $2 AND v.object_key = $3`,
+		runID, obj.Bucket, obj.Key, lostAfter.Seconds()).Scan(&status, &run, &lost)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
+		if err := checkRunID(runID); err != nil {
+			return 0, 0, fmt.Errorf("%w: %w", ErrUnknownRun, err)
+		}
+		var st reverify.RunStatus
+		if serr := s.pool.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1::uuid`, runID).Scan(&st); errors.Is(serr, pgx.ErrNoRows) {
+			return 0, 0, fmt.Errorf("run %s: %w", runID, ErrUnknownRun)
+		}
 		return 0, CallInFlight, nil // a busy call without a row cannot happen; wait and look again
 	case err != nil:
 		return 0, 0, classify(fmt.Errorf("record api call for %s/%s: %w", obj.Bucket, obj.Key, err))
-	case status == reverify.StatusPending:
-		return 0, CallInFlight, nil
+	case status != reverify.StatusPending:
+		return 0, AlreadyDone, nil
+	case run.Holding():
+		return 0, RunHeld, nil
+	case !run.Sending():
+		return 0, RunStopped, nil
+	case lost && !replaceLost:
+		return 0, CallLost, nil
 	}
-	return 0, AlreadyDone, nil
+	return 0, CallInFlight, nil
 }
 
 // FinishCall records a call's outcome and, when final is not nil, the
@@ -115,8 +155,8 @@ func queueFinish(b *pgx.Batch, c Call, runID string, obj reverify.ObjectRef, fin
 		UPDATE api_calls SET outcome = $2, transaction_id = nullif($3, ''), http_status = nullif($4, 0),
 			error_code = nullif($5, 0), liveness_score = $6, message = nullif($7, ''),
 			latency_ms = $8, answered_at = now()
-		WHERE id = $1`,
-		c.ID, c.Outcome, c.TransactionID, c.HTTPStatus, c.ErrorCode, c.Score, truncate(c.Message), c.Latency.Milliseconds())
+		WHERE run_id = $9::uuid AND id = $1`,
+		c.ID, c.Outcome, c.TransactionID, c.HTTPStatus, c.ErrorCode, c.Score, truncate(c.Message), c.Latency.Milliseconds(), runID)
 	if final != nil {
 		queueResult(b, *final)
 	} else {

@@ -141,7 +141,13 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) 
 			th.Count, nr.ReportTo, nr.TriggerKey)
 		if errors.Is(err, pgx.ErrNoRows) {
 			r, err = queryRun(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE trigger_key = $1`, nr.TriggerKey)
+			return err
 		}
+		if err != nil {
+			return err
+		}
+		// The run's objects and calls live in partitions of their own.
+		_, err = tx.Exec(ctx, `SELECT reverify_add_run_partitions($1::uuid)`, r.ID)
 		return err
 	})
 	if err != nil {
@@ -214,10 +220,9 @@ func (s *Store) CompleteFinishedRuns(ctx context.Context) ([]string, error) {
 	var ids []string
 	err := s.withActor(ctx, reverify.Actor{Who: "reverify-worker", Why: "no objects left to process"}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
-			UPDATE runs r SET status = 'completed',
-				finished_at = coalesce((SELECT max(completed_at) FROM verifications v WHERE v.run_id = r.id), now())
+			UPDATE runs r SET status = 'completed', finished_at = now()
 			WHERE r.status = 'running'
-			  AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.run_id = r.id AND v.status = 'pending')
+			  AND coalesce((SELECT sum(objects) FROM run_counts c WHERE c.run_id = r.id AND c.status = 'pending'), 0) = 0
 			RETURNING r.id::text`)
 		if err != nil {
 			return err
@@ -263,8 +268,8 @@ func (s *Store) RunsWithCounts(ctx context.Context, f RunFilter) ([]RunCounts, e
 	return s.countByStatus(ctx, runs)
 }
 
-// countByStatus counts the objects of runs by status in one grouped query
-// over the (run_id, status) index.
+// countByStatus reads the runs' counters by status in one query: a few rows
+// per run, however many objects it has.
 func (s *Store) countByStatus(ctx context.Context, runs []reverify.Run) ([]RunCounts, error) {
 	out := make([]RunCounts, len(runs))
 	if len(runs) == 0 {
@@ -276,8 +281,8 @@ func (s *Store) countByStatus(ctx context.Context, runs []reverify.Run) ([]RunCo
 		out[i] = RunCounts{Run: r, ByStatus: map[reverify.Status]int64{}}
 		ids[i], index[r.ID] = r.ID, i
 	}
-	rows, err := s.pool.Query(ctx, `SELECT run_id::text, status, count(*) FROM verifications
-		WHERE run_id = ANY($1::uuid[]) GROUP BY 1, 2`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT run_id::text, status, sum(objects)::bigint FROM run_counts
+		WHERE run_id = ANY($1::uuid[]) GROUP BY 1, 2 HAVING sum(objects) <> 0`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("count objects by status: %w", err)
 	}
@@ -303,36 +308,52 @@ func (s *Store) countByStatus(ctx context.Context, runs []reverify.Run) ([]RunCo
 // Progress is a run's state at one moment.
 type Progress struct {
 	RunCounts
-	// RecentPerSecond is the completion rate over the last minute (or
-	// since the run started, when that is shorter).
+	// RecentPerSecond is the completion rate over the last sampling
+	// interval (SampleRates), 0 before the first.
 	RecentPerSecond float64
 	// Score statistics over scored rows; zero when none.
 	ScoreMin, ScoreAvg, ScoreMax float64
 	PaidCalls                    int64
 }
 
-// Progress counts a run's verifications by status.
+// Progress reads a run's counters: its objects by status, scores, API calls
+// and recent rate, without counting rows.
 func (s *Store) Progress(ctx context.Context, id string) (Progress, error) {
 	counts, err := s.RunWithCounts(ctx, id)
 	if err != nil {
 		return Progress{}, err
 	}
 	p := Progress{RunCounts: counts}
-	var recent int64
-	var window float64
 	err = s.pool.QueryRow(ctx, `
-		SELECT count(*) FILTER (WHERE completed_at > now() - interval '1 minute'),
-		       extract(epoch FROM least(interval '1 minute', now() - (SELECT created_at FROM runs WHERE id = $1::uuid)))::float8,
-		       coalesce(min(liveness_score), 0)::float8, coalesce(avg(liveness_score), 0)::float8,
-		       coalesce(max(liveness_score), 0)::float8,
-		       (SELECT count(*) FROM api_calls c WHERE c.run_id = $1::uuid)
-		FROM verifications WHERE run_id = $1::uuid AND status <> 'pending'`, p.Run.ID).
-		Scan(&recent, &window, &p.ScoreMin, &p.ScoreAvg, &p.ScoreMax, &p.PaidCalls)
+		SELECT coalesce(min(score_min) FILTER (WHERE status = 'scored' AND objects > 0), 0)::float8,
+		       coalesce(sum(score_sum) FILTER (WHERE status = 'scored')
+		                / nullif(sum(objects) FILTER (WHERE status = 'scored'), 0), 0)::float8,
+		       coalesce(max(score_max) FILTER (WHERE status = 'scored' AND objects > 0), 0)::float8,
+		       (SELECT coalesce(sum(calls), 0) FROM run_calls WHERE run_id = $1::uuid)::bigint,
+		       (SELECT coalesce(rate_per_second, 0) FROM runs WHERE id = $1::uuid)::float8
+		FROM run_counts WHERE run_id = $1::uuid`, p.Run.ID).
+		Scan(&p.ScoreMin, &p.ScoreAvg, &p.ScoreMax, &p.PaidCalls, &p.RecentPerSecond)
 	if err != nil {
 		return Progress{}, fmt.Errorf("summarise run %s: %w", id, err)
 	}
-	if window > 0 {
-		p.RecentPerSecond = float64(recent) / window
-	}
 	return p, nil
+}
+
+// SampleRates updates the recent completion rate of every run that is
+// being sent, at most once per interval: objects finished since the last
+// sample, per second. One process of the fleet calls it (the feeder).
+func (s *Store) SampleRates(ctx context.Context, interval time.Duration) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE runs r SET rate_per_second = CASE WHEN r.rate_at IS NULL THEN NULL
+		           ELSE greatest(d.done - r.rate_done, 0) / greatest(extract(epoch FROM now() - r.rate_at), 0.001) END,
+		       rate_at = now(), rate_done = d.done
+		FROM (SELECT c.run_id, coalesce(sum(c.objects) FILTER (WHERE c.status <> 'pending'), 0) AS done
+		      FROM run_counts c JOIN runs x ON x.id = c.run_id
+		      WHERE x.status IN ('enqueuing', 'running', 'paused') GROUP BY c.run_id) d
+		WHERE r.id = d.run_id AND (r.rate_at IS NULL OR r.rate_at <= now() - make_interval(secs => $1))`,
+		interval.Seconds())
+	if err != nil {
+		return classify(fmt.Errorf("sample run rates: %w", err))
+	}
+	return nil
 }

@@ -1,0 +1,184 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"reverify"
+)
+
+// Pending is an object waiting for its result, with its place in the
+// run's dispatch order.
+type Pending struct {
+	Object reverify.ObjectRef
+	Seq    int64
+}
+
+// DispatchRun is a run whose objects are being sent, with its high-water
+// mark: every pending object up to DispatchedSeq has been handed to the
+// task queue.
+type DispatchRun struct {
+	reverify.Run
+	DispatchedSeq int64
+}
+
+// DispatchRuns returns the runs whose objects are being sent (enqueuing or
+// running), most urgent first: by priority, then oldest first.
+func (s *Store) DispatchRuns(ctx context.Context) ([]DispatchRun, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+`, dispatched_seq FROM runs WHERE status IN ('enqueuing', 'running')
+		ORDER BY CASE priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END, created_at`)
+	if err != nil {
+		return nil, classify(fmt.Errorf("list runs to dispatch: %w", err))
+	}
+	type dispatchRow struct {
+		runRow
+		DispatchedSeq int64 `db:"dispatched_seq"`
+	}
+	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[dispatchRow])
+	if err != nil {
+		return nil, classify(fmt.Errorf("list runs to dispatch: %w", err))
+	}
+	out := make([]DispatchRun, len(rs))
+	for i, r := range rs {
+		out[i] = DispatchRun{Run: r.run(), DispatchedSeq: r.DispatchedSeq}
+	}
+	return out, nil
+}
+
+// InWindow counts a run's objects already handed to the task queue that
+// have no result yet: pending, at or below the run's high-water mark.
+func (s *Store) InWindow(ctx context.Context, runID string, upTo int64) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM verifications
+		WHERE run_id = $1::uuid AND status = 'pending' AND seq <= $2`, runID, upTo).Scan(&n)
+	if err != nil {
+		return 0, classify(fmt.Errorf("count dispatched objects of run %s: %w", runID, err))
+	}
+	return n, nil
+}
+
+// NextPending returns up to limit pending objects of a run in dispatch
+// order, after seq after (0: from the start).
+func (s *Store) NextPending(ctx context.Context, runID string, after int64, limit int) ([]Pending, error) {
+	return s.pendingRange(ctx, runID, `seq > $2 ORDER BY seq LIMIT $3`, after, limit)
+}
+
+// Dispatched returns a run's pending objects at or below upTo: those whose
+// tasks should be in the queue (up to a window's worth).
+func (s *Store) Dispatched(ctx context.Context, runID string, upTo int64) ([]Pending, error) {
+	return s.pendingRange(ctx, runID, `seq <= $2 ORDER BY seq LIMIT $3`, upTo, 1_000_000)
+}
+
+func (s *Store) pendingRange(ctx context.Context, runID, where string, seq int64, limit int) ([]Pending, error) {
+	rows, err := s.pool.Query(ctx, `SELECT bucket, object_key, object_version, seq FROM verifications
+		WHERE run_id = $1::uuid AND status = 'pending' AND `+where, runID, seq, limit)
+	if err != nil {
+		return nil, classify(fmt.Errorf("read pending objects of run %s: %w", runID, err))
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Pending, error) {
+		var p Pending
+		err := row.Scan(&p.Object.Bucket, &p.Object.Key, &p.Object.Version, &p.Seq)
+		return p, err
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("read pending objects of run %s: %w", runID, err))
+	}
+	return out, nil
+}
+
+// MarkDispatched raises a run's high-water mark to seq.
+func (s *Store) MarkDispatched(ctx context.Context, runID string, seq int64) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE runs SET dispatched_seq = greatest(dispatched_seq, $2) WHERE id = $1::uuid`,
+		runID, seq); err != nil {
+		return classify(fmt.Errorf("mark objects of run %s dispatched: %w", runID, err))
+	}
+	return nil
+}
+
+// DispatchedSeq returns a run's high-water mark.
+func (s *Store) DispatchedSeq(ctx context.Context, runID string) (int64, error) {
+	var seq int64
+	err := s.pool.QueryRow(ctx, `SELECT dispatched_seq FROM runs WHERE id = $1::uuid`, runID).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("run %s: %w", runID, ErrRunNotFound)
+	}
+	if err != nil {
+		return 0, classify(fmt.Errorf("read high-water mark of run %s: %w", runID, err))
+	}
+	return seq, nil
+}
+
+// SetPriority changes a run's priority and the queue its next tasks go to
+// (queue: the priority's queue of the run's base queue). Tasks already
+// queued stay where they are.
+func (s *Store) SetPriority(ctx context.Context, id string, p reverify.Priority, queue string, a reverify.Actor) (reverify.Run, error) {
+	if err := checkRunID(id); err != nil {
+		return reverify.Run{}, err
+	}
+	var r reverify.Run
+	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
+		var err error
+		r, err = queryRun(ctx, tx, `UPDATE runs SET priority = $2, queue = $3 WHERE id = $1::uuid
+			AND status NOT IN ('completed', 'cancelled', 'failed') RETURNING `+runColumns, id, p, queue)
+		if errors.Is(err, pgx.ErrNoRows) {
+			var st reverify.RunStatus
+			if serr := tx.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1::uuid`, id).Scan(&st); serr != nil {
+				return fmt.Errorf("run %s: %w", id, ErrRunNotFound)
+			}
+			return fmt.Errorf("%w: run %s has ended (%s)", ErrInvalidTransition, id, st)
+		}
+		return err
+	})
+	if err != nil {
+		return reverify.Run{}, classify(fmt.Errorf("set priority of run %s: %w", id, err))
+	}
+	return r, nil
+}
+
+// DeleteRun removes an ended run and everything under it: its objects and
+// API calls (by dropping its partitions, whatever their size), reviews,
+// counters and status history. It returns how many objects it had.
+func (s *Store) DeleteRun(ctx context.Context, id string) (int64, error) {
+	if err := checkRunID(id); err != nil {
+		return 0, err
+	}
+	var total int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var st reverify.RunStatus
+		err := tx.QueryRow(ctx, `SELECT status, total FROM runs WHERE id = $1::uuid FOR UPDATE`, id).Scan(&st, &total)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("run %s: %w", id, ErrRunNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if !st.Ended() {
+			return fmt.Errorf("%w: run %s is %s; cancel it first", ErrInvalidTransition, id, st)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM reviews WHERE run_id = $1::uuid`, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT reverify_drop_run_partitions($1::uuid)`, id); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM runs WHERE id = $1::uuid`, id)
+		return err
+	})
+	if err != nil {
+		return 0, classify(fmt.Errorf("delete run %s: %w", id, err))
+	}
+	return total, nil
+}
+
+// LedgerID identifies this ledger, whatever address it is reached by:
+// processes that share it share the feeder's lease.
+func (s *Store) LedgerID(ctx context.Context) (string, error) {
+	var id string
+	if err := s.pool.QueryRow(ctx, `SELECT id::text FROM ledger_identity`).Scan(&id); err != nil {
+		return "", classify(fmt.Errorf("read ledger id: %w", err))
+	}
+	return id, nil
+}
