@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,6 +26,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"reverify"
+	"reverify/dashboard"
 	"reverify/internal/testenv"
 	"reverify/metrics"
 	"reverify/scheduler"
@@ -80,6 +82,12 @@ func readBinary(t *testing.T) binary {
 	return b
 }
 
+// secretFlags take secrets (or URLs that hold passwords): they are
+// passed by environment or file, never on a command line, which every
+// user of the machine can read (ps, /proc/PID/cmdline) and which lands in
+// process listings and crash reports.
+var secretFlags = map[string]bool{"api-key": true, "token": true, "password-hash": true, "database-url": true, "redis-url": true}
+
 func (b binary) checkArgs(t *testing.T, where string, args []string) {
 	t.Helper()
 	require.NotEmpty(t, args, "%s: no command", where)
@@ -89,8 +97,62 @@ func (b binary) checkArgs(t *testing.T, where string, args []string) {
 		if name, ok := strings.CutPrefix(a, "--"); ok {
 			name, _, _ = strings.Cut(name, "=")
 			require.True(t, b.flags[name], "%s: reverify has no flag --%s", where, name)
+			require.False(t, secretFlags[name], "%s: --%s on the command line: pass it by environment or file", where, name)
 		}
 	}
+}
+
+// TestLaunchersPassNoSecretsOnTheCommandLine: the programs that start
+// reverify processes (the benchmark harness, make scaleout) hand them
+// secrets by environment, as the manifests do.
+func TestLaunchersPassNoSecretsOnTheCommandLine(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../bench/*.go")
+	require.NoError(t, err)
+	more, err := filepath.Glob("scaleout/*.go")
+	require.NoError(t, err)
+	files = append(files, more...)
+	require.NotEmpty(t, more)
+	argRE := regexp.MustCompile(`"--([a-z-]+)"`)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, m := range argRE.FindAllSubmatch(src, -1) {
+			require.False(t, secretFlags[string(m[1])], "%s passes --%s on a command line: pass it by environment", f, m[1])
+		}
+	}
+}
+
+// TestSecretExampleIsRefusedAsIs: the example Secret is not applied by the
+// kustomization, and its placeholders, applied unedited, stop reverify
+// from starting rather than guard the images with a token anyone can read
+// in this repository.
+func TestSecretExampleIsRefusedAsIs(t *testing.T) {
+	t.Parallel()
+	var kust struct{ Resources []string }
+	src, err := os.ReadFile("kubernetes/kustomization.yaml")
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(src, &kust))
+	require.NotContains(t, kust.Resources, exampleSecret, "the base kustomization applies the example Secret")
+
+	var secret struct {
+		StringData map[string]string `yaml:"stringData"`
+	}
+	src, err = os.ReadFile(filepath.Join("kubernetes", exampleSecret))
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(src, &secret))
+	sd := secret.StringData
+	require.Error(t, dashboard.Auth{Token: sd["dashboard-token"]}.Validate(), "the example token passes validation")
+	require.Error(t, dashboard.Auth{User: sd["dashboard-user"], PasswordHash: sd["dashboard-password-hash"]}.Validate(),
+		"the example password hash passes validation")
+	require.True(t, dashboard.IsPlaceholder(sd["api-key"]), "the example API key is not refused")
+	u, err := url.Parse(sd["database-url"])
+	require.NoError(t, err)
+	pass, _ := u.User.Password()
+	require.True(t, dashboard.IsPlaceholder(pass), "the example database password is not refused")
 }
 
 func (b binary) checkEnv(t *testing.T, where, name string) {
@@ -99,6 +161,10 @@ func (b binary) checkEnv(t *testing.T, where, name string) {
 }
 
 // --- Kubernetes ---
+
+// exampleSecret shows the Secret the workloads read; it is applied by hand
+// once filled in, never by the kustomization.
+const exampleSecret = "secret.example.yaml"
 
 type header struct {
 	Kind     string `yaml:"kind"`
@@ -231,12 +297,13 @@ func TestKubernetesManifests(t *testing.T) {
 		byKind[m.Kind][m.Metadata.Name] = m
 	}
 
-	// Every file is applied by the kustomization, and nothing it names is missing.
+	// Every file but the example Secret is applied by the kustomization,
+	// and nothing it names is missing.
 	var kust struct{ Resources []string }
 	byKind["Kustomization"][""].decode(t, &kust)
 	files, _ := filepath.Glob("kubernetes/*.yaml")
 	for _, f := range files {
-		if base := filepath.Base(f); base != "kustomization.yaml" {
+		if base := filepath.Base(f); base != "kustomization.yaml" && base != exampleSecret {
 			require.Contains(t, kust.Resources, base, "kustomization.yaml does not apply %s", base)
 		}
 	}

@@ -43,9 +43,9 @@ hash from 'reverify dashboard hash-password') or a bearer token is configured.
 	f := cmd.Flags()
 	stringSetting(f, &o.addr, "addr", "REVERIFY_DASHBOARD_ADDR", "127.0.0.1:8080", "listen address")
 	stringSetting(f, &o.user, "user", "REVERIFY_DASHBOARD_USER", "", "basic auth user name")
-	stringSetting(f, &o.passwordHash, "password-hash", "REVERIFY_DASHBOARD_PASSWORD_HASH", "",
+	secretSetting(f, &o.passwordHash, "password-hash", "REVERIFY_DASHBOARD_PASSWORD_HASH",
 		"bcrypt hash of the basic auth password (from `reverify dashboard hash-password`)")
-	stringSetting(f, &o.token, "token", "REVERIFY_DASHBOARD_TOKEN", "", "bearer token (prefer the file)")
+	secretSetting(f, &o.token, "token", "REVERIFY_DASHBOARD_TOKEN", "bearer token (prefer the file)")
 	stringSetting(f, &o.tokenFile, "token-file", "REVERIFY_DASHBOARD_TOKEN_FILE", "", "file holding the bearer token")
 	a.envErrs.boolSetting(f, &o.readOnly, "read-only", "REVERIFY_DASHBOARD_READ_ONLY", false,
 		"no review decisions and a read-only asynqmon")
@@ -53,7 +53,7 @@ hash from 'reverify dashboard hash-password') or a bearer token is configured.
 		"show object keys as hashes, in pages, links and asynqmon task payloads")
 	a.envErrs.intSetting(f, &o.threshold, "review-threshold", "REVERIFY_REVIEW_THRESHOLD", 50,
 		"scores under this are queued for review")
-	stringSetting(f, &o.prometheusAddr, "prometheus-url", "REVERIFY_PROMETHEUS_URL", "",
+	urlSetting(f, &o.prometheusAddr, "prometheus-url", "REVERIFY_PROMETHEUS_URL", "",
 		"Prometheus that asynqmon draws queue charts from (empty = no charts)")
 	cmd.AddCommand(a.hashPasswordCommand())
 	return cmd
