@@ -10,6 +10,8 @@
 package reverify
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -319,6 +321,18 @@ type ObjectRef struct {
 	Bucket  string
 	Key     string
 	Version string // "" = latest
+}
+
+// String names the object by its bucket and key hash, never its key, so an
+// object printed in a log line or an error names no person.
+func (o ObjectRef) String() string { return o.Bucket + " key_hash=" + KeyHash(o.Bucket, o.Key) }
+
+// KeyHash names an object in logs, errors and masked views without its
+// key, which can name a person: the first 8 bytes of sha256(bucket/key),
+// hex encoded.
+func KeyHash(bucket, key string) string {
+	sum := sha256.Sum256([]byte(bucket + "/" + key))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Actor is who changed something and why; it lands in a run's status history.
