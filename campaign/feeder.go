@@ -76,7 +76,9 @@ func NewFleetFeeder(ctx context.Context, ledger FleetLedger, opt asynq.RedisConn
 // DefaultWindow is the window for a worker of concurrency slots in a fleet
 // whose in-flight cap is maxInFlight (0: none): four times the larger, at
 // least 200, enough to keep every slot busy between two rounds.
-func DefaultWindow(concurrency, maxInFlight int) int { return max(200, 4*max(concurrency, maxInFlight)) }
+func DefaultWindow(concurrency, maxInFlight int) int {
+	return max(200, 4*max(concurrency, maxInFlight))
+}
 
 // LeaseTTL is how long a feeder that stopped renewing keeps the lease: the
 // longest the fleet goes unfed after its leader dies.
