@@ -195,6 +195,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id int64, a Attempt) error {
 type DeliveryState struct {
 	Event       reverify.Event
 	URL         string // a secret: print scheme://host only
+	Format      reverify.WebhookFormat
 	Attempts    int
 	LastStatus  int
 	LastError   string
@@ -208,7 +209,7 @@ func (s *Store) RunDeliveries(ctx context.Context, runID string) ([]DeliveryStat
 	if err := checkRunID(runID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT e.event, d.url, d.attempts, coalesce(d.last_status, 0), coalesce(d.last_error, ''),
+	rows, err := s.pool.Query(ctx, `SELECT e.event, d.url, d.format, d.attempts, coalesce(d.last_status, 0), coalesce(d.last_error, ''),
 			e.created_at, d.delivered_at, d.given_up_at IS NOT NULL
 		FROM notification_events e JOIN notification_deliveries d ON d.event_id = e.id
 		WHERE e.run_id = $1::uuid ORDER BY e.id, d.id`, runID)
@@ -217,7 +218,7 @@ func (s *Store) RunDeliveries(ctx context.Context, runID string) ([]DeliveryStat
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (DeliveryState, error) {
 		var d DeliveryState
-		err := row.Scan(&d.Event, &d.URL, &d.Attempts, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.DeliveredAt, &d.GivenUp)
+		err := row.Scan(&d.Event, &d.URL, &d.Format, &d.Attempts, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.DeliveredAt, &d.GivenUp)
 		return d, err
 	})
 	if err != nil {
