@@ -48,6 +48,47 @@ func stringSetting(fs *pflag.FlagSet, p *string, flag, env, def, usage string) {
 	fs.StringVar(p, flag, v, envUsage(usage, env))
 }
 
+// secretSetting is stringSetting for a secret: its value, when read from
+// the environment, is not shown as the default in --help.
+func secretSetting(fs *pflag.FlagSet, p *string, flag, env, usage string) {
+	stringSetting(fs, p, flag, env, "", usage)
+	fs.Lookup(flag).DefValue = ""
+}
+
+// urlSetting is stringSetting for a URL that may hold a password: --help
+// shows it without.
+func urlSetting(fs *pflag.FlagSet, p *string, flag, env, def, usage string) {
+	stringSetting(fs, p, flag, env, def, usage)
+	if u, err := url.Parse(*p); err == nil {
+		fs.Lookup(flag).DefValue = u.Redacted()
+	} else {
+		fs.Lookup(flag).DefValue = "(set)"
+	}
+}
+
+// stringsSetting is a repeatable flag whose environment variable holds
+// the values separated by commas; show prints a value in --help.
+func stringsSetting(fs *pflag.FlagSet, p *[]string, flag, env, usage string, show func(string) string) {
+	var def []string
+	if raw, ok := os.LookupEnv(env); ok && strings.TrimSpace(raw) != "" {
+		for _, v := range strings.Split(raw, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				def = append(def, v)
+			}
+		}
+	}
+	fs.StringArrayVar(p, flag, def, envUsage(usage, env))
+	shown := make([]string, len(def))
+	for i, v := range def {
+		shown[i] = show(v)
+	}
+	if len(def) == 0 {
+		fs.Lookup(flag).DefValue = ""
+	} else {
+		fs.Lookup(flag).DefValue = "[" + strings.Join(shown, ",") + "]"
+	}
+}
+
 // envErrors collects environment values that do not parse, so they are
 // reported before any work starts.
 type envErrors []error
@@ -87,8 +128,8 @@ func (e *envErrors) int64Setting(fs *pflag.FlagSet, p *int64, flag, env string, 
 func (e envErrors) err() error { return errors.Join(e...) }
 
 func (c *config) register(fs *pflag.FlagSet, e *envErrors) {
-	stringSetting(fs, &c.RedisURL, "redis-url", "REVERIFY_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for the task queue")
-	stringSetting(fs, &c.DatabaseURL, "database-url", "REVERIFY_DATABASE_URL",
+	urlSetting(fs, &c.RedisURL, "redis-url", "REVERIFY_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for the task queue")
+	urlSetting(fs, &c.DatabaseURL, "database-url", "REVERIFY_DATABASE_URL",
 		"postgres://postgres@127.0.0.1:5432/reverify?sslmode=disable", "PostgreSQL for runs and results")
 	stringSetting(fs, &c.S3Endpoint, "s3-endpoint", "REVERIFY_S3_ENDPOINT", "", "S3-compatible endpoint URL (empty = AWS)")
 	stringSetting(fs, &c.S3Region, "s3-region", "REVERIFY_S3_REGION", "", "S3 region (empty = from the AWS config, else us-east-1)")
@@ -96,7 +137,7 @@ func (c *config) register(fs *pflag.FlagSet, e *envErrors) {
 	e.boolSetting(fs, &c.S3SDKGet, "s3-sdk-get", "REVERIFY_S3_SDK_GET", false,
 		"fetch images through the AWS SDK even against --s3-endpoint (slower; for servers the direct GET does not suit)")
 	stringSetting(fs, &c.APIURL, "api-url", "REVERIFY_API_URL", "https://idverify-api.argosidentity.com/modules", "liveness API base URL")
-	stringSetting(fs, &c.APIKey, "api-key", "REVERIFY_API_KEY", "", "liveness API key (prefer the environment or a file)")
+	secretSetting(fs, &c.APIKey, "api-key", "REVERIFY_API_KEY", "liveness API key (prefer the environment or a file)")
 	stringSetting(fs, &c.APIKeyFile, "api-key-file", "REVERIFY_API_KEY_FILE", "", "file holding the liveness API key")
 	e.durationSetting(fs, &c.APITimeout, "api-timeout", "REVERIFY_API_TIMEOUT", 30*time.Second, "timeout of one API call")
 	stringSetting(fs, &c.LogFormat, "log-format", "REVERIFY_LOG_FORMAT", "json", "log format: json or text")

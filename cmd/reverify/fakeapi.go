@@ -23,6 +23,8 @@ func (a *app) fakeAPICommand() *cobra.Command {
 scores derived from the image bytes and knobs to inject faults. It is a
 development and test tool: it verifies nothing. GET /_fake/ledger and
 /_fake/stats show what it answered; POST /_fake/options changes the knobs.`,
+		Example: `  reverify fake-api --addr 127.0.0.1:8090 --latency 200ms
+  reverify fake-api --rate-limit-rate 0.1 --error-rate 0.05 --retry-after 2s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ln, err := net.Listen("tcp", addr)
