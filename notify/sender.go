@@ -3,6 +3,7 @@ package notify
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -199,7 +200,12 @@ func (s *Sender) prepare(ctx context.Context) (int, error) {
 	for _, ev := range evs {
 		body, err := newBody(ev)
 		if err != nil {
-			return 0, err
+			// An event that cannot be read must not hold up the others: it
+			// is sent with what is known of it.
+			s.log.ErrorContext(ctx, "notification event unreadable; sending its type only", "event", ev.Event, "event_id", ev.ID, "err", err)
+			if body, err = json.Marshal(Body{ID: ev.ID, Type: ev.Event, CreatedAt: ev.CreatedAt.UTC(), Actor: ev.Actor, Reason: ev.Reason}); err != nil {
+				return 0, err
+			}
 		}
 		hooks := make([]postgres.Webhook, 0, len(ev.Hooks)+len(s.hooks))
 		for _, spec := range ev.Hooks {
