@@ -8,11 +8,15 @@ VERSITYGW_VER := v1.8.0
 
 export REVERIFY_VERSITYGW := $(VERSITYGW)
 
-.PHONY: demo test chaos build vet fmt-check services tools bench clean install scaleout
+.PHONY: demo demo-ui test chaos build vet fmt-check services tools bench clean install scaleout
 
 ## demo: migrate, seed an in-process S3, run the fake API and a worker, show the results
 demo: services
 	$(GO) run ./cmd/reverify demo
+
+## demo-ui: the demo, then the dashboard on its results (images included) until Ctrl-C
+demo-ui: services
+	$(GO) run ./cmd/reverify demo --serve
 
 ## test: gofmt, go vet and the race-enabled tests against real PostgreSQL, Redis and S3
 test: install services tools fmt-check vet

@@ -99,6 +99,29 @@ func redactURL(raw string) string {
 	return raw
 }
 
+// stringsSetting is a repeatable flag whose environment variable holds
+// the values separated by commas; show prints a value in --help.
+func stringsSetting(fs *pflag.FlagSet, p *[]string, flag, env, usage string, show func(string) string) {
+	var def []string
+	if raw, ok := os.LookupEnv(env); ok && strings.TrimSpace(raw) != "" {
+		for _, v := range strings.Split(raw, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				def = append(def, v)
+			}
+		}
+	}
+	fs.StringArrayVar(p, flag, def, envUsage(usage, env))
+	shown := make([]string, len(def))
+	for i, v := range def {
+		shown[i] = show(v)
+	}
+	if len(def) == 0 {
+		fs.Lookup(flag).DefValue = ""
+	} else {
+		fs.Lookup(flag).DefValue = "[" + strings.Join(shown, ",") + "]"
+	}
+}
+
 // envErrors collects environment values that do not parse, so they are
 // reported before any work starts.
 type envErrors []error

@@ -25,6 +25,8 @@ development and test tool: it verifies nothing. GET /_fake/ledger and
 /_fake/stats show what it answered; POST /_fake/options changes the knobs.
 The only x-api-key it accepts is the one workers send: REVERIFY_API_KEY or
 REVERIFY_API_KEY_FILE (or --api-key), else "fake-key".`,
+		Example: `  reverify fake-api --addr 127.0.0.1:8090 --latency 200ms
+  reverify fake-api --rate-limit-rate 0.1 --error-rate 0.05 --retry-after 2s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.APIKey = "fake-key"
