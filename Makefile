@@ -13,11 +13,15 @@ PLATFORMS     := linux/amd64 linux/arm64
 export REVERIFY_VERSITYGW := $(VERSITYGW)
 export REVERIFY_HELM := $(HELM)
 
-.PHONY: demo test chaos build vet fmt-check services tools bench clean install scaleout manifests release
+.PHONY: demo demo-ui test chaos build vet fmt-check services tools bench clean install scaleout manifests release
 
 ## demo: migrate, seed an in-process S3, run the fake API and a worker, show the results
 demo: services
 	$(GO) run ./cmd/reverify demo
+
+## demo-ui: the demo, then the dashboard on its results (images included) until Ctrl-C
+demo-ui: services
+	$(GO) run ./cmd/reverify demo --serve
 
 ## test: gofmt, go vet and the race-enabled tests against real PostgreSQL, Redis and S3
 test: install services tools fmt-check vet

@@ -10,6 +10,8 @@
 package reverify
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -277,6 +279,43 @@ const (
 	WaitBucketDenied     WaitReason = "s3_access_denied"    // the bucket refuses the worker's credentials
 )
 
+// Event is something a run or the fleet did that webhooks are told of
+// (reverify notifications; see docs/operations.md).
+type Event string
+
+// Events, as stored in notification_events.event and sent as the type of
+// a webhook's body.
+const (
+	EventConfirmationNeeded Event = "run.confirmation_needed" // the run waits for `runs confirm`
+	EventRunStarted         Event = "run.started"             // its objects are being sent, for the first time
+	EventRunCompleted       Event = "run.completed"
+	EventRunFailed          Event = "run.failed" // its failure threshold was crossed, or it could not go on
+	EventRunCancelled       Event = "run.cancelled"
+	EventCircuitOpened      Event = "fleet.circuit_opened" // the fleet stopped calling the API: key refused or API down
+	EventBudgetSpent        Event = "fleet.budget_spent"   // the fleet's daily API budget is used up
+)
+
+// Events lists every event.
+func Events() []Event {
+	return []Event{EventConfirmationNeeded, EventRunStarted, EventRunCompleted, EventRunFailed, EventRunCancelled,
+		EventCircuitOpened, EventBudgetSpent}
+}
+
+// RunEvent reports whether the event is about one run (else the fleet).
+func (e Event) RunEvent() bool { return strings.HasPrefix(string(e), "run.") }
+
+// WebhookFormat is the body a webhook is sent.
+type WebhookFormat string
+
+// Webhook formats, as stored in notification_deliveries.format.
+const (
+	WebhookJSON  WebhookFormat = "json"  // reverify's event document, signed with HMAC-SHA256
+	WebhookSlack WebhookFormat = "slack" // a Slack incoming webhook's {"text": ...}
+)
+
+// WebhookFormats lists every webhook format.
+func WebhookFormats() []WebhookFormat { return []WebhookFormat{WebhookJSON, WebhookSlack} }
+
 // Duration is a time.Duration that writes JSON as "36h" and reads that or
 // integer nanoseconds.
 type Duration time.Duration
@@ -321,6 +360,18 @@ type ObjectRef struct {
 	Version string // "" = latest
 }
 
+// String names the object by its bucket and key hash, never its key, so an
+// object printed in a log line or an error names no person.
+func (o ObjectRef) String() string { return o.Bucket + " key_hash=" + KeyHash(o.Bucket, o.Key) }
+
+// KeyHash names an object in logs, errors and masked views without its
+// key, which can name a person: the first 8 bytes of sha256(bucket/key),
+// hex encoded.
+func KeyHash(bucket, key string) string {
+	sum := sha256.Sum256([]byte(bucket + "/" + key))
+	return hex.EncodeToString(sum[:8])
+}
+
 // Actor is who changed something and why; it lands in a run's status history.
 type Actor struct {
 	Who string
@@ -343,8 +394,9 @@ type Run struct {
 	Labels          map[string]string
 	Priority        Priority
 	Threshold       Threshold
-	ReportTo        string // "" = no automatic completion report
-	PlanToken       string // continuation token of the next page a run:plan task lists
+	ReportTo        string   // "" = no automatic completion report
+	Notify          []string // webhooks told of the run's events ([slack:|json:]URL; secrets: never print them whole)
+	PlanToken       string   // continuation token of the next page a run:plan task lists
 	PlannedAt       *time.Time
 	StatusChangedAt time.Time
 }

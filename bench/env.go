@@ -119,7 +119,9 @@ func (e *env) createDatabase(ctx context.Context) error {
 		return fmt.Errorf("admin URL: %w", err)
 	}
 	e.dbURL = fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", cfg.User, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), e.dbName)
-	out, err := exec.CommandContext(ctx, e.bin, "migrate", "--database-url", e.dbURL).CombinedOutput()
+	migrate := exec.CommandContext(ctx, e.bin, "migrate")
+	migrate.Env = append(os.Environ(), "REVERIFY_DATABASE_URL="+e.dbURL) // URLs may hold passwords: never on a command line
+	out, err := migrate.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("migrate: %w\n%s", err, out)
 	}

@@ -378,8 +378,10 @@ func (e *env) startFakeAPI(ctx context.Context, latency time.Duration) (*testenv
 	if err != nil {
 		return nil, "", err
 	}
+	// The key by environment, as the workers get it: never on a command line.
 	p, err := testenv.Start(testenv.Command{Name: "fake-api", Bin: e.bin, Log: filepath.Join(e.dir, "fake-api.log"),
-		Args: []string{"fake-api", "--addr", port.Addr(), "--api-key", apiKey, "--latency", latency.String()}})
+		Args: []string{"fake-api", "--addr", port.Addr(), "--latency", latency.String()},
+		Env:  []string{"REVERIFY_API_KEY=" + apiKey}})
 	if err != nil {
 		return nil, "", err
 	}

@@ -35,18 +35,16 @@ func TestServerCPUFindsTheServers(t *testing.T) {
 		require.NoError(t, err)
 		return pg, rd
 	}
-	// A busy loop in one server runs on one core for as long as it lasts:
-	// that server's CPU moves by about the time it took. Other test
-	// packages may use the servers meanwhile, so the idle one may move too;
-	// a mix-up of the two fails every try.
+	// A busy loop in one server shows as that server's CPU. Other test
+	// packages may use the servers meanwhile (and other processes the
+	// cores), so the idle one may move too; a mix-up of the two fails
+	// every try.
 	try := func(burn func(), busy, idle func(pg, rd time.Duration) time.Duration) bool {
 		pg0, rd0 := sample()
-		start := time.Now()
 		burn()
-		took := time.Since(start)
 		pg1, rd1 := sample()
 		b, i := busy(pg1-pg0, rd1-rd0), idle(pg1-pg0, rd1-rd0)
-		require.Greater(t, b, took/2, "the busy server's CPU was seen")
+		require.Greater(t, b, 50*time.Millisecond, "the busy server's CPU was seen")
 		return i < b
 	}
 	pgOf := func(pg, _ time.Duration) time.Duration { return pg }

@@ -231,7 +231,7 @@ func TestRetryGetsTasksOfItsOwn(t *testing.T) {
 	f := b.fill(t, campaign.Spec{}, keys(2), campaign.FillOptions{})
 	require.EqualValues(t, 2, b.feed(t, 100).Dispatched)
 	obj := reverify.ObjectRef{Bucket: "b", Key: "k/001.jpg"}
-	archived := tasks.VerifyPayload{RunID: f.Run.ID, Bucket: obj.Bucket, Key: obj.Key, Seq: seqOf(t, b, f.Run.ID, obj)}.TaskID()
+	archived := b.taskID(t, f.Run.ID, obj.Key)
 	require.NoError(t, b.insp.ArchiveTask(b.queue, archived))
 	require.NoError(t, b.store.RecordResult(ctx, postgres.Result{RunID: f.Run.ID, Object: obj, Status: reverify.StatusFailed, Message: "retries exhausted"}))
 
@@ -240,7 +240,7 @@ func TestRetryGetsTasksOfItsOwn(t *testing.T) {
 	require.EqualValues(t, 1, n)
 	require.Equal(t, reverify.RunRunning, run.Status)
 	require.EqualValues(t, 1, b.feed(t, 100).Dispatched, "the retried object only")
-	retried := tasks.VerifyPayload{RunID: f.Run.ID, Bucket: obj.Bucket, Key: obj.Key, Seq: seqOf(t, b, f.Run.ID, obj)}.TaskID()
+	retried := b.taskID(t, f.Run.ID, obj.Key)
 	require.NotEqual(t, archived, retried)
 	info, err := b.insp.GetTaskInfo(b.queue, retried)
 	require.NoError(t, err)
@@ -250,18 +250,19 @@ func TestRetryGetsTasksOfItsOwn(t *testing.T) {
 	require.Error(t, err, "a score is not retried")
 }
 
-// seqOf is an object's place in its run's dispatch order.
-func seqOf(t *testing.T, b *bundle, runID string, obj reverify.ObjectRef) int64 {
+// taskID is the ID of the task the feeder makes for a pending object of
+// bucket b: it carries the object's place in the run's dispatch order.
+func (b *bundle) taskID(t *testing.T, runID, key string) string {
 	t.Helper()
 	next, err := b.store.NextPending(context.Background(), runID, 0, 1000)
 	require.NoError(t, err)
 	for _, p := range next {
-		if p.Object.Key == obj.Key {
-			return p.Seq
+		if p.Object.Key == key {
+			return tasks.VerifyPayload{RunID: runID, Bucket: p.Object.Bucket, Key: key, Seq: p.Seq}.TaskID()
 		}
 	}
-	t.Fatalf("%s is not pending", obj.Key)
-	return 0
+	t.Fatalf("%s is not pending", key)
+	return ""
 }
 
 // TestCancelWritesReport: cancelling a run stops its pending objects and
@@ -293,8 +294,7 @@ func TestReconcilePutsBackLostTasks(t *testing.T) {
 	ctx := context.Background()
 	f := b.fill(t, campaign.Spec{}, keys(5), campaign.FillOptions{})
 	require.EqualValues(t, 3, b.feed(t, 3).Dispatched)
-	lost := tasks.VerifyPayload{RunID: f.Run.ID, Bucket: "b", Key: "k/001.jpg", Seq: seqOf(t, b, f.Run.ID, reverify.ObjectRef{Key: "k/001.jpg"})}
-	require.NoError(t, b.insp.DeleteTask(b.queue, lost.TaskID()))
+	require.NoError(t, b.insp.DeleteTask(b.queue, b.taskID(t, f.Run.ID, "k/001.jpg")))
 	r, err := b.svc.Reconcile(ctx, f.Run.ID)
 	require.NoError(t, err)
 	require.Equal(t, campaign.Reconciled{Dispatched: 3, Enqueued: 1, Duplicate: 2}, r)

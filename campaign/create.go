@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"reverify"
+	"reverify/notify"
 	"reverify/storage/postgres"
 	"reverify/tasks"
 )
@@ -23,6 +24,9 @@ type Spec struct {
 	Labels    map[string]string
 	Threshold *reverify.Threshold // nil: reverify.DefaultThreshold
 	ReportTo  string              // where the completion report goes when the run ends ("" = on demand only)
+	// Notify are webhooks told of the run's events ([json:|slack:]URL,
+	// see notify.ParseHook), besides the fleet's own.
+	Notify []string
 	// MaxObjectBytes is the size over which the dry run counts an object as
 	// not sent; default reverify.DefaultMaxObjectBytes.
 	MaxObjectBytes int64
@@ -114,11 +118,21 @@ func (sp *Spec) Validate() error {
 	if sp.Gate.Above < 0 {
 		return bad("the confirmation size must not be negative")
 	}
+	for i, h := range sp.Notify {
+		w, err := notify.ParseHook(h)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+		}
+		sp.Notify[i] = notifySpec(w)
+	}
 	if sp.Name == "" {
 		sp.Name = sp.Source.String()
 	}
 	return nil
 }
+
+// notifySpec is how a run stores a webhook: its format made explicit.
+func notifySpec(w postgres.Webhook) string { return string(w.Format) + ":" + w.URL }
 
 // Create records a new run in status enqueuing. With InFleet, it also
 // queues the run:plan task that lists the source in the worker fleet; the
@@ -131,7 +145,7 @@ func (s *Service) Create(ctx context.Context, sp Spec) (reverify.Run, error) {
 	run, err := s.ledger.CreateRun(ctx, postgres.NewRun{
 		Name: sp.Name, Queue: sp.Priority.Queue(sp.Queue), Source: sp.Source, Labels: sp.Labels,
 		Options:  Options{Filters: sp.Filters, MaxObjectBytes: sp.MaxObjectBytes, ManifestFormat: sp.ManifestFormat, Gate: sp.Gate},
-		Priority: sp.Priority, Threshold: sp.Threshold, ReportTo: sp.ReportTo,
+		Priority: sp.Priority, Threshold: sp.Threshold, ReportTo: sp.ReportTo, Notify: sp.Notify,
 		TriggerKey: sp.TriggerKey, Actor: sp.Actor,
 	})
 	if err != nil {

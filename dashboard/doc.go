@@ -5,6 +5,7 @@
 //
 // It is safer than what it embeds: it refuses to listen beyond loopback
 // without credentials (basic auth with a bcrypt hash, or a bearer token),
-// has a read-only mode, masks object keys in asynqmon's task payloads when
-// asked, and rejects cross-origin form posts.
+// and then answers only to a localhost or loopback Host (no DNS
+// rebinding); it has a read-only mode, masks object keys in asynqmon's
+// task payloads when asked, and rejects cross-origin form posts.
 package dashboard

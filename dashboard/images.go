@@ -8,7 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"reverify/storage/objects"
 )
 
 // ErrImageNotFound means the object is no longer in storage.
@@ -34,12 +35,13 @@ func (s *S3Images) Open(ctx context.Context, bucket, key, version string) (io.Re
 	}
 	out, err := s.api.GetObject(ctx, in)
 	if err != nil {
-		var nk *types.NoSuchKey
-		var nb *types.NoSuchBucket
-		if errors.As(err, &nk) || errors.As(err, &nb) {
-			return nil, 0, fmt.Errorf("get object: %w", ErrImageNotFound)
+		// Named by its key hash, the SDK's text (with the URL) redacted:
+		// the error is logged.
+		err = objects.WrapError("get", bucket, key, err)
+		if errors.Is(err, objects.ErrNotFound) {
+			return nil, 0, fmt.Errorf("%w: %w", ErrImageNotFound, err)
 		}
-		return nil, 0, fmt.Errorf("get object: %w", err)
+		return nil, 0, err
 	}
 	return out.Body, aws.ToInt64(out.ContentLength), nil
 }

@@ -11,6 +11,7 @@ import (
 	"reverify"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"reverify/storage/postgres"
@@ -111,7 +112,26 @@ func (s *Server) routes() http.Handler {
 		s.probes(root)
 	}
 	root.Handle("/", h)
-	return securityHeaders(root)
+	var top http.Handler = root
+	if !s.cfg.Auth.Configured() {
+		top = loopbackHostOnly(top)
+	}
+	return securityHeaders(top)
+}
+
+// loopbackHostOnly refuses requests whose Host is not a loopback address
+// or localhost. Without credentials the dashboard trusts whoever reaches
+// its loopback port; a page on another site could reach it through DNS
+// rebinding (its own name resolved to 127.0.0.1), and then its requests
+// carry that name as Host, and as Origin, which then matches the Host.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isLoopbackHost(r.Host) {
+			http.Error(w, "without credentials the dashboard answers only to localhost or a loopback address", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func readOnly(next http.Handler) http.Handler {
@@ -210,8 +230,11 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// objectQuery decodes the "o" of a GET's URL. Never r.FormValue: on a
+// GET it would parse a multipart body (into temporary files) that no page
+// asks for.
 func (s *Server) objectQuery(r *http.Request) (bucket, key string, ok bool) {
-	return s.refs.decode(r.FormValue("o"))
+	return s.refs.decode(r.URL.Query().Get("o"))
 }
 
 // requestedItem loads the run's object the request names, answering the
@@ -286,12 +309,30 @@ func (s *Server) image(w http.ResponseWriter, r *http.Request) {
 	if size > 0 {
 		h.Set("Content-Length", fmt.Sprint(size))
 	}
-	if _, err := w.Write(head); err != nil {
+	cw := chunkWriter{w: w, rc: http.NewResponseController(w)}
+	if _, err := cw.Write(head); err != nil {
 		return
 	}
-	if _, err := io.Copy(w, io.LimitReader(body, s.cfg.MaxImageBytes-int64(n))); err != nil {
+	if _, err := io.Copy(cw, io.LimitReader(body, s.cfg.MaxImageBytes-int64(n))); err != nil {
 		s.log.WarnContext(r.Context(), "image stream interrupted", "run_id", item.RunID, "key_hash", KeyHash(item.Bucket, item.Key), "err", err)
 	}
+}
+
+// imageChunkTimeout bounds the write of each chunk of an image stream. The
+// server's write timeout bounds a whole response, which would cut a large
+// image on a slow link; a client that stops reading is still dropped.
+const imageChunkTimeout = 30 * time.Second
+
+// chunkWriter moves the connection's write deadline before every write.
+type chunkWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (c chunkWriter) Write(p []byte) (int, error) {
+	// Fails only where deadlines are not supported (test recorders).
+	_ = c.rc.SetWriteDeadline(time.Now().Add(imageChunkTimeout))
+	return c.w.Write(p)
 }
 
 const maxNote = 2000
@@ -301,12 +342,14 @@ func (s *Server) recordReview(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A url-encoded form of at most 64 KiB: ParseForm reads no multipart
+	// body.
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
-	bucket, key, _ := s.objectQuery(r)
+	bucket, key, _ := s.refs.decode(r.Form.Get("o"))
 	rev := postgres.Review{
 		RunID: id, Bucket: bucket, Key: key,
 		Decision: reverify.Decision(r.PostForm.Get("decision")), Note: strings.TrimSpace(r.PostForm.Get("note")),

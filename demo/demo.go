@@ -1,7 +1,9 @@
 // Package demo runs the whole pipeline on embedded defaults, for a
 // newcomer's first look: an in-process S3 seeded with generated face images
 // (some deliberately bad), the fake liveness API, a worker with its feeder,
-// and a run over the bucket, recorded in PostgreSQL like any other.
+// and a run over the bucket, recorded in PostgreSQL like any other. In its
+// serve mode it keeps all of that running and serves the dashboard, so the
+// results can be looked at, images included.
 package demo
 
 import (
@@ -26,6 +28,7 @@ import (
 
 	"reverify"
 	"reverify/campaign"
+	"reverify/dashboard"
 	"reverify/liveness"
 	"reverify/liveness/fakeapi"
 	"reverify/storage/objects"
@@ -50,6 +53,22 @@ type Config struct {
 	Say      func(format string, args ...any)
 	Progress func(postgres.Progress)
 	Logger   *slog.Logger // the worker's; default: errors only, discarded
+	// Timeout bounds how long the run may take (0: until ctx ends).
+	Timeout time.Duration
+	// Serve, when set, keeps the demo running once its run has ended and
+	// serves the dashboard until ctx ends.
+	Serve *Serve
+}
+
+// Serve is how the demo serves the dashboard.
+type Serve struct {
+	// Addr is the dashboard's listen address; it must be a loopback one
+	// (the demo's dashboard has no credentials). ":0" ports pick one.
+	Addr string
+	// Ready is told the dashboard's URL once it listens; Ended how the run
+	// ended. Either may be nil.
+	Ready func(url string)
+	Ended func(Result)
 }
 
 // Result is how the demo's run ended.
@@ -59,7 +78,9 @@ type Result struct {
 	Scored   int64
 }
 
-// Run seeds, serves and processes one run until it ends or ctx does.
+// Run seeds, serves and processes one run until it ends or ctx does; with
+// cfg.Serve, it then serves the dashboard until ctx ends, which is how it
+// is meant to stop (it returns nil then).
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Images <= 0 {
 		cfg.Images = 300
@@ -77,6 +98,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	say := cfg.Say
+	if cfg.Serve != nil {
+		if err := dashboard.CheckExposure(cfg.Serve.Addr, dashboard.Auth{}); err != nil {
+			return Result{}, err
+		}
+	}
 
 	if _, err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return Result{}, err
@@ -134,9 +160,76 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	say("run %s: %d objects recorded; the feeder dispatches them %d at a time", run.ID, run.Total, 4*cfg.Concurrency)
 
-	p, err := process(ctx, cfg, store, objs, redisOpt, "http://"+ln.Addr().String(), apiKey, run)
+	stopWorker, err := startWorker(ctx, cfg, store, objs, redisOpt, "http://"+ln.Addr().String(), apiKey, run)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() { _ = stopWorker() }()
+	if cfg.Serve != nil {
+		stopDashboard, err := serveDashboard(ctx, cfg.Serve, store, s3client, redisOpt, cfg.Logger)
+		if err != nil {
+			return Result{}, err
+		}
+		defer stopDashboard()
+	}
+
+	p, err := waitForRun(ctx, cfg, store, run)
 	fs := fake.Stats()
-	return Result{Progress: p, Calls: int64(fs.Calls), Scored: int64(fs.Scored)}, err
+	res := Result{Progress: p, Calls: int64(fs.Calls), Scored: int64(fs.Scored)}
+	if cfg.Serve == nil {
+		if werr := stopWorker(); err == nil {
+			err = werr
+		}
+		stopWorker = func() error { return nil }
+		return res, err
+	}
+	// Serving, the worker stays up (the run can be retried meanwhile)
+	// until interrupted, which is how a serving demo ends.
+	if ctx.Err() != nil {
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	if cfg.Serve.Ended != nil {
+		cfg.Serve.Ended(res)
+	}
+	<-ctx.Done()
+	return res, nil
+}
+
+// serveDashboard serves the dashboard over the demo's ledger, S3 and Redis
+// until the returned function is called.
+func serveDashboard(ctx context.Context, sv *Serve, store *postgres.Store, s3client *s3.Client, redisOpt asynq.RedisConnOpt,
+	log *slog.Logger) (func(), error) {
+	monitor := dashboard.NewMonitor(redisOpt, dashboard.MonitorOptions{})
+	// The demo's objects are generated, not anyone's data: keys are shown.
+	srv, err := dashboard.New(store, dashboard.NewS3Images(s3client), monitor, nil, dashboard.Config{Logger: log})
+	if err != nil {
+		monitor.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", sv.Addr)
+	if err != nil {
+		monitor.Close()
+		return nil, fmt.Errorf("dashboard address: %w", err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(ln)
+	}()
+	if sv.Ready != nil {
+		sv.Ready("http://" + ln.Addr().String() + "/")
+	}
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+		<-done
+		monitor.Close()
+	}, nil
 }
 
 // startRun records a run over the seeded bucket and starts it.
@@ -160,24 +253,24 @@ func startRun(ctx context.Context, store *postgres.Store, objs *objects.Store) (
 	return filled.Run, err
 }
 
-// process runs a worker (and its feeder) until the run ends.
-func process(ctx context.Context, cfg Config, store *postgres.Store, objs *objects.Store, redisOpt asynq.RedisConnOpt,
-	apiURL, apiKey string, run reverify.Run) (postgres.Progress, error) {
+// startWorker runs a worker (and its feeder) over the demo's run until
+// the returned function stops it.
+func startWorker(ctx context.Context, cfg Config, store *postgres.Store, objs *objects.Store, redisOpt asynq.RedisConnOpt,
+	apiURL, apiKey string, run reverify.Run) (func() error, error) {
 	api, err := liveness.New(apiURL, apiKey, liveness.NewHTTPClient(cfg.Concurrency, 10*time.Second))
 	if err != nil {
-		return postgres.Progress{}, err
+		return nil, err
 	}
 	rdb, ok := redisOpt.MakeRedisClient().(goredis.UniversalClient)
 	if !ok {
-		return postgres.Progress{}, fmt.Errorf("unsupported Redis connection")
+		return nil, fmt.Errorf("unsupported Redis connection")
 	}
-	defer rdb.Close()
 	feeder, closeFeeder, err := campaign.NewFleetFeeder(ctx, store, redisOpt, rdb, "demo",
 		campaign.FeederConfig{Window: 4 * cfg.Concurrency, Every: 100 * time.Millisecond})
 	if err != nil {
-		return postgres.Progress{}, err
+		rdb.Close()
+		return nil, err
 	}
-	defer closeFeeder()
 	// The demo's fleet state is its own, whatever else shares this Redis.
 	w, err := worker.New(worker.Deps{Objects: objs, API: api, Ledger: store, Redis: redisOpt, Feeder: feeder,
 		Runs: campaign.New(campaign.Deps{Ledger: store})}, worker.Config{
@@ -193,35 +286,47 @@ func process(ctx context.Context, cfg Config, store *postgres.Store, objs *objec
 		StashTTL:        time.Hour,
 	})
 	if err != nil {
-		return postgres.Progress{}, err
+		closeFeeder()
+		rdb.Close()
+		return nil, err
 	}
-	wctx, stopWorker := context.WithCancel(ctx)
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	g, _ := errgroup.WithContext(wctx)
 	g.Go(func() error { return w.Run(wctx) })
+	return func() error {
+		stop()
+		err := g.Wait()
+		closeFeeder()
+		rdb.Close()
+		return err
+	}, nil
+}
 
-	var p postgres.Progress
+// waitForRun tells the run's progress until it ends.
+func waitForRun(ctx context.Context, cfg Config, store *postgres.Store, run reverify.Run) (postgres.Progress, error) {
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
 	for {
-		if p, err = store.Progress(ctx, run.ID); err != nil {
-			break
+		p, err := store.Progress(ctx, run.ID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return p, fmt.Errorf("demo did not finish in time: %w", ctx.Err())
+			}
+			return p, err
 		}
 		cfg.Progress(p)
 		if !p.Run.Status.Sending() {
-			break
+			return p, nil
 		}
 		select {
 		case <-ctx.Done():
-			err = fmt.Errorf("demo did not finish in time: %w", ctx.Err())
+			return p, fmt.Errorf("demo did not finish in time: %w", ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
-		if err != nil {
-			break
-		}
 	}
-	stopWorker()
-	if werr := g.Wait(); werr != nil && err == nil {
-		err = werr
-	}
-	return p, err
 }
 
 // reachableRedis is opt when it answers, else an in-process Redis.

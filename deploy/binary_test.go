@@ -75,6 +75,12 @@ func readBinary(t *testing.T) binary {
 	return b
 }
 
+// secretFlags take secrets (or URLs that hold passwords): they are
+// passed by environment or file, never on a command line, which every
+// user of the machine can read (ps, /proc/PID/cmdline) and which lands in
+// process listings and crash reports.
+var secretFlags = map[string]bool{"api-key": true, "token": true, "password-hash": true, "database-url": true, "redis-url": true}
+
 func (b binary) checkArgs(t *testing.T, where string, args []string) {
 	t.Helper()
 	require.NotEmpty(t, args, "%s: no command", where)
@@ -84,6 +90,31 @@ func (b binary) checkArgs(t *testing.T, where string, args []string) {
 		if name, ok := strings.CutPrefix(a, "--"); ok {
 			name, _, _ = strings.Cut(name, "=")
 			require.True(t, b.flags[name], "%s: reverify has no flag --%s", where, name)
+			require.False(t, secretFlags[name], "%s: --%s on the command line: pass it by environment or file", where, name)
+		}
+	}
+}
+
+// TestLaunchersPassNoSecretsOnTheCommandLine: the programs that start
+// reverify processes (the benchmark harness, make scaleout) hand them
+// secrets by environment, as the manifests do.
+func TestLaunchersPassNoSecretsOnTheCommandLine(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../bench/*.go")
+	require.NoError(t, err)
+	more, err := filepath.Glob("scaleout/*.go")
+	require.NoError(t, err)
+	files = append(files, more...)
+	require.NotEmpty(t, more)
+	argRE := regexp.MustCompile(`"--([a-z-]+)"`)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, m := range argRE.FindAllSubmatch(src, -1) {
+			require.False(t, secretFlags[string(m[1])], "%s passes --%s on a command line: pass it by environment", f, m[1])
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"reverify"
+	"reverify/dashboard"
 	"reverify/internal/testenv"
 	"reverify/metrics"
 	"reverify/scheduler"
@@ -126,9 +128,10 @@ func decodeObjects(t *testing.T, source string, src []byte) []object {
 type rendering struct {
 	name    string
 	objects []object
-	// external are Secrets and ConfigMaps the objects use but do not
-	// define (existingSecret, the kustomize generator), by name: their keys.
-	external map[string][]string
+	// externalSecrets and externalConfigMaps are Secrets and ConfigMaps the
+	// objects use but do not define (existingSecret, the Secret made by
+	// hand, the kustomize generator), by name: their keys.
+	externalSecrets, externalConfigMaps map[string][]string
 	values   chartValues
 }
 
@@ -250,10 +253,10 @@ func TestHelmChart(t *testing.T) {
 			src := renderChart(t, "rv", "kyc", set)
 			v := loadValues(t, set)
 			r := rendering{name: filepath.Base(set), objects: decodeObjects(t, "helm template -f "+set, []byte(src)), values: v,
-				external: map[string][]string{}}
+				externalSecrets: map[string][]string{}}
 			if v.ExistingSecret != "" {
 				for _, key := range v.SecretKeys {
-					r.external[v.ExistingSecret] = append(r.external[v.ExistingSecret], key)
+					r.externalSecrets[v.ExistingSecret] = append(r.externalSecrets[v.ExistingSecret], key)
 				}
 			}
 			checkRendering(t, bin, known, r)
@@ -357,11 +360,25 @@ func TestKustomizeBase(t *testing.T) {
 	files, err := filepath.Glob("kubernetes/*.yaml")
 	require.NoError(t, err)
 	for _, f := range files {
-		if base := filepath.Base(f); base != "kustomization.yaml" && base != "values.yaml" {
+		if base := filepath.Base(f); base != "kustomization.yaml" && base != "values.yaml" && base != exampleSecret {
 			require.Contains(t, kust.Resources, base, "kustomization.yaml does not apply %s", base)
 		}
 	}
-	r := rendering{name: "kustomize", values: loadValues(t, values), external: map[string][]string{}}
+	require.NotContains(t, kust.Resources, exampleSecret, "the base kustomization applies the example Secret")
+	r := rendering{name: "kustomize", values: loadValues(t, values), externalSecrets: map[string][]string{},
+		externalConfigMaps: map[string][]string{}}
+	// The Secret is made by hand (or a secret manager) with the example's keys.
+	var example corev1.Secret
+	src, err = os.ReadFile(filepath.Join("kubernetes", exampleSecret))
+	require.NoError(t, err)
+	require.NoError(t, sigsyaml.UnmarshalStrict(src, &example))
+	require.Equal(t, r.values.ExistingSecret, example.Name, "values.yaml names the Secret the example shows")
+	for k := range example.StringData {
+		r.externalSecrets[example.Name] = append(r.externalSecrets[example.Name], k)
+	}
+	for _, k := range r.values.SecretKeys {
+		require.Contains(t, example.StringData, k, "the example Secret shows every key the chart reads")
+	}
 	for _, res := range kust.Resources {
 		src, err := os.ReadFile(filepath.Join("kubernetes", res))
 		require.NoError(t, err)
@@ -374,7 +391,7 @@ func TestKustomizeBase(t *testing.T) {
 		if !ok {
 			key, path = filepath.Base(f), f
 		}
-		r.external[gen.Name] = append(r.external[gen.Name], key)
+		r.externalConfigMaps[gen.Name] = append(r.externalConfigMaps[gen.Name], key)
 		fh, err := os.Open(filepath.Join("kubernetes", path))
 		require.NoError(t, err)
 		_, err = scheduler.Load(fh)
@@ -387,6 +404,39 @@ func TestKustomizeBase(t *testing.T) {
 		require.NotEqual(t, "latest", img.NewTag)
 	}
 	checkRendering(t, bin, exportedMetrics(t), r)
+}
+
+// exampleSecret shows the Secret the workloads read; it is applied by hand
+// once filled in, never by the kustomization.
+const exampleSecret = "secret.example.yaml"
+
+// TestSecretExampleIsRefusedAsIs: the example Secret is not applied by the
+// kustomization, and its placeholders, applied unedited, stop reverify
+// from starting rather than guard the images with a token anyone can read
+// in this repository.
+func TestSecretExampleIsRefusedAsIs(t *testing.T) {
+	t.Parallel()
+	var kust struct{ Resources []string }
+	src, err := os.ReadFile("kubernetes/kustomization.yaml")
+	require.NoError(t, err)
+	require.NoError(t, sigsyaml.Unmarshal(src, &kust))
+	require.NotContains(t, kust.Resources, exampleSecret, "the base kustomization applies the example Secret")
+
+	var secret corev1.Secret
+	src, err = os.ReadFile(filepath.Join("kubernetes", exampleSecret))
+	require.NoError(t, err)
+	require.NoError(t, sigsyaml.UnmarshalStrict(src, &secret))
+	sd := secret.StringData
+	require.Error(t, dashboard.Auth{Token: sd["dashboard-token"]}.Validate(), "the example token passes validation")
+	require.Error(t, dashboard.Auth{User: sd["dashboard-user"], PasswordHash: sd["dashboard-password-hash"]}.Validate(),
+		"the example password hash passes validation")
+	require.True(t, dashboard.IsPlaceholder(sd["api-key"]), "the example API key is not refused")
+	for _, key := range []string{"database-url", "keda-database-url", "redis-url"} {
+		u, err := url.Parse(sd[key])
+		require.NoError(t, err)
+		pass, _ := u.User.Password()
+		require.True(t, dashboard.IsPlaceholder(pass), "the example %s password is not refused", key)
+	}
 }
 
 const manifestsHeader = "# Generated by `make manifests` from deploy/helm/reverify with\n# deploy/kubernetes/values.yaml: edit those, not this file.\n"
@@ -435,13 +485,19 @@ func checkRendering(t *testing.T, bin binary, known map[string]bool, r rendering
 			secrets[name][k] = string(v)
 		}
 	}
-	for name, keys := range r.external {
-		require.NotContains(t, secrets, name, "%s: %s is both rendered and external", r.name, name)
-		m := map[string]string{}
+	for name, keys := range r.externalSecrets {
+		require.NotContains(t, secrets, name, "%s: Secret %s is both rendered and external", r.name, name)
+		secrets[name] = map[string]string{}
 		for _, k := range keys {
-			m[k] = ""
+			secrets[name][k] = ""
 		}
-		secrets[name], configMaps[name] = m, m
+	}
+	for name, keys := range r.externalConfigMaps {
+		require.NotContains(t, configMaps, name, "%s: ConfigMap %s is both rendered and external", r.name, name)
+		configMaps[name] = map[string]string{}
+		for _, k := range keys {
+			configMaps[name][k] = ""
+		}
 	}
 	serviceAccounts := map[string]*corev1.ServiceAccount{}
 	for name, o := range byKind["ServiceAccount"] {
@@ -523,7 +579,7 @@ func checkRendering(t *testing.T, bin binary, known map[string]bool, r rendering
 			}
 		}
 		require.Contains(t, configMaps, cm, "the scheduler's schedules")
-		if _, external := r.external[cm]; !external {
+		if _, external := r.externalConfigMaps[cm]; !external {
 			require.Contains(t, sched.pod.Annotations, "checksum/schedules", "an edit of the schedules rolls the scheduler")
 		}
 	} else {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Object is one object a source yields.
@@ -87,50 +88,50 @@ func detectFormat(br *bufio.Reader, f ManifestFormat) (ManifestFormat, error) {
 }
 
 func readLines(ctx context.Context, br *bufio.Reader, bucket string, bad func(BadLine), fn func(Object) error) error {
-	sc := bufio.NewScanner(br)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		key := strings.TrimSuffix(sc.Text(), "\r")
-		if strings.TrimSpace(key) == "" {
+	lr := newLineReader(br, maxLine)
+	for {
+		text, long, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: read line %d: %w", ErrManifest, lr.line+1, err)
+		}
+		if long {
+			bad(BadLine{Line: lr.line, Reason: tooLong(maxLine)})
 			continue
 		}
+		if len(strings.TrimSpace(string(text))) == 0 {
+			continue
+		}
+		key := string(text)
 		if err := checkKey(key); err != nil {
-			bad(BadLine{Line: line, Reason: err.Error()})
+			bad(BadLine{Line: lr.line, Reason: err.Error()})
 			continue
 		}
-		if line%4096 == 0 && ctx.Err() != nil {
+		if lr.line%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if err := fn(Object{Bucket: bucket, Key: key, Size: -1}); err != nil {
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%w: read line %d: %w", ErrManifest, line+1, err)
-	}
-	return nil
 }
 
 func readCSV(ctx context.Context, br *bufio.Reader, defaultBucket string, bad func(BadLine), fn func(Object) error) error {
-	cr := csv.NewReader(br)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
+	cr := newCSVReader(br, maxLine)
 	for n := 0; ; n++ {
-		rec, err := cr.Read()
+		rec, line, reason, err := cr.read()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		var perr *csv.ParseError
-		if errors.As(err, &perr) {
-			bad(BadLine{Line: perr.Line, Reason: perr.Err.Error()})
+		if err != nil {
+			return fmt.Errorf("%w: read line %d: %w", ErrManifest, cr.lr.line+1, err)
+		}
+		if reason != "" {
+			bad(BadLine{Line: line, Reason: reason})
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("%w: read: %w", ErrManifest, err)
-		}
-		line, _ := cr.FieldPos(0)
 		if n == 0 && strings.EqualFold(rec[0], "bucket") {
 			continue // header
 		}
@@ -168,17 +169,38 @@ func csvObject(rec []string, defaultBucket string) (Object, string) {
 	if err := checkKey(o.Key); err != nil {
 		return Object{}, err.Error()
 	}
+	if err := checkVersion(o.Version); err != nil {
+		return Object{}, err.Error()
+	}
 	return o, ""
 }
 
+// checkKey refuses what S3 cannot hold as a key, and so what the ledger
+// (PostgreSQL text, which must be UTF-8) must never be sent: one bad key
+// would fail a whole batch.
 func checkKey(key string) error {
 	switch {
 	case key == "":
 		return errors.New("empty key")
 	case len(key) > 1024:
 		return fmt.Errorf("key is %d bytes, S3 allows 1024", len(key))
+	case !utf8.ValidString(key):
+		return errors.New("key is not valid UTF-8")
 	case strings.ContainsRune(key, 0):
 		return errors.New("key contains a NUL byte")
+	}
+	return nil
+}
+
+// checkVersion refuses a version ID the ledger could not store.
+func checkVersion(v string) error {
+	switch {
+	case len(v) > 1024:
+		return fmt.Errorf("version ID is %d bytes", len(v))
+	case !utf8.ValidString(v):
+		return errors.New("version ID is not valid UTF-8")
+	case strings.ContainsRune(v, 0):
+		return errors.New("version ID contains a NUL byte")
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -97,6 +98,7 @@ func FuzzManifestSource(f *testing.F) {
 	f.Add("bucket,key\nkyc,a.jpg\n", "kyc")
 	f.Add("a.jpg\n\nb.jpg", "kyc")
 	f.Add("kyc,\"x\ny\",v\n\"unterminated", "")
+	f.Add("users/\xff\xfe.jpg\nkyc,\xc3(,\xff\n", "kyc")
 	f.Fuzz(func(t *testing.T, text, bucket string) {
 		for _, format := range []ManifestFormat{ManifestAuto, ManifestCSV, ManifestLines} {
 			objs, _, err := readManifest(t, text, format, bucket)
@@ -104,7 +106,8 @@ func FuzzManifestSource(f *testing.F) {
 				continue
 			}
 			for _, o := range objs {
-				if o.Key == "" || len(o.Key) > 1024 || o.Bucket == "" || strings.ContainsRune(o.Key, 0) {
+				if o.Key == "" || len(o.Key) > 1024 || o.Bucket == "" || strings.ContainsRune(o.Key, 0) ||
+					!utf8.ValidString(o.Key) || !utf8.ValidString(o.Version) {
 					t.Fatalf("manifest yielded an unusable object %+v", o)
 				}
 			}

@@ -16,8 +16,9 @@ import (
 // asynq.NewClient. close releases the client and its connections; do not
 // call client.Close.
 //
-// Only a single-node Redis (redis://) is pipelined; Sentinel and Cluster
-// options get a plain asynq client.
+// A single-node Redis and Sentinel (asynq's failover option makes a
+// single-node client that follows the master) are pipelined; a Cluster
+// gets a plain asynq client.
 func NewPipelinedClient(opt asynq.RedisConnOpt) (client *asynq.Client, close func() error, err error) {
 	rc, ok := opt.MakeRedisClient().(*redis.Client)
 	if !ok {

@@ -48,6 +48,11 @@ type Feeder interface {
 	Run(ctx context.Context) error
 }
 
+// Runner is work a worker runs beside its lanes until it stops.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
 type nopObserver struct{}
 
 func (nopObserver) ObjectFetched(time.Duration, int64, error)                     {}

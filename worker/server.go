@@ -30,6 +30,8 @@ type housekeeping struct {
 	runs   RunCloser
 	ended  RunEndHook // may be nil
 	feeder Feeder     // may be nil
+	// background run beside the lanes.
+	background []Runner
 }
 
 // perLane is the concurrency one lane serves by default: the tasks per
@@ -113,6 +115,13 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Go(func() {
 			if err := s.hk.feeder.Run(ctx); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "feeder stopped", "err", err)
+			}
+		})
+	}
+	for _, r := range s.hk.background {
+		wg.Go(func() {
+			if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "background work stopped", "err", err)
 			}
 		})
 	}

@@ -27,7 +27,10 @@ type Deps struct {
 	RunGate  RunGate    // pause and cancel checks, cached for Config.RunGateTTL; nil: every run is active
 	RunEnded RunEndHook // told of each run this process ended
 	Feeder   Feeder     // runs beside the lanes: keeps the queue supplied
-	Observer Observer   // metrics
+	// Background run beside the lanes until the worker stops, e.g. the
+	// notification sender.
+	Background []Runner
+	Observer   Observer // metrics
 	// Handlers serve other task types on the same lanes (e.g. run:plan), by
 	// task type.
 	Handlers map[string]asynq.Handler
@@ -159,7 +162,7 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 	for typ, th := range deps.Handlers {
 		mux.Handle(typ, th)
 	}
-	hk := housekeeping{runs: deps.Runs, ended: deps.RunEnded, feeder: deps.Feeder}
+	hk := housekeeping{runs: deps.Runs, ended: deps.RunEnded, feeder: deps.Feeder, background: deps.Background}
 	return &Worker{server: newServer(lanes, mux, hk, cfg), fleet: rdb}, nil
 }
 

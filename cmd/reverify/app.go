@@ -28,16 +28,20 @@ type app struct {
 	stderr  io.Writer
 }
 
-// run executes the command line and returns the process exit code.
+// run executes the command line and returns the process exit code (see
+// exit.go).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCommand()
 	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil {
 		fmt.Fprintf(stderr, "reverify: %v\n", err)
-		return 1
+		if exitCode(err) == exitUsage && cmd != nil {
+			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
 	}
-	return 0
+	return exitCode(err)
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -51,7 +55,15 @@ Liveness API and records one result per image in PostgreSQL.
   reverify enqueue --bucket B --prefix P    start a run; prints its ID
   reverify worker                           process runs (run several)
   reverify runs show ID                     progress of a run
-  reverify demo                             everything above, on local defaults`,
+  reverify demo                             everything above, on local defaults
+
+Commands that print data take -o table|json|yaml; json and yaml print one
+document. Exit status: 0 done, 1 the command failed, 2 the command line is
+wrong (unknown command or flag, bad flag value, wrong number of arguments).`,
+		Example: `  reverify migrate
+  RUN=$(reverify enqueue --bucket kyc --prefix selfies/ --label team=fraud)
+  reverify runs watch "$RUN" --exit-status
+  reverify runs list -o json | jq -r '.[] | select(.status == "failed") | .id'`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -60,6 +72,7 @@ Liveness API and records one result per image in PostgreSQL.
 	}
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
+	root.SetIn(a.stdin)
 	a.cfg.register(root.PersistentFlags(), &a.envErrs)
 	root.AddCommand(
 		a.migrateCommand(),
@@ -71,7 +84,11 @@ Liveness API and records one result per image in PostgreSQL.
 		a.fakeAPICommand(),
 		a.demoCommand(),
 		a.dashboardCommand(),
+		a.versionCommand(),
 	)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	classifyUsage(root)
 	return root
 }
 
@@ -215,29 +232,4 @@ func (a *app) campaigns(ctx context.Context, n needs) (*campaign.Service, func()
 		d.Logger = log
 	}
 	return campaign.New(d), closeAll, nil
-}
-
-func (a *app) migrateCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "migrate",
-		Short: "Create the database if needed and apply the schema migrations",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			dsn, err := a.cfg.database()
-			if err != nil {
-				return err
-			}
-			applied, err := postgres.Migrate(cmd.Context(), dsn)
-			if err != nil {
-				return err
-			}
-			if len(applied) == 0 {
-				fmt.Fprintln(a.stdout, "schema is up to date")
-			}
-			for _, m := range applied {
-				fmt.Fprintf(a.stdout, "applied %s\n", m)
-			}
-			return nil
-		},
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/pflag"
 
+	"reverify/dashboard"
 	"reverify/storage/objects"
 )
 
@@ -46,6 +48,78 @@ func stringSetting(fs *pflag.FlagSet, p *string, flag, env, def, usage string) {
 		v = raw
 	}
 	fs.StringVar(p, flag, v, envUsage(usage, env))
+}
+
+// secretSetting is stringSetting for a secret (an API key, a token, a
+// password hash): --help never shows its value, only that it is set.
+func secretSetting(fs *pflag.FlagSet, p *string, flag, env, usage string) {
+	stringSetting(fs, p, flag, env, "", usage)
+	if *p != "" {
+		fs.Lookup(flag).DefValue = "(set in $" + env + ", hidden)"
+	}
+}
+
+// urlSetting is stringSetting for a URL that may hold a password
+// (user:password@, ?password=, a key=value DSN's password=): --help shows
+// it redacted.
+func urlSetting(fs *pflag.FlagSet, p *string, flag, env, def, usage string) {
+	stringSetting(fs, p, flag, env, def, usage)
+	fs.Lookup(flag).DefValue = redactURL(*p)
+}
+
+// secretParams are URL query parameters and DSN keys whose values are secret.
+var secretParams = regexp.MustCompile(`(?i)^(password|passwd|pass|sslpassword|token|secret|api[-_]?key|access[-_]?key|secret[-_]?key)$`)
+
+// dsnPassword finds the secret values of a key=value DSN (PostgreSQL's
+// "host=h password=p" form), quoted or not.
+var dsnPassword = regexp.MustCompile(`(?i)\b(password|sslpassword)(\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
+
+// redactURL returns raw with its secrets replaced by "xxxxx", for --help
+// and errors. What is neither a URL nor a DSN is hidden whole when it
+// could hold a password (it has an "@").
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" && u.Opaque == "" {
+		q, changed := u.Query(), false
+		for k := range q {
+			if secretParams.MatchString(k) {
+				q[k], changed = []string{"xxxxx"}, true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	if dsnPassword.MatchString(raw) {
+		return dsnPassword.ReplaceAllString(raw, "${1}${2}xxxxx")
+	}
+	if strings.Contains(raw, "@") {
+		return "(hidden: not a URL)"
+	}
+	return raw
+}
+
+// stringsSetting is a repeatable flag whose environment variable holds
+// the values separated by commas; show prints a value in --help.
+func stringsSetting(fs *pflag.FlagSet, p *[]string, flag, env, usage string, show func(string) string) {
+	var def []string
+	if raw, ok := os.LookupEnv(env); ok && strings.TrimSpace(raw) != "" {
+		for _, v := range strings.Split(raw, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				def = append(def, v)
+			}
+		}
+	}
+	fs.StringArrayVar(p, flag, def, envUsage(usage, env))
+	shown := make([]string, len(def))
+	for i, v := range def {
+		shown[i] = show(v)
+	}
+	if len(def) == 0 {
+		fs.Lookup(flag).DefValue = ""
+	} else {
+		fs.Lookup(flag).DefValue = "[" + strings.Join(shown, ",") + "]"
+	}
 }
 
 // envErrors collects environment values that do not parse, so they are
@@ -87,16 +161,16 @@ func (e *envErrors) int64Setting(fs *pflag.FlagSet, p *int64, flag, env string, 
 func (e envErrors) err() error { return errors.Join(e...) }
 
 func (c *config) register(fs *pflag.FlagSet, e *envErrors) {
-	stringSetting(fs, &c.RedisURL, "redis-url", "REVERIFY_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for the task queue")
-	stringSetting(fs, &c.DatabaseURL, "database-url", "REVERIFY_DATABASE_URL",
+	urlSetting(fs, &c.RedisURL, "redis-url", "REVERIFY_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for the task queue")
+	urlSetting(fs, &c.DatabaseURL, "database-url", "REVERIFY_DATABASE_URL",
 		"postgres://postgres@127.0.0.1:5432/reverify?sslmode=disable", "PostgreSQL for runs and results")
-	stringSetting(fs, &c.S3Endpoint, "s3-endpoint", "REVERIFY_S3_ENDPOINT", "", "S3-compatible endpoint URL (empty = AWS)")
+	urlSetting(fs, &c.S3Endpoint, "s3-endpoint", "REVERIFY_S3_ENDPOINT", "", "S3-compatible endpoint URL (empty = AWS)")
 	stringSetting(fs, &c.S3Region, "s3-region", "REVERIFY_S3_REGION", "", "S3 region (empty = from the AWS config, else us-east-1)")
 	e.boolSetting(fs, &c.S3PathStyle, "s3-path-style", "REVERIFY_S3_PATH_STYLE", false, "use path-style S3 addressing (MinIO, versitygw)")
 	e.boolSetting(fs, &c.S3SDKGet, "s3-sdk-get", "REVERIFY_S3_SDK_GET", false,
 		"fetch images through the AWS SDK even against --s3-endpoint (slower; for servers the direct GET does not suit)")
-	stringSetting(fs, &c.APIURL, "api-url", "REVERIFY_API_URL", "https://idverify-api.argosidentity.com/modules", "liveness API base URL")
-	stringSetting(fs, &c.APIKey, "api-key", "REVERIFY_API_KEY", "", "liveness API key (prefer the environment or a file)")
+	urlSetting(fs, &c.APIURL, "api-url", "REVERIFY_API_URL", "https://idverify-api.argosidentity.com/modules", "liveness API base URL")
+	secretSetting(fs, &c.APIKey, "api-key", "REVERIFY_API_KEY", "liveness API key (prefer the environment or a file)")
 	stringSetting(fs, &c.APIKeyFile, "api-key-file", "REVERIFY_API_KEY_FILE", "", "file holding the liveness API key")
 	e.durationSetting(fs, &c.APITimeout, "api-timeout", "REVERIFY_API_TIMEOUT", 30*time.Second, "timeout of one API call")
 	stringSetting(fs, &c.LogFormat, "log-format", "REVERIFY_LOG_FORMAT", "json", "log format: json or text")
@@ -112,16 +186,22 @@ func (c *config) redis() (asynq.RedisConnOpt, error) {
 	}
 	opt, err := asynq.ParseRedisURI(c.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("invalid REVERIFY_REDIS_URL (--redis-url): %w", err)
+		// url.Parse's errors quote the URL, or the part of it (which can
+		// be part of a password) that does not parse.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return nil, errors.New("invalid REVERIFY_REDIS_URL (--redis-url): not a URL (not repeated here: it may hold a password)")
+		}
+		return nil, fmt.Errorf("invalid REVERIFY_REDIS_URL (--redis-url) %s: %w", redactURL(c.RedisURL), err)
 	}
 	return opt, nil
 }
 
 func parseRedisCluster(rest string) (asynq.RedisConnOpt, error) {
 	var opt asynq.RedisClusterClientOpt
-	if creds, hosts, ok := strings.Cut(rest, "@"); ok {
-		user, pass, _ := strings.Cut(creds, ":")
-		opt.Username, opt.Password, rest = user, pass, hosts
+	if i := strings.LastIndex(rest, "@"); i >= 0 { // a password may hold "@"
+		user, pass, _ := strings.Cut(rest[:i], ":")
+		opt.Username, opt.Password, rest = user, pass, rest[i+1:]
 	}
 	for _, addr := range strings.Split(strings.TrimSuffix(rest, "/"), ",") {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -133,8 +213,12 @@ func parseRedisCluster(rest string) (asynq.RedisConnOpt, error) {
 }
 
 func (c *config) database() (string, error) {
-	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil || c.DatabaseURL == "" {
+	cfg, err := pgxpool.ParseConfig(c.DatabaseURL)
+	if err != nil || c.DatabaseURL == "" {
 		return "", fmt.Errorf("invalid REVERIFY_DATABASE_URL (--database-url): want postgres://user@host:port/db")
+	}
+	if dashboard.IsPlaceholder(cfg.ConnConfig.Password) {
+		return "", fmt.Errorf("REVERIFY_DATABASE_URL (--database-url): the password is an example's placeholder")
 	}
 	return c.DatabaseURL, nil
 }
@@ -143,7 +227,7 @@ func (c *config) s3() (objects.Config, error) {
 	if c.S3Endpoint != "" {
 		u, err := url.Parse(c.S3Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return objects.Config{}, fmt.Errorf("invalid REVERIFY_S3_ENDPOINT (--s3-endpoint) %q: want http(s)://host[:port]", c.S3Endpoint)
+			return objects.Config{}, fmt.Errorf("invalid REVERIFY_S3_ENDPOINT (--s3-endpoint) %q: want http(s)://host[:port]", redactURL(c.S3Endpoint))
 		}
 	}
 	return objects.Config{Endpoint: c.S3Endpoint, Region: c.S3Region, PathStyle: c.S3PathStyle, SDKGet: c.S3SDKGet}, nil
@@ -152,6 +236,14 @@ func (c *config) s3() (objects.Config, error) {
 // apiKey returns the key from the flag/environment or the key file. The
 // key itself never appears in an error.
 func (c *config) apiKey() (string, error) {
+	key, err := c.readAPIKey()
+	if err == nil && dashboard.IsPlaceholder(key) {
+		return "", errors.New("REVERIFY_API_KEY (--api-key, REVERIFY_API_KEY_FILE) is an example's placeholder")
+	}
+	return key, err
+}
+
+func (c *config) readAPIKey() (string, error) {
 	switch {
 	case c.APIKey != "" && c.APIKeyFile != "":
 		return "", errors.New("set one of REVERIFY_API_KEY (--api-key) and REVERIFY_API_KEY_FILE (--api-key-file), not both")
@@ -174,7 +266,7 @@ func (c *config) apiKey() (string, error) {
 func (c *config) apiURL() (string, error) {
 	u, err := url.Parse(c.APIURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("invalid REVERIFY_API_URL (--api-url) %q: want http(s)://host/path", c.APIURL)
+		return "", fmt.Errorf("invalid REVERIFY_API_URL (--api-url) %q: want http(s)://host/path", redactURL(c.APIURL))
 	}
 	return c.APIURL, nil
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"reverify/dashboard"
 	"reverify/health"
@@ -35,6 +37,9 @@ func (a *app) dashboardCommand() *cobra.Command {
 It refuses an address beyond loopback unless basic auth (a user and a bcrypt
 hash from 'reverify dashboard hash-password') or a bearer token is configured.
 /healthz and /readyz answer without credentials.`,
+		Example: `  reverify dashboard
+  REVERIFY_DASHBOARD_USER=ops REVERIFY_DASHBOARD_PASSWORD_HASH="$HASH" reverify dashboard --addr :8080
+  reverify dashboard --addr :8080 --token-file /run/secrets/dashboard-token --read-only`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.dashboard(cmd.Context(), o)
@@ -43,9 +48,9 @@ hash from 'reverify dashboard hash-password') or a bearer token is configured.
 	f := cmd.Flags()
 	stringSetting(f, &o.addr, "addr", "REVERIFY_DASHBOARD_ADDR", "127.0.0.1:8080", "listen address")
 	stringSetting(f, &o.user, "user", "REVERIFY_DASHBOARD_USER", "", "basic auth user name")
-	stringSetting(f, &o.passwordHash, "password-hash", "REVERIFY_DASHBOARD_PASSWORD_HASH", "",
-		"bcrypt hash of the basic auth password (from `reverify dashboard hash-password`)")
-	stringSetting(f, &o.token, "token", "REVERIFY_DASHBOARD_TOKEN", "", "bearer token (prefer the file)")
+	secretSetting(f, &o.passwordHash, "password-hash", "REVERIFY_DASHBOARD_PASSWORD_HASH",
+		"bcrypt hash of the basic auth password (from: reverify dashboard hash-password)")
+	secretSetting(f, &o.token, "token", "REVERIFY_DASHBOARD_TOKEN", "bearer token (prefer the file)")
 	stringSetting(f, &o.tokenFile, "token-file", "REVERIFY_DASHBOARD_TOKEN_FILE", "", "file holding the bearer token")
 	a.envErrs.boolSetting(f, &o.readOnly, "read-only", "REVERIFY_DASHBOARD_READ_ONLY", false,
 		"no review decisions and a read-only asynqmon")
@@ -53,7 +58,7 @@ hash from 'reverify dashboard hash-password') or a bearer token is configured.
 		"show object keys as hashes, in pages, links and asynqmon task payloads")
 	a.envErrs.intSetting(f, &o.threshold, "review-threshold", "REVERIFY_REVIEW_THRESHOLD", 50,
 		"scores under this are queued for review")
-	stringSetting(f, &o.prometheusAddr, "prometheus-url", "REVERIFY_PROMETHEUS_URL", "",
+	urlSetting(f, &o.prometheusAddr, "prometheus-url", "REVERIFY_PROMETHEUS_URL", "",
 		"Prometheus that asynqmon draws queue charts from (empty = no charts)")
 	cmd.AddCommand(a.hashPasswordCommand())
 	return cmd
@@ -62,14 +67,19 @@ hash from 'reverify dashboard hash-password') or a bearer token is configured.
 func (a *app) hashPasswordCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "hash-password",
-		Short: "Read a password on standard input and print its bcrypt hash for REVERIFY_DASHBOARD_PASSWORD_HASH",
-		Args:  cobra.NoArgs,
+		Short: "Read a password and print its bcrypt hash for REVERIFY_DASHBOARD_PASSWORD_HASH",
+		Long: `hash-password prints the bcrypt hash of a password. On a terminal it asks
+for the password twice without echoing it; otherwise it reads one line of
+standard input.`,
+		Example: `  reverify dashboard hash-password
+  export REVERIFY_DASHBOARD_PASSWORD_HASH="$(reverify dashboard hash-password < password.txt)"`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			line, err := bufio.NewReader(a.stdin).ReadString('\n')
-			if err != nil && line == "" {
-				return fmt.Errorf("read password from standard input: %w", err)
+			password, err := a.readPassword()
+			if err != nil {
+				return err
 			}
-			hash, err := dashboard.HashPassword(strings.TrimRight(line, "\r\n"))
+			hash, err := dashboard.HashPassword(password)
 			if err != nil {
 				return err
 			}
@@ -77,6 +87,39 @@ func (a *app) hashPasswordCommand() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// readPassword asks twice without echo on a terminal, else reads a line.
+func (a *app) readPassword() (string, error) {
+	if f, ok := a.stdin.(interface{ Fd() uintptr }); ok && term.IsTerminal(int(f.Fd())) {
+		fd := int(f.Fd())
+		ask := func(prompt string) (string, error) {
+			fmt.Fprint(a.stderr, prompt)
+			b, err := term.ReadPassword(fd)
+			fmt.Fprintln(a.stderr)
+			if err != nil {
+				return "", fmt.Errorf("read password: %w", err)
+			}
+			return string(b), nil
+		}
+		p, err := ask("Password: ")
+		if err != nil {
+			return "", err
+		}
+		again, err := ask("Again: ")
+		if err != nil {
+			return "", err
+		}
+		if p != again {
+			return "", errors.New("the passwords do not match")
+		}
+		return p, nil
+	}
+	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("read password from standard input: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }
 
 func (o dashboardOptions) auth() (dashboard.Auth, error) {

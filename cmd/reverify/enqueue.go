@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"reverify"
 	"reverify/campaign"
+	"reverify/notify"
 	"reverify/report"
 	"reverify/tasks"
 )
@@ -22,7 +22,7 @@ type enqueueFlags struct {
 	bucket, prefix, manifest, format, inventory, name, queue, runID string
 	dryRun, inWorker                                                bool
 	maxObjectBytes                                                  int64
-	suffixes, labels                                                []string
+	suffixes, labels, notify                                        []string
 	priority, reportTo                                              string
 	confirm                                                         bool
 	confirmAbove                                                    int64
@@ -31,6 +31,7 @@ type enqueueFlags struct {
 	modifiedAfter, modifiedBefore                                   string
 	minSize, maxSize                                                int64
 	notVerifiedSince                                                time.Duration
+	output                                                          *outputFlag
 }
 
 func (a *app) enqueueCommand() *cobra.Command {
@@ -45,12 +46,31 @@ on standard output. An interrupted enqueue is finished with --run ID, which
 adds only what is missing.
 
 Manifests are CSV lines "bucket,key[,version]" or one key per line (with
---bucket); "-" reads standard input.`,
+--bucket); "-" reads standard input.
+
+With -o json or yaml it prints the run (or, with --dry-run, the count) as
+one document instead of the run ID.`,
+		Example: `  reverify enqueue --bucket kyc --prefix selfies/2026/ --suffix .jpg,.png --dry-run
+  RUN=$(reverify enqueue --bucket kyc --prefix selfies/ --label team=fraud --priority high)
+  reverify enqueue --manifest objects.csv --confirm --notify slack:https://hooks.slack.com/services/T/B/X
+  aws s3 ls s3://kyc/selfies/ | awk '{print $4}' | reverify enqueue --bucket kyc --manifest -
+  reverify enqueue --bucket kyc --prefix selfies/ --dry-run -o json | jq .would_send`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.enqueue(cmd.Context(), o) },
 	}
 	o.register(cmd.Flags(), &a.envErrs)
+	o.output = addOutputFlag(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("run", a.completeRunID)
+	_ = cmd.RegisterFlagCompletionFunc("priority", cobra.FixedCompletions(priorities(), cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+func priorities() []string {
+	var out []string
+	for _, p := range reverify.Priorities() {
+		out = append(out, string(p))
+	}
+	return out
 }
 
 func (o *enqueueFlags) register(f *pflag.FlagSet, e *envErrors) {
@@ -68,6 +88,8 @@ func (o *enqueueFlags) register(f *pflag.FlagSet, e *envErrors) {
 	f.StringArrayVar(&o.labels, "label", nil, "label the run, key=value (repeatable); search with runs list --label")
 	f.StringVar(&o.priority, "priority", string(reverify.PriorityNormal), "high, normal or low: high runs overtake bulk ones (weighted queues)")
 	f.BoolVar(&o.confirm, "confirm", false, "record the objects, print the billable answers to expect, and wait for: reverify runs confirm ID")
+	f.StringArrayVar(&o.notify, "notify", nil,
+		"webhook told of the run's events: URL (JSON signed with the workers' REVERIFY_NOTIFY_SECRET) or slack:URL (repeatable; stored with the run: treat as a secret)")
 	e.int64Setting(f, &o.confirmAbove, "confirm-above", "REVERIFY_CONFIRM_ABOVE", 0,
 		"runs with more objects than this wait for runs confirm (0 = never)")
 	f.Float64Var(&o.failPercent, "fail-percent", 50, "the run fails when more than this % of finished objects failed (failed, not_found) ...")
@@ -86,20 +108,20 @@ func (o *enqueueFlags) register(f *pflag.FlagSet, e *envErrors) {
 func (o enqueueFlags) spec(now time.Time) (campaign.Spec, error) {
 	switch {
 	case o.manifest == "" && o.inventory == "" && o.bucket == "":
-		return campaign.Spec{}, errors.New("enqueue needs --bucket (to list), --manifest or --inventory")
+		return campaign.Spec{}, usagef("enqueue needs --bucket (to list), --manifest or --inventory")
 	case o.manifest != "" && o.prefix != "":
-		return campaign.Spec{}, errors.New("--prefix lists a bucket; it cannot be combined with --manifest")
+		return campaign.Spec{}, usagef("--prefix lists a bucket; it cannot be combined with --manifest")
 	case o.inventory != "" && (o.manifest != "" || o.prefix != ""):
-		return campaign.Spec{}, errors.New("--inventory cannot be combined with --manifest or --prefix")
+		return campaign.Spec{}, usagef("--inventory cannot be combined with --manifest or --prefix")
 	case o.queue == "":
-		return campaign.Spec{}, errors.New("--queue must not be empty")
+		return campaign.Spec{}, usagef("--queue must not be empty")
 	case o.inWorker && (o.manifest != "" || o.inventory != "" || o.dryRun || o.runID != ""):
-		return campaign.Spec{}, errors.New("--in-worker lists a --bucket/--prefix in the worker fleet; it cannot be combined with --manifest, --inventory, --dry-run or --run")
+		return campaign.Spec{}, usagef("--in-worker lists a --bucket/--prefix in the worker fleet; it cannot be combined with --manifest, --inventory, --dry-run or --run")
 	}
 	sp := campaign.Spec{
 		Name: o.name, Queue: o.queue, Priority: reverify.Priority(o.priority), ReportTo: o.reportTo,
 		MaxObjectBytes: o.maxObjectBytes, ManifestFormat: tasks.ManifestFormat(o.format), InFleet: o.inWorker,
-		Gate:      campaign.Gate{Confirm: o.confirm, Above: o.confirmAbove},
+		Gate: campaign.Gate{Confirm: o.confirm, Above: o.confirmAbove}, Notify: o.notify,
 		Threshold: &reverify.Threshold{Percent: o.failPercent, MinDone: o.failMinDone, Count: o.failCount},
 		Filters: tasks.Filters{Suffixes: o.suffixes, MinSize: o.minSize, MaxSize: o.maxSize,
 			NotVerifiedSince: reverify.Duration(o.notVerifiedSince)},
@@ -144,8 +166,7 @@ func (a *app) enqueue(ctx context.Context, o enqueueFlags) error {
 			return err
 		}
 		fmt.Fprintf(a.stderr, "run %s: the worker fleet lists %s (follow with `reverify runs watch %s`)\n", run.ID, sp.Source, run.ID)
-		fmt.Fprintln(a.stdout, run.ID)
-		return nil
+		return a.printEnqueued(o.output, enqueuedDoc{Run: report.NewRunDoc(run, notify.Redact)})
 	}
 	var bad int64
 	in, closeIn, err := a.sourceInput(sp, func(b tasks.BadLine) {
@@ -165,6 +186,9 @@ func (a *app) enqueue(ctx context.Context, o enqueueFlags) error {
 		e, err := svc.Estimate(ctx, sp, src)
 		if err != nil {
 			return err
+		}
+		if o.output.structured() {
+			return writeDoc(a.stdout, o.output.value, report.NewEstimateDoc(e))
 		}
 		report.WriteEstimate(a.stdout, e, time.Duration(sp.Filters.NotVerifiedSince))
 		return nil
@@ -198,8 +222,28 @@ func (a *app) enqueue(ctx context.Context, o enqueueFlags) error {
 		}
 		fmt.Fprintf(a.stderr, "; the worker fleet dispatches them (follow with `reverify runs watch %s`)\n", run.ID)
 	}
-	fmt.Fprintln(a.stdout, run.ID)
-	return nil
+	return a.printEnqueued(o.output, enqueuedDoc{Run: report.NewRunDoc(f.Run, notify.Redact), Seen: f.Seen,
+		Filtered: f.Filtered, Recorded: f.Recorded, RecentlyScored: f.Recent, SkippedLines: bad, AwaitsConfirmation: f.Held})
+}
+
+// enqueuedDoc is what enqueue prints with -o json|yaml.
+type enqueuedDoc struct {
+	Run                report.RunDoc `json:"run"`
+	Seen               int64         `json:"seen"`            // objects the source listed
+	Filtered           int64         `json:"filtered"`        // left out by the filters
+	Recorded           int64         `json:"recorded"`        // added to the run by this enqueue
+	RecentlyScored     int64         `json:"recently_scored"` // left out by --not-verified-since
+	SkippedLines       int64         `json:"skipped_lines"`   // manifest lines that did not parse
+	AwaitsConfirmation bool          `json:"awaits_confirmation"`
+}
+
+// printEnqueued prints the run ID, or the whole document.
+func (a *app) printEnqueued(out *outputFlag, d enqueuedDoc) error {
+	if out.structured() {
+		return writeDoc(a.stdout, out.value, d)
+	}
+	_, err := fmt.Fprintln(a.stdout, d.Run.ID)
+	return err
 }
 
 // sourceInput opens what a source reads from this machine: a manifest file

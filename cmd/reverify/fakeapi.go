@@ -22,9 +22,21 @@ func (a *app) fakeAPICommand() *cobra.Command {
 		Long: `fake-api serves POST /liveness as docs/liveness-api.md describes, with
 scores derived from the image bytes and knobs to inject faults. It is a
 development and test tool: it verifies nothing. GET /_fake/ledger and
-/_fake/stats show what it answered; POST /_fake/options changes the knobs.`,
+/_fake/stats show what it answered; POST /_fake/options changes the knobs.
+The only x-api-key it accepts is the one workers send: REVERIFY_API_KEY or
+REVERIFY_API_KEY_FILE (or --api-key), else "fake-key".`,
+		Example: `  reverify fake-api --addr 127.0.0.1:8090 --latency 200ms
+  reverify fake-api --rate-limit-rate 0.1 --error-rate 0.05 --retry-after 2s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.APIKey = "fake-key"
+			if a.cfg.APIKey != "" || a.cfg.APIKeyFile != "" {
+				key, err := a.cfg.apiKey()
+				if err != nil {
+					return err
+				}
+				o.APIKey = key
+			}
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return fmt.Errorf("--addr: %w", err)
@@ -34,7 +46,6 @@ development and test tool: it verifies nothing. GET /_fake/ledger and
 	}
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "127.0.0.1:8090", "listen address")
-	f.StringVar(&o.APIKey, "api-key", "fake-key", "the only x-api-key accepted")
 	f.DurationVar(&o.Latency, "latency", 0, "added to every answer")
 	f.Float64Var(&o.ErrorRate, "error-rate", 0, "fraction of calls answered 5xx")
 	f.Float64Var(&o.RateLimitRate, "rate-limit-rate", 0, "fraction of calls answered 429")

@@ -33,7 +33,6 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 	}{
 		{[]string{"migrate", "--database-url", "::not a url"}, "REVERIFY_DATABASE_URL"},
 		{[]string{"runs", "list", "--redis-url", "x", "--database-url", "mysql://nope"}, "REVERIFY_DATABASE_URL"},
-		{[]string{"enqueue", "--redis-url", "ftp://x"}, "enqueue needs --bucket"},
 		{[]string{"enqueue", "--bucket", "b", "--s3-endpoint", "not-a-url"}, "REVERIFY_S3_ENDPOINT"},
 		{[]string{"worker", "--api-url", "ftp://x"}, "REVERIFY_API_URL"},
 		{[]string{"worker", "--api-key", ""}, "REVERIFY_API_KEY"},

@@ -26,11 +26,47 @@ type httpServer struct {
 	errc chan error
 }
 
+// httpLimits bound what one client can hold of a server: slow or idle
+// connections and large requests (the servers face unauthenticated
+// clients: probes, scrapes, the dashboard's login).
+type httpLimits struct {
+	ReadHeader time.Duration // the request line and headers
+	Read       time.Duration // the whole request, body included
+	// Write bounds a response; a long stream (the dashboard's images)
+	// extends it chunk by chunk with http.ResponseController.
+	Write     time.Duration
+	Idle      time.Duration // a keep-alive connection between requests
+	MaxHeader int           // bytes of request headers
+	MaxBody   int64         // bytes of a request body
+}
+
+// defaultHTTPLimits suit /metrics, probes, the dashboard's pages and
+// forms, and asynqmon's API (whose batch requests carry task IDs).
+func defaultHTTPLimits() httpLimits {
+	return httpLimits{
+		ReadHeader: 10 * time.Second,
+		Read:       30 * time.Second,
+		Write:      60 * time.Second,
+		Idle:       60 * time.Second,
+		MaxHeader:  64 << 10,
+		MaxBody:    1 << 20,
+	}
+}
+
+// serveHTTP serves h on ln within defaultHTTPLimits.
 func serveHTTP(ln net.Listener, h http.Handler, log *slog.Logger) *httpServer {
+	return serveHTTPWith(ln, h, log, defaultHTTPLimits())
+}
+
+func serveHTTPWith(ln net.Listener, h http.Handler, log *slog.Logger, l httpLimits) *httpServer {
 	s := &httpServer{
 		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: 10 * time.Second,
+			Handler:           http.MaxBytesHandler(h, l.MaxBody),
+			ReadHeaderTimeout: l.ReadHeader,
+			ReadTimeout:       l.Read,
+			WriteTimeout:      l.Write,
+			IdleTimeout:       l.Idle,
+			MaxHeaderBytes:    l.MaxHeader,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		addr: ln.Addr().String(),

@@ -27,6 +27,8 @@ modified_within, priority, labels, report_to) from a JSON file and, while it
 holds a Redis lock, enqueues a schedule:fire task at each firing. Workers turn
 each firing into a run named after the schedule and the time, listed by a
 run:plan task. Run several for availability: the others stand by.`,
+		Example: `  reverify scheduler --config schedules.json --check
+  reverify scheduler --config /etc/reverify/schedules.json --metrics-addr :9091`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := os.Open(path)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"reverify"
 	"runtime/debug"
@@ -12,27 +13,33 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"reverify/campaign"
 	"reverify/liveness"
+	"reverify/notify"
 	"reverify/scheduler"
+	"reverify/storage/postgres"
 	"reverify/tasks"
 	"reverify/worker"
 	"reverify/worker/fleet"
 )
 
 type workerOptions struct {
-	concurrency     int
-	lanes           int
-	dbConns         int
-	queues          []string
-	shutdownTimeout time.Duration
-	maxObjectBytes  int64
-	fleet           fleet.Config
-	feeder          campaign.FeederConfig
-	metricsAddr     string
-	backoff         worker.Backoff
+	concurrency      int
+	lanes            int
+	dbConns          int
+	queues           []string
+	shutdownTimeout  time.Duration
+	maxObjectBytes   int64
+	fleet            fleet.Config
+	feeder           campaign.FeederConfig
+	metricsAddr      string
+	backoff          worker.Backoff
+	notify           []string
+	notifySecret     string
+	notifySecretFile string
 }
 
 func (a *app) workerCommand() *cobra.Command {
@@ -41,7 +48,12 @@ func (a *app) workerCommand() *cobra.Command {
 		Use:   "worker",
 		Short: "Process verify tasks: fetch each image, call the liveness API, record the result",
 		Long: `worker runs an asynq server. Run as many as the API quota allows; SIGTERM
-finishes in-flight images (up to --shutdown-timeout) and exits 0.`,
+finishes in-flight images (up to --shutdown-timeout) and exits 0. Every
+worker also runs the feeder and the webhook sender; one of the fleet's does
+each job at a time.`,
+		Example: `  REVERIFY_API_KEY_FILE=/run/secrets/api-key reverify worker --concurrency 200 --metrics-addr :9090
+  reverify worker --api-rate 50 --api-max-in-flight 100 --api-daily-budget 500000
+  REVERIFY_NOTIFY_SECRET_FILE=/run/secrets/webhook-key reverify worker --notify https://ops.example.com/hooks/reverify`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.worker(cmd.Context(), o)
@@ -81,7 +93,29 @@ finishes in-flight images (up to --shutdown-timeout) and exits 0.`,
 		"how often the feeder puts back every window's tasks, for tasks Redis lost (at once when Redis lost all its data)")
 	stringSetting(f, &o.metricsAddr, "metrics-addr", "REVERIFY_METRICS_ADDR", "",
 		"serve /metrics, /healthz and /readyz on this address, e.g. :9090 (empty = off)")
+	stringsSetting(f, &o.notify, "notify", "REVERIFY_NOTIFY",
+		"webhook told of every run's and the fleet's events: URL (signed JSON) or slack:URL (repeatable; the variable separates them with commas)",
+		notify.Redact)
+	secretSetting(f, &o.notifySecret, "notify-secret", "REVERIFY_NOTIFY_SECRET",
+		"key that signs JSON webhook bodies, HMAC-SHA256 (prefer the environment or a file)")
+	stringSetting(f, &o.notifySecretFile, "notify-secret-file", "REVERIFY_NOTIFY_SECRET_FILE", "", "file holding the webhook signing key")
 	return cmd
+}
+
+// secret returns the webhook signing key from the flag/environment or the
+// key file ("" when neither is set). The key never appears in an error.
+func (o workerOptions) secret() (string, error) {
+	switch {
+	case o.notifySecret != "" && o.notifySecretFile != "":
+		return "", errors.New("set one of REVERIFY_NOTIFY_SECRET (--notify-secret) and REVERIFY_NOTIFY_SECRET_FILE (--notify-secret-file), not both")
+	case o.notifySecretFile != "":
+		b, err := os.ReadFile(o.notifySecretFile)
+		if err != nil {
+			return "", fmt.Errorf("REVERIFY_NOTIFY_SECRET_FILE (--notify-secret-file): %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return strings.TrimSpace(o.notifySecret), nil
 }
 
 func parseQueues(specs []string) (map[string]int, error) {
@@ -128,6 +162,15 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	queues, err := parseQueues(o.queues)
 	if err != nil {
 		return err
+	}
+	secret, err := o.secret()
+	if err != nil {
+		return err
+	}
+	for _, h := range o.notify {
+		if _, err := notify.ParseHook(h); err != nil {
+			return fmt.Errorf("REVERIFY_NOTIFY (--notify): %w", err)
+		}
 	}
 	queues[scheduler.ControlQueue] = max(queues[scheduler.ControlQueue], reverify.PriorityHigh.Weight()) // scheduled firings
 	log, err := a.logger()
@@ -178,6 +221,15 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		return err
 	}
 	defer closeFeeder()
+	sender, err := a.notifier(ctx, store, rdb, secret, o.notify, log)
+	if err != nil {
+		return err
+	}
+	// The fleet tells of circuits and spent budgets; the events wait in
+	// the ledger for the sender.
+	events := notify.NewRecorder(store, log)
+	defer events.Close()
+	o.fleet.Events = events
 	api, err := liveness.New(apiURL, key, liveness.NewHTTPClient(o.concurrency, a.cfg.APITimeout))
 	if err != nil {
 		return fmt.Errorf("REVERIFY_API_URL (--api-url): %w", err)
@@ -194,14 +246,15 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		log.WarnContext(ctx, "could not publish the fleet's daily budget", "err", err)
 	}
 	w, err := worker.New(worker.Deps{
-		Objects:  objs,
-		API:      api,
-		Ledger:   store,
-		Redis:    redis,
-		Runs:     campaigns,
-		RunGate:  store,
-		Feeder:   feeder,
-		Observer: ops.Observer(),
+		Objects:    objs,
+		API:        api,
+		Ledger:     store,
+		Redis:      redis,
+		Runs:       campaigns,
+		RunGate:    store,
+		Feeder:     feeder,
+		Background: []worker.Runner{sender},
+		Observer:   ops.Observer(),
 		Handlers: map[string]asynq.Handler{
 			tasks.TypePlan:     campaign.NewPlanHandler(campaigns),
 			scheduler.TypeFire: scheduler.NewFirer(campaigns),
@@ -221,4 +274,24 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		return err
 	}
 	return w.Run(ctx)
+}
+
+// notifier builds the webhook sender a worker runs: one worker of the
+// ledger's fleet sends at a time, under a lease in Redis.
+func (a *app) notifier(ctx context.Context, store *postgres.Store, rdb goredis.UniversalClient, secret string, hooks []string,
+	log *slog.Logger) (*notify.Sender, error) {
+	id, err := store.LedgerID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	lease := fleet.NewLease(rdb, fleet.NotifierLease(id), fmt.Sprintf("%s/%d", host, os.Getpid()), campaign.LeaseTTL)
+	s, err := notify.NewSender(store, lease, notify.Config{Hooks: hooks, Secret: secret, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("REVERIFY_NOTIFY (--notify): %w (REVERIFY_NOTIFY_SECRET)", err)
+	}
+	if secret == "" {
+		log.InfoContext(ctx, "no webhook signing key (REVERIFY_NOTIFY_SECRET): runs' JSON webhooks are not sent, Slack ones are")
+	}
+	return s, nil
 }

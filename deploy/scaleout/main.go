@@ -109,6 +109,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		"REVERIFY_S3_ENDPOINT=" + cfg.Endpoint, "REVERIFY_S3_REGION=" + cfg.Region, "REVERIFY_S3_PATH_STYLE=true",
 		"AWS_ACCESS_KEY_ID=" + cfg.AccessKey, "AWS_SECRET_ACCESS_KEY=" + cfg.SecretKey,
 		"REVERIFY_REDIS_URL=" + o.redisURL, "REVERIFY_LOG_LEVEL=warn", "REVERIFY_LOG_FORMAT=text",
+		// The key the fake API accepts and the workers send: by environment,
+		// never on a command line (ps shows those to every user).
+		"REVERIFY_API_KEY=scaleout-key",
 	}
 
 	dbName := "reverify_scaleout_" + randomHex(4)
@@ -132,7 +135,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	e.apiURL = "http://" + port.Addr()
 	api, err := testenv.Start(testenv.Command{Name: "fake api", Bin: e.bin, Env: e.base,
-		Args: []string{"fake-api", "--addr", port.Addr(), "--latency", o.latency.String(), "--api-key", "scaleout-key"}})
+		Args: []string{"fake-api", "--addr", port.Addr(), "--latency", o.latency.String()}})
 	if err != nil {
 		return err
 	}
@@ -181,7 +184,7 @@ func (e *env) step(ctx context.Context, o options, n int) (rate float64, images 
 	runID := lastLine(stdout.String())
 
 	workerArgs := []string{"worker", "--queues", queue + "," + queue + "-high," + queue + "-low",
-		"--concurrency", strconv.Itoa(o.concurrency), "--api-url", e.apiURL, "--api-key", "scaleout-key"}
+		"--concurrency", strconv.Itoa(o.concurrency), "--api-url", e.apiURL}
 	if o.apiRate > 0 {
 		workerArgs = append(workerArgs, "--api-rate", strconv.Itoa(o.apiRate))
 	}

@@ -48,3 +48,35 @@ func TestMissingService(t *testing.T) {
 	require.Contains(t, out, "--- SKIP: TestHelperMissingPostgres")
 	require.True(t, strings.Contains(out, "does not answer"), out)
 }
+
+// TestHelperMissingRedisBinary is run in a subprocess by
+// TestMissingRedisBinary with a $PATH that holds no Redis programs.
+func TestHelperMissingRedisBinary(t *testing.T) {
+	if os.Getenv("REVERIFY_TESTENV_HELPER") != "1" {
+		t.Skip("helper for TestMissingRedisBinary")
+	}
+	testenv.RedisCluster(t)
+}
+
+// TestMissingRedisBinary: without redis-server the Redis Cluster and
+// Sentinel tests fail in CI and skip elsewhere, saying what to install.
+func TestMissingRedisBinary(t *testing.T) {
+	t.Parallel()
+	empty := t.TempDir()
+	run := func(ci string) (string, error) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperMissingRedisBinary$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "REVERIFY_TESTENV_HELPER=1", "PATH="+empty, "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	out, err := run("true")
+	require.Error(t, err, out)
+	require.Contains(t, out, "--- FAIL: TestHelperMissingRedisBinary")
+	require.Contains(t, out, "redis-server not found")
+
+	out, err = run("")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "--- SKIP: TestHelperMissingRedisBinary")
+	require.Contains(t, out, ".ci/install")
+}

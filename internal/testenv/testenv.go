@@ -13,7 +13,9 @@
 // engine is available, one container per test binary is started with
 // testcontainers-go and used; otherwise the test is skipped with the reason.
 //
-// S3 tests run the versitygw binary (see VersitygwPath); a missing binary
+// S3 tests run the versitygw binary (see VersitygwPath), and Redis Cluster
+// and Sentinel tests their own redis-server processes (RedisCluster,
+// RedisSentinel; redis-server and redis-cli from $PATH); a missing binary
 // fails the test in CI and skips it elsewhere.
 //
 // The package also holds the one process launcher (Start, Process) and the

@@ -7,5 +7,8 @@
 // than the request itself (see direct.go). Either way, errors are
 // translated once, in this package, into a few permanent sentinels
 // (ErrNotFound, ErrBucketNotFound, ErrAccessDenied, ErrTooLarge); anything
-// else is transient (see IsRetryable).
+// else is transient (see IsRetryable). Error text names an object by its
+// bucket and KeyHash, never its key, and redacts the SDK's own text (which
+// quotes the request URL): these errors reach logs, the ledger's messages
+// and asynq's task records.
 package objects

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/encoding/httpbinding"
 )
 
 // Permanent errors. Every error the Store returns that is none of these is
@@ -95,16 +100,89 @@ func classify(err error) error {
 // classify finds so that callers can use errors.Is while the SDK error stays
 // reachable with errors.As.
 func opError(op, bucket, key string, err error) error {
-	return wrapAs(op, bucket, key, classify(err), err)
+	return wrapAs(op, objectName(bucket, key), key, classify(err), err)
 }
 
-func wrapAs(op, bucket, key string, sentinel, err error) error {
-	where := bucket
-	if key != "" {
-		where = bucket + "/" + key
+// WrapError wraps an error of an S3 call about bucket/key made outside a
+// Store (the dashboard's image stream) as the Store wraps its own:
+// classified into the sentinels, the object named by its key hash, the
+// SDK's text redacted.
+func WrapError(op, bucket, key string, err error) error {
+	if err == nil {
+		return nil
 	}
-	if sentinel == nil {
-		return fmt.Errorf("s3 %s %s: %w", op, where, err)
+	return opError(op, bucket, key, err)
+}
+
+// objectName names an object in error text: its bucket (a bucket name is
+// configuration, not personal data) and the hash of its key.
+func objectName(bucket, key string) string {
+	return bucket + " key_hash=" + KeyHash(bucket, key)
+}
+
+// prefixName names a listing in error text; a prefix can name a person
+// (users/john-smith/) as well as a key can.
+func prefixName(bucket, prefix string) string {
+	if prefix == "" {
+		return bucket
 	}
-	return fmt.Errorf("s3 %s %s: %w: %w", op, where, sentinel, err)
+	return bucket + " prefix_hash=" + KeyHash(bucket, prefix)
+}
+
+// objectError is an S3 error whose text names the object by its key hash:
+// keys can name a person, and these errors reach logs, the ledger's
+// messages and asynq's task records. The wrapped errors (the sentinel and
+// the SDK's error) stay reachable with errors.Is and errors.As; their own
+// text, which can carry the request URL, is redacted in Error.
+type objectError struct {
+	text string
+	errs []error
+}
+
+func (e *objectError) Error() string   { return e.text }
+func (e *objectError) Unwrap() []error { return e.errs }
+
+// wrapAs builds the error of op on where (see objectName), sentinel (may be
+// nil) wrapping err; secret is the key or prefix err's text must not show.
+func wrapAs(op, where, secret string, sentinel, err error) error {
+	e := &objectError{}
+	var b strings.Builder
+	b.WriteString("s3 " + op + " " + where + ": ")
+	if sentinel != nil {
+		b.WriteString(sentinel.Error() + ": ")
+		e.errs = append(e.errs, sentinel)
+	}
+	b.WriteString(redact(err.Error(), secret))
+	e.errs = append(e.errs, err)
+	e.text = b.String()
+	return e
+}
+
+// redacted replaces what error text must not show.
+const redacted = "<redacted>"
+
+// urlPath matches the path and query of a URL in error text (net/http's
+// errors quote the request URL, whose path is the key).
+var urlPath = regexp.MustCompile(`(https?://[^/\s"']+)/[^\s"']*`)
+
+// redact removes the paths of URLs from text and every spelling of secret
+// (raw, URL-escaped, Go-quoted) that error text may carry. Secrets of one
+// or two bytes are left, or they would garble every word; URLs still go.
+func redact(text, secret string) string {
+	text = urlPath.ReplaceAllString(text, "$1/"+redacted)
+	if len(secret) < 3 {
+		return text
+	}
+	quoted := strconv.Quote(secret)
+	for _, form := range []string{
+		secret,
+		httpbinding.EscapePath(secret, false),
+		httpbinding.EscapePath(secret, true),
+		url.PathEscape(secret),
+		url.QueryEscape(secret),
+		quoted[1 : len(quoted)-1],
+	} {
+		text = strings.ReplaceAll(text, form, redacted)
+	}
+	return text
 }

@@ -135,7 +135,7 @@ func (s *Store) ListPages(ctx context.Context, bucket, prefix, token string, fn 
 			next = ""
 		}
 		if next != "" && next == token {
-			return fmt.Errorf("s3 list %s/%s: the server returned the same continuation token twice", bucket, prefix)
+			return wrapAs("list", prefixName(bucket, prefix), prefix, nil, errors.New("the server returned the same continuation token twice"))
 		}
 		if err := fn(page, next); err != nil {
 			return err
@@ -155,7 +155,7 @@ func bucketError(op, bucket, prefix string, err error) error {
 	if errors.Is(sentinel, ErrNotFound) {
 		sentinel = ErrBucketNotFound
 	}
-	return wrapAs(op, bucket, prefix, sentinel, err)
+	return wrapAs(op, prefixName(bucket, prefix), prefix, sentinel, err)
 }
 
 // Get reads the object bucket/key (the given version, or the latest when
@@ -171,7 +171,7 @@ func bucketError(op, bucket, prefix string, err error) error {
 func (s *Store) Get(ctx context.Context, bucket, key, versionID string, maxBytes int64, buf *bytes.Buffer) (Object, error) {
 	buf.Reset()
 	if maxBytes <= 0 {
-		return Object{}, fmt.Errorf("s3 get %s/%s: maxBytes must be positive, got %d", bucket, key, maxBytes)
+		return Object{}, wrapAs("get", objectName(bucket, key), key, nil, fmt.Errorf("maxBytes must be positive, got %d", maxBytes))
 	}
 
 	out, err := s.get(ctx, getRequest{Bucket: bucket, Key: key, VersionID: versionID})
@@ -216,7 +216,7 @@ func (s *Store) Get(ctx context.Context, bucket, key, versionID string, maxBytes
 	}
 	if obj.Size >= 0 && n != obj.Size {
 		buf.Reset()
-		return obj, fmt.Errorf("s3 get %s/%s: short body: read %d of %d bytes: %w", bucket, key, n, obj.Size, io.ErrUnexpectedEOF)
+		return obj, wrapAs("get", objectName(bucket, key), key, nil, fmt.Errorf("short body: read %d of %d bytes: %w", n, obj.Size, io.ErrUnexpectedEOF))
 	}
 	obj.Size = n
 	return obj, nil
@@ -251,7 +251,7 @@ func (s *Store) get(ctx context.Context, in getRequest) (*getResponse, error) {
 }
 
 func tooLarge(bucket, key string, size, maxBytes int64) error {
-	return fmt.Errorf("s3 get %s/%s: %d bytes or more, limit %d: %w", bucket, key, size, maxBytes, ErrTooLarge)
+	return wrapAs("get", objectName(bucket, key), key, ErrTooLarge, fmt.Errorf("%d bytes or more, limit %d", size, maxBytes))
 }
 
 // Head returns the metadata of bucket/key (the given version, or the latest

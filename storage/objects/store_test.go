@@ -275,7 +275,8 @@ func getErrorsAndLimits(t *testing.T, store, bad *objects.Store) {
 		require.ErrorIs(t, err, objects.ErrNotFound)
 		require.NotErrorIs(t, err, objects.ErrBucketNotFound)
 		require.False(t, objects.IsRetryable(err))
-		require.Contains(t, err.Error(), "bkt/nope.jpg")
+		require.Contains(t, err.Error(), "bkt key_hash="+objects.KeyHash("bkt", "nope.jpg"))
+		require.NotContains(t, err.Error(), "nope.jpg")
 
 		_, err = store.Head(ctx, "bkt", "nope.jpg", "")
 		require.ErrorIs(t, err, objects.ErrNotFound)

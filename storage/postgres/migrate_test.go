@@ -50,6 +50,9 @@ func TestScaleMigrationRoundTrip(t *testing.T) {
 	require.Equal(t, "00007_billing_terms.sql", undone)
 	undone, err = postgres.Rollback(ctx, dsn)
 	require.NoError(t, err)
+	require.Equal(t, "00006_notifications.sql", undone)
+	undone, err = postgres.Rollback(ctx, dsn)
+	require.NoError(t, err)
 	require.Equal(t, "00005_scale.sql", undone)
 	conn, err := pgx.Connect(ctx, dsn)
 	require.NoError(t, err)
@@ -75,4 +78,47 @@ func TestScaleMigrationRoundTrip(t *testing.T) {
 	h, err := store.ScoreHistogram(ctx, run.ID)
 	require.NoError(t, err)
 	require.Equal(t, [10]int64{1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, h, "10, 20 ... fall in their own band")
+}
+
+// TestMigrationsStatusAndSQL: the embedded migrations are listed against a
+// database that does not exist yet (all pending, nothing created), then
+// applied; each file's up and down SQL is its text between goose's
+// annotations.
+func TestMigrationsStatusAndSQL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := testenv.MissingDatabase(t)
+	ms, err := postgres.Migrations(ctx, dsn)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(ms), 6)
+	for i, m := range ms {
+		require.False(t, m.Applied, m.File)
+		require.EqualValues(t, i+1, m.Version)
+	}
+	_, err = pgx.Connect(ctx, dsn)
+	require.Error(t, err, "listing created nothing")
+
+	_, err = postgres.Migrate(ctx, dsn)
+	require.NoError(t, err)
+	ms, err = postgres.Migrations(ctx, dsn)
+	require.NoError(t, err)
+	for _, m := range ms {
+		require.True(t, m.Applied, m.File)
+		require.NotNil(t, m.AppliedAt, m.File)
+	}
+	require.Equal(t, "00006_notifications.sql", ms[5].File)
+
+	up, inTx, err := postgres.MigrationSQL("00006_notifications.sql", true)
+	require.NoError(t, err)
+	require.True(t, inTx)
+	require.Contains(t, up, "CREATE TABLE notification_events")
+	require.Contains(t, up, "CREATE FUNCTION run_status_notify()", "statements between StatementBegin and StatementEnd")
+	require.NotContains(t, up, "+goose")
+	require.NotContains(t, up, "DROP TABLE notification_events", "no down section")
+	down, _, err := postgres.MigrationSQL("00006_notifications.sql", false)
+	require.NoError(t, err)
+	require.Contains(t, down, "DROP TABLE notification_events;")
+	require.NotContains(t, down, "CREATE TABLE")
+	_, _, err = postgres.MigrationSQL("99999_none.sql", true)
+	require.Error(t, err)
 }

@@ -102,7 +102,7 @@ func (s *Store) beginCall(ctx context.Context, runID string, obj reverify.Object
 		},
 	})
 	if err != nil {
-		return 0, 0, classify(fmt.Errorf("record api call for %s/%s: %w", obj.Bucket, obj.Key, err))
+		return 0, 0, classify(fmt.Errorf("record api call for %s: %w", obj, err))
 	}
 	if recorded {
 		return callID, CallRecorded, nil
@@ -127,7 +127,7 @@ func (s *Store) beginCall(ctx context.Context, runID string, obj reverify.Object
 		}
 		return 0, CallInFlight, nil // a busy call without a row cannot happen; wait and look again
 	case err != nil:
-		return 0, 0, classify(fmt.Errorf("record api call for %s/%s: %w", obj.Bucket, obj.Key, err))
+		return 0, 0, classify(fmt.Errorf("record api call for %s: %w", obj, err))
 	case status != reverify.StatusPending:
 		return 0, AlreadyDone, nil
 	case run.Holding():
@@ -145,7 +145,7 @@ func (s *Store) beginCall(ctx context.Context, runID string, obj reverify.Object
 func (s *Store) FinishCall(ctx context.Context, c Call, runID string, obj reverify.ObjectRef, final *Result) error {
 	err := s.exec(ctx, write{queue: func(b *pgx.Batch) { queueFinish(b, c, runID, obj, final) }, read: execs(2)})
 	if err != nil {
-		return classify(fmt.Errorf("record api call outcome for %s/%s: %w", obj.Bucket, obj.Key, err))
+		return classify(fmt.Errorf("record api call outcome for %s: %w", obj, err))
 	}
 	return nil
 }
@@ -182,7 +182,7 @@ func execs(n int) func(pgx.BatchResults) error {
 // (not_found, invalid_image, failed). It never replaces a better result.
 func (s *Store) RecordResult(ctx context.Context, r Result) error {
 	if err := s.exec(ctx, write{queue: func(b *pgx.Batch) { queueResult(b, r) }, read: execs(1)}); err != nil {
-		return classify(fmt.Errorf("record result for %s/%s: %w", r.Object.Bucket, r.Object.Key, err))
+		return classify(fmt.Errorf("record result for %s: %w", r.Object, err))
 	}
 	return nil
 }
@@ -219,7 +219,7 @@ func (s *Store) ResultOf(ctx context.Context, runID string, obj reverify.ObjectR
 		FROM verifications WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3`,
 		runID, obj.Bucket, obj.Key).Scan(&r.Status, &r.Score, &tx, &code, &msg, &etag, &size, &dur)
 	if err != nil {
-		return Result{}, fmt.Errorf("load result for %s/%s: %w", obj.Bucket, obj.Key, err)
+		return Result{}, fmt.Errorf("load result for %s: %w", obj, err)
 	}
 	r.TransactionID, r.Message, r.ETag = deref(tx), deref(msg), deref(etag)
 	if code != nil {

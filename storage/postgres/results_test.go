@@ -120,8 +120,13 @@ func TestBeginCall(t *testing.T) {
 func TestUnknownRunIsClassified(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
+	obj := reverify.ObjectRef{Bucket: "b", Key: "users/john-smith-1977/selfie.jpg"}
 	err := s.RecordResult(context.Background(), postgres.Result{RunID: "00000000-0000-0000-0000-000000000000",
-		Object: reverify.ObjectRef{Bucket: "b", Key: "k"}, Status: reverify.StatusFailed})
+		Object: obj, Status: reverify.StatusFailed})
+	require.ErrorIs(t, err, postgres.ErrUnknownRun)
+	require.NotContains(t, err.Error(), "john-smith", "the ledger's errors name objects by key hash")
+	require.Contains(t, err.Error(), "key_hash="+reverify.KeyHash(obj.Bucket, obj.Key))
+	_, _, err = s.BeginCall(context.Background(), "00000000-0000-0000-0000-000000000000", obj, time.Minute)
 	require.ErrorIs(t, err, postgres.ErrUnknownRun)
 }
 

@@ -22,6 +22,7 @@ type NewRun struct {
 	Priority  reverify.Priority   // default normal
 	Threshold *reverify.Threshold // nil = reverify.DefaultThreshold
 	ReportTo  string
+	Notify    []string // webhooks told of the run's events
 	// TriggerKey makes creation idempotent: a second CreateRun with the
 	// same key returns the first run.
 	TriggerKey string
@@ -31,7 +32,7 @@ type NewRun struct {
 // runColumns selects a runs row as runRow reads it.
 const runColumns = `id::text AS id, name, status, queue, source, options, total, created_at, started_at, finished_at,
 	labels, priority, fail_percent::float8 AS fail_percent, fail_min_done, coalesce(fail_count, 0) AS fail_count,
-	coalesce(report_to, '') AS report_to, coalesce(plan_token, '') AS plan_token, planned_at, status_changed_at`
+	coalesce(report_to, '') AS report_to, coalesce(plan_token, '') AS plan_token, planned_at, status_changed_at, notify`
 
 // runRow is a runs row; reverify.Run keeps its threshold in a struct of
 // its own and carries no column names.
@@ -55,6 +56,7 @@ type runRow struct {
 	PlanToken       string             `db:"plan_token"`
 	PlannedAt       *time.Time         `db:"planned_at"`
 	StatusChangedAt time.Time          `db:"status_changed_at"`
+	Notify          []string           `db:"notify"`
 }
 
 func (r runRow) run() reverify.Run {
@@ -64,6 +66,7 @@ func (r runRow) run() reverify.Run {
 		Labels: r.Labels, Priority: r.Priority,
 		Threshold: reverify.Threshold{Percent: r.FailPercent, MinDone: r.FailMinDone, Count: r.FailCount},
 		ReportTo:  r.ReportTo, PlanToken: r.PlanToken, PlannedAt: r.PlannedAt, StatusChangedAt: r.StatusChangedAt,
+		Notify: r.Notify,
 	}
 }
 
@@ -125,6 +128,9 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) 
 	if nr.Labels == nil {
 		nr.Labels = map[string]string{}
 	}
+	if nr.Notify == nil {
+		nr.Notify = []string{}
+	}
 	th := reverify.DefaultThreshold()
 	if nr.Threshold != nil {
 		th = *nr.Threshold
@@ -133,12 +139,12 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) 
 	err = s.withActor(ctx, nr.Actor, func(tx pgx.Tx) error {
 		r, err = queryRun(ctx, tx, `
 			INSERT INTO runs (name, queue, source, options, status, labels, priority, fail_percent, fail_min_done,
-				fail_count, report_to, trigger_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, 0), nullif($11, ''), nullif($12, ''))
+				fail_count, report_to, trigger_key, notify)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, 0), nullif($11, ''), nullif($12, ''), $13)
 			ON CONFLICT (trigger_key) DO NOTHING
 			RETURNING `+runColumns,
 			nr.Name, nr.Queue, source, options, nr.Status, nr.Labels, nr.Priority, th.Percent, th.MinDone,
-			th.Count, nr.ReportTo, nr.TriggerKey)
+			th.Count, nr.ReportTo, nr.TriggerKey, nr.Notify)
 		if errors.Is(err, pgx.ErrNoRows) {
 			r, err = queryRun(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE trigger_key = $1`, nr.TriggerKey)
 			return err

@@ -12,30 +12,24 @@ import (
 
 	"reverify"
 	"reverify/internal/testenv"
-	"reverify/storage/postgres"
 )
 
 // TestSchemaSpeaksTheVocabulary keeps the migrations in step with the
 // vocabulary package: every CHECK constraint on a status, priority,
-// outcome or decision column allows exactly the values reverify.go lists,
+// outcome, decision, event or webhook format column allows exactly the values reverify.go lists,
 // every verification status has a rank, and run_summary has a column per
 // terminal status.
 func TestSchemaSpeaksTheVocabulary(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dsn := testenv.Postgres(t)
-	_, err := postgres.Migrate(ctx, dsn)
-	require.NoError(t, err)
-	conn, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(ctx) })
+	_, conn := testenv.LedgerWithPool(t)
 
 	allowed := func(constraint string) []string {
 		t.Helper()
 		var def string
-		require.NoError(t, conn.QueryRow(ctx, `SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1 AND conrelid::regclass::text IN ('runs', 'verifications', 'api_calls', 'reviews')`, constraint).Scan(&def))
+		require.NoError(t, conn.QueryRow(ctx, `SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1 AND conrelid::regclass::text IN ('runs', 'verifications', 'api_calls', 'reviews', 'notification_events', 'notification_deliveries')`, constraint).Scan(&def))
 		var out []string
-		for _, m := range regexp.MustCompile(`'([a-z_]+)'::text`).FindAllStringSubmatch(def, -1) {
+		for _, m := range regexp.MustCompile(`'([a-z_.]+)'::text`).FindAllStringSubmatch(def, -1) {
 			out = append(out, m[1])
 		}
 		sort.Strings(out)
@@ -54,11 +48,15 @@ func TestSchemaSpeaksTheVocabulary(t *testing.T) {
 	priorities := reverify.Priorities()
 	outcomes := reverify.CallOutcomes()
 	decisions := reverify.Decisions()
+	events := reverify.Events()
+	formats := reverify.WebhookFormats()
 	require.Equal(t, names(len(runStatuses), func(i int) string { return string(runStatuses[i]) }), allowed("runs_status_check"))
 	require.Equal(t, names(len(statuses), func(i int) string { return string(statuses[i]) }), allowed("verifications_status_check"))
 	require.Equal(t, names(len(priorities), func(i int) string { return string(priorities[i]) }), allowed("runs_priority_check"))
 	require.Equal(t, names(len(outcomes), func(i int) string { return string(outcomes[i]) }), allowed("api_calls_outcome_check"))
 	require.Equal(t, names(len(decisions), func(i int) string { return string(decisions[i]) }), allowed("reviews_decision_check"))
+	require.Equal(t, names(len(events), func(i int) string { return string(events[i]) }), allowed("notification_events_event_check"))
+	require.Equal(t, names(len(formats), func(i int) string { return string(formats[i]) }), allowed("notification_deliveries_format_check"))
 
 	for _, s := range statuses {
 		var rank *int

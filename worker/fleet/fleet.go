@@ -40,6 +40,21 @@ type Config struct {
 	OutageWindow   time.Duration // default 30s
 	OutageCooldown time.Duration // default 30s
 	Now            func() time.Time
+	Events         Events // told when the fleet stops calling the API; nil: nobody is
+}
+
+// Events is told when the fleet stops calling the API, so that people
+// hear of it (notify.Recorder records it for webhooks). Exactly one
+// process of the fleet is told of each opening and each spent budget. Its
+// methods are called on an API call's path: they must return at once.
+type Events interface {
+	// CircuitOpened: why is reverify.WaitAuthCircuit (the API refused the
+	// key; reason says how) or reverify.WaitOutageCircuit (most calls
+	// fail); the fleet holds calls for cooldown.
+	CircuitOpened(ctx context.Context, why reverify.WaitReason, reason string, cooldown time.Duration)
+	// BudgetSpent: the call just admitted used the last of the budget of
+	// day (UTC, YYYY-MM-DD).
+	BudgetSpent(ctx context.Context, day string, budget int64)
 }
 
 func (c *Config) defaults() {
@@ -101,7 +116,8 @@ func (g *Governor) windowKey(kind string, now time.Time) string {
 }
 
 // admitScript checks the circuits, the in-flight cap and the daily budget,
-// and takes a slot and a unit of budget, atomically.
+// and takes a slot and a unit of budget, atomically; an admitted call
+// returns {0, calls admitted today}.
 //
 // KEYS: auth circuit, outage circuit, in-flight set, budget, window calls
 // ARGV: now ms, max in flight, holder, lease expiry ms, budget, budget ttl s, window ttl ms
@@ -124,11 +140,11 @@ if maxin > 0 then
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
   redis.call('PEXPIRE', KEYS[3], ARGV[4] - ARGV[1])
 end
-redis.call('INCR', KEYS[4])
+local used = redis.call('INCR', KEYS[4])
 redis.call('EXPIRE', KEYS[4], ARGV[6])
 redis.call('INCR', KEYS[5])
 redis.call('PEXPIRE', KEYS[5], ARGV[7])
-return {0, 0}
+return {0, used}
 `)
 
 // Permit is an admitted call; release it when the call has returned.
@@ -176,6 +192,9 @@ func (g *Governor) tryAdmit(ctx context.Context, holder string) (Permit, *Denied
 	}
 	switch res[0] {
 	case 0:
+		if b := g.cfg.DailyBudget; b > 0 && res[1] == b && g.cfg.Events != nil {
+			g.cfg.Events.BudgetSpent(ctx, now.UTC().Format(time.DateOnly), b)
+		}
 		return Permit{holder: holder, at: now}, nil, nil
 	case 1:
 		return Permit{}, &Denied{Reason: reverify.WaitAuthCircuit, After: time.Duration(res[1]) * time.Millisecond}, nil
@@ -264,7 +283,7 @@ return 0
 `)
 
 // Report tells the circuits how a call went. It returns true when this
-// report opened a circuit (so the caller logs it once).
+// report opened a circuit (so the caller logs it once); Events is told.
 func (g *Governor) Report(ctx context.Context, o Outcome, reason string) (opened bool, err error) {
 	now := g.cfg.Now()
 	switch o {
@@ -272,6 +291,9 @@ func (g *Governor) Report(ctx context.Context, o Outcome, reason string) (opened
 		ok, err := g.rdb.SetNX(ctx, g.keys.authCircuit, reason, g.cfg.AuthCooldown).Result()
 		if err != nil {
 			return false, fmt.Errorf("open auth circuit: %w", err)
+		}
+		if ok && g.cfg.Events != nil {
+			g.cfg.Events.CircuitOpened(ctx, reverify.WaitAuthCircuit, reason, g.cfg.AuthCooldown)
 		}
 		return ok, nil
 	case Transient:
@@ -281,10 +303,17 @@ func (g *Governor) Report(ctx context.Context, o Outcome, reason string) (opened
 		if err != nil {
 			return false, fmt.Errorf("count api failure: %w", err)
 		}
+		if n == 1 && g.cfg.Events != nil {
+			g.cfg.Events.CircuitOpened(ctx, reverify.WaitOutageCircuit, reason, g.cfg.OutageCooldown)
+		}
 		return n == 1, nil
 	}
 	return false, nil
 }
+
+// NotifierLease names the lease of the notification sender for a ledger:
+// of the workers of one ledger, one sends at a time.
+func NotifierLease(ledgerID string) string { return "reverify:{notify-" + ledgerID + "}:leader" }
 
 // Status is the fleet's state, for health checks and `runs show`.
 type Status struct {
