@@ -132,7 +132,7 @@ type rendering struct {
 	// objects use but do not define (existingSecret, the Secret made by
 	// hand, the kustomize generator), by name: their keys.
 	externalSecrets, externalConfigMaps map[string][]string
-	values   chartValues
+	values                              chartValues
 }
 
 // chartValues are the values a check needs to know.
