@@ -17,7 +17,7 @@ import (
 // not UTF-8 (here: 64 KiB of random bytes after two good keys) enqueues
 // the good keys, reports the others by line number, and neither sends the
 // bad ones to PostgreSQL (which refuses the whole batch: SQLSTATE 22021)
-// nor counts them as paid calls in a dry run.
+// nor counts them as objects to send in a dry run.
 func TestEnqueueSkipsKeysThatAreNotUTF8(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -41,7 +41,7 @@ func TestEnqueueSkipsKeysThatAreNotUTF8(t *testing.T) {
 
 	out, stderr, code := cli(t, ctx, manifest, append(args, "--dry-run")...)
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, out, "2 would be sent to the liveness API (2 paid calls)")
+	require.Contains(t, out, "2 would be sent to the liveness API (at least 2 API calls, about 2 billable answers)")
 	require.Contains(t, stderr, "manifest line 2 skipped: key is not valid UTF-8")
 
 	out, stderr, code = cli(t, ctx, manifest, args...)

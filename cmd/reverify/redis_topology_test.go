@@ -236,7 +236,7 @@ func runImages(t *testing.T, url string, opt asynq.RedisConnOpt, rdb goredis.Uni
 		"--database-url", pool.Config().ConnString(), "--log-format", "text")
 	require.Equal(t, 0, code, stderr)
 	require.Regexp(t, fmt.Sprintf(`scored\s+%d`, images), out)
-	require.Regexp(t, fmt.Sprintf(`paid calls\s+%d`, images), out)
+	require.Regexp(t, fmt.Sprintf(`api calls\s+%d made, %d billable answers`, images, images), out)
 	require.Regexp(t, fmt.Sprintf(`fleet: .*%d API calls`, images), out, "runs show reads the fleet's state")
 }
 
