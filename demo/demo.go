@@ -31,6 +31,7 @@ import (
 	"reverify/dashboard"
 	"reverify/liveness"
 	"reverify/liveness/fakeapi"
+	"reverify/ops"
 	"reverify/storage/objects"
 	"reverify/storage/postgres"
 	"reverify/worker"
@@ -214,20 +215,12 @@ func serveDashboard(ctx context.Context, sv *Serve, store *postgres.Store, s3cli
 		monitor.Close()
 		return nil, fmt.Errorf("dashboard address: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = hs.Serve(ln)
-	}()
+	hs := ops.Serve(ln, srv, log)
 	if sv.Ready != nil {
 		sv.Ready("http://" + ln.Addr().String() + "/")
 	}
 	return func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(sctx)
-		<-done
+		_ = hs.Close(ctx)
 		monitor.Close()
 	}, nil
 }

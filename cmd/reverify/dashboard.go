@@ -14,6 +14,7 @@ import (
 
 	"reverify/dashboard"
 	"reverify/health"
+	"reverify/ops"
 )
 
 type dashboardOptions struct {
@@ -173,7 +174,7 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 		ReadOnly: o.readOnly, MaskKeys: o.maskKeys, PrometheusAddr: o.prometheusAddr,
 	})
 	defer monitor.Close()
-	checks, closeChecks := readinessChecks(redisOpt, store)
+	checks, closeChecks := ops.Readiness(redisOpt, store)
 	defer closeChecks()
 	probes := health.New(log, 0, checks...)
 
@@ -189,13 +190,13 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 	if err != nil {
 		return fmt.Errorf("REVERIFY_DASHBOARD_ADDR (--addr): %w", err)
 	}
-	hs := serveHTTP(ln, srv, log)
+	hs := ops.Serve(ln, srv, log)
 	log.InfoContext(ctx, "dashboard listening", "addr", ln.Addr().String(), "read_only", o.readOnly,
 		"mask_keys", o.maskKeys, "auth", auth.Configured())
 	fmt.Fprintf(a.stderr, "dashboard on http://%s/ (asynqmon on /monitoring/)\n", ln.Addr())
 	select {
 	case <-ctx.Done():
-	case err := <-hs.errc:
+	case err := <-hs.Done():
 		return fmt.Errorf("dashboard: %w", err)
 	}
 	return hs.Close(ctx)

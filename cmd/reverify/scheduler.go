@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"reverify/health"
+	"reverify/ops"
 	"reverify/scheduler"
 )
 
@@ -68,7 +69,7 @@ run:plan task. Run several for availability: the others stand by.`,
 				health.New(log, 0, health.Check{Name: "redis", Func: func(ctx context.Context) error {
 					return rdb.Ping(ctx).Err()
 				}}).Register(mux)
-				srv := serveHTTP(ln, mux, log)
+				srv := ops.Serve(ln, mux, log)
 				defer srv.Close(cmd.Context())
 			}
 			host, _ := os.Hostname()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"reverify"
 	"runtime/debug"
@@ -19,6 +20,7 @@ import (
 	"reverify/campaign"
 	"reverify/liveness"
 	"reverify/notify"
+	"reverify/ops"
 	"reverify/scheduler"
 	"reverify/storage/postgres"
 	"reverify/tasks"
@@ -237,11 +239,17 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	// The worker admits calls through a governor of its own; this one, over
 	// the same keys, exports the circuits and budget and publishes the budget.
 	fleetStatus := fleet.New(rdb, o.fleet)
-	ops, err := startWorkerOps(o.metricsAddr, redis, store, log, fleetStatus, feeder)
+	var metricsLn net.Listener
+	if o.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", o.metricsAddr); err != nil {
+			return fmt.Errorf("REVERIFY_METRICS_ADDR (--metrics-addr): %w", err)
+		}
+	}
+	probes, err := ops.StartWorker(metricsLn, redis, store, log, fleetStatus, feeder)
 	if err != nil {
 		return err
 	}
-	defer ops.Close(ctx)
+	defer probes.Close(ctx)
 	if err := fleetStatus.Announce(ctx); err != nil {
 		log.WarnContext(ctx, "could not publish the fleet's daily budget", "err", err)
 	}
@@ -254,7 +262,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		RunGate:    store,
 		Feeder:     feeder,
 		Background: []worker.Runner{sender},
-		Observer:   ops.Observer(),
+		Observer:   probes.Observer(),
 		Handlers: map[string]asynq.Handler{
 			tasks.TypePlan:     campaign.NewPlanHandler(campaigns),
 			scheduler.TypeFire: scheduler.NewFirer(campaigns),

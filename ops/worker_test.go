@@ -1,9 +1,10 @@
-package main
+package ops_test
 
 import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"reverify/internal/testenv"
+	"reverify/ops"
 	"reverify/storage/postgres"
 	"reverify/worker/fleet"
 )
@@ -31,10 +33,12 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr})
 	t.Cleanup(func() { rdb.Close() })
 	gov := fleet.New(rdb, fleet.Config{Prefix: "{" + testenv.Queue(t) + "}:"})
-	ops, err := startWorkerOps("127.0.0.1:0", redis, store, slog.New(slog.DiscardHandler), gov, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	t.Cleanup(func() { ops.Close(ctx) })
-	base := "http://" + ops.addr()
+	w, err := ops.StartWorker(ln, redis, store, slog.New(slog.DiscardHandler), gov, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { w.Close(ctx) })
+	base := "http://" + w.Addr()
 
 	code, _ := httpGet(t, base+"/readyz")
 	require.Equal(t, http.StatusServiceUnavailable, code, "not ready while migrations are pending")
@@ -44,8 +48,8 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 
 	score := 80.0
-	ops.Observer().APICalled("scored", 250*time.Millisecond, &score, true)
-	ops.Observer().ResultRecorded("scored")
+	w.Observer().APICalled("scored", 250*time.Millisecond, &score, true)
+	w.Observer().ResultRecorded("scored")
 	code, body = httpGet(t, base+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `reverify_results_total{status="scored"} 1`)
@@ -66,7 +70,7 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	_, body = httpGet(t, base+"/metrics")
 	require.Contains(t, body, `reverify_fleet_circuit_open{circuit="auth"} 1`)
 
-	off, err := startWorkerOps("", redis, store, nil, nil, nil)
+	off, err := ops.StartWorker(nil, redis, store, nil, nil, nil)
 	require.NoError(t, err)
 	require.Nil(t, off.Observer(), "no --metrics-addr, no observer")
 }

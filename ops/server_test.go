@@ -1,4 +1,4 @@
-package main
+package ops_test
 
 import (
 	"bufio"
@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reverify/ops"
 	"strings"
 	"testing"
 	"time"
@@ -34,18 +35,18 @@ func limitsHandler() http.Handler {
 	return mux
 }
 
-func startLimited(t *testing.T, l *httpLimits) string {
+func startLimited(t *testing.T, l *ops.Limits) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	var hs *httpServer
+	var hs *ops.Server
 	if l == nil {
-		hs = serveHTTP(ln, limitsHandler(), slog.New(slog.DiscardHandler))
+		hs = ops.Serve(ln, limitsHandler(), slog.New(slog.DiscardHandler))
 	} else {
-		hs = serveHTTPWith(ln, limitsHandler(), slog.New(slog.DiscardHandler), *l)
+		hs = ops.ServeWith(ln, limitsHandler(), slog.New(slog.DiscardHandler), *l)
 	}
 	t.Cleanup(func() { _ = hs.Close(t.Context()) })
-	return hs.addr
+	return hs.Addr()
 }
 
 // closedWithin reports whether the server closes conn within d (after any
@@ -76,7 +77,7 @@ func dial(t *testing.T, addr, send string) net.Conn {
 // is dropped within the limits, however many connections it opens.
 func TestServeHTTPBoundsSlowClients(t *testing.T) {
 	t.Parallel()
-	l := httpLimits{ReadHeader: 300 * time.Millisecond, Read: 600 * time.Millisecond, Write: time.Second,
+	l := ops.Limits{ReadHeader: 300 * time.Millisecond, Read: 600 * time.Millisecond, Write: time.Second,
 		Idle: 400 * time.Millisecond, MaxHeader: 4 << 10, MaxBody: 1 << 10}
 	addr := startLimited(t, &l)
 
@@ -112,22 +113,22 @@ func TestServeHTTPDefaultLimits(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	hs := serveHTTP(ln, limitsHandler(), slog.New(slog.DiscardHandler))
+	hs := ops.Serve(ln, limitsHandler(), slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { _ = hs.Close(t.Context()) })
-	s := hs.srv
-	for name, d := range map[string]time.Duration{"ReadHeaderTimeout": s.ReadHeaderTimeout, "ReadTimeout": s.ReadTimeout,
-		"WriteTimeout": s.WriteTimeout, "IdleTimeout": s.IdleTimeout} {
+	l := ops.DefaultLimits()
+	for name, d := range map[string]time.Duration{"ReadHeader": l.ReadHeader, "Read": l.Read,
+		"Write": l.Write, "Idle": l.Idle} {
 		require.Positive(t, d, name)
 		require.LessOrEqual(t, d, 2*time.Minute, name)
 	}
 
 	client := &http.Client{Timeout: 10 * time.Second}
-	res, err := client.Post("http://"+hs.addr+"/echo", "application/octet-stream", strings.NewReader(strings.Repeat("x", 2<<20)))
+	res, err := client.Post("http://"+hs.Addr()+"/echo", "application/octet-stream", strings.NewReader(strings.Repeat("x", 2<<20)))
 	require.NoError(t, err)
 	res.Body.Close()
 	require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode, "a 2 MiB body is refused")
 
-	c := dial(t, hs.addr, fmt.Sprintf("GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("h", 200<<10)))
+	c := dial(t, hs.Addr(), fmt.Sprintf("GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("h", 200<<10)))
 	res, err = http.ReadResponse(bufio.NewReader(c), nil)
 	require.NoError(t, err)
 	res.Body.Close()
