@@ -104,6 +104,14 @@ func (e *env) runCases(ctx context.Context, o options, r *report) error {
 			return fmt.Errorf("ledger: %w", err)
 		}
 	}
+	if o.has("scale") {
+		logf("case 6: scale, a %d-object run", o.scaleObjects)
+		f, err := e.scaleCase(ctx, o)
+		r.Scale = &f
+		if err != nil {
+			return fmt.Errorf("scale: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -29,6 +29,7 @@ type report struct {
 	LatencyProfile []share           `json:"worker_cpu_profile_latency,omitempty"`
 	Memory         []pipelineFigures `json:"memory,omitempty"`
 	Ledger         []ledgerFigures   `json:"ledger,omitempty"`
+	Scale          *scaleFigures     `json:"scale,omitempty"`
 }
 
 func newReport(ctx context.Context, o options) *report {
@@ -158,6 +159,9 @@ func (r *report) print(out io.Writer) {
 			fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%s\t%.1f\t%.3f\t%s\t\n", f.Case, f.Rows, f.PoolConns, f.RowsPerSec, vsAlone,
 				f.WritesPerCommit, f.PostgresCPUMs, ratio(f.RowsPerSec, need))
 		}
+	}
+	if r.Scale != nil {
+		r.Scale.print(w)
 	}
 }
 

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +22,7 @@ import (
 
 	"reverify"
 	"reverify/internal/testenv"
+	"reverify/migrations"
 	"reverify/notify"
 	"reverify/report"
 	"reverify/storage/postgres"
@@ -218,15 +223,28 @@ func TestMigrateCommands(t *testing.T) {
 	require.Equal(t, out, run("migrate", "--dry-run"), "migrate alone is migrate up")
 	require.Regexp(t, `(?m)^1\s+00001_pipeline.sql\s+pending`, run("migrate", "status"), "a dry run applies nothing")
 
-	require.Contains(t, run("migrate"), "applied 00007_billing_terms.sql")
+	newest, version := newestMigration(t)
+	require.Contains(t, run("migrate"), "applied "+newest)
 	require.Equal(t, "-- schema is up to date: nothing to apply\n", run("migrate", "up", "--dry-run"))
 	out = run("migrate", "down", "--dry-run")
-	require.True(t, strings.HasPrefix(out, "-- 00007_billing_terms.sql (version 7, down, in one transaction"), out)
-	require.Contains(t, out, "DROP INDEX api_calls_in_flight_idx;")
-	require.Regexp(t, `(?m)^7\s+00007_billing_terms.sql\s+applied\s+\d{4}-`, run("migrate", "status"))
+	require.True(t, strings.HasPrefix(out, fmt.Sprintf("-- %s (version %d, down, in one transaction", newest, version)), out)
+	require.NotContains(t, out, "+goose")
+	require.Regexp(t, fmt.Sprintf(`(?m)^%d\s+%s\s+applied\s+\d{4}-`, version, regexp.QuoteMeta(newest)), run("migrate", "status"))
 
-	require.Equal(t, "rolled back 00007_billing_terms.sql\n", run("migrate", "down"))
-	require.Regexp(t, `(?m)^7\s+00007_billing_terms.sql\s+pending`, run("migrate", "status"))
-	require.Contains(t, run("migrate", "up", "--dry-run"), "-- 00007_billing_terms.sql (version 7, up")
-	require.Equal(t, "applied 00007_billing_terms.sql\n", run("migrate", "up"))
+	require.Equal(t, "rolled back "+newest+"\n", run("migrate", "down"))
+	require.Regexp(t, fmt.Sprintf(`(?m)^%d\s+%s\s+pending`, version, regexp.QuoteMeta(newest)), run("migrate", "status"))
+	require.Contains(t, run("migrate", "up", "--dry-run"), fmt.Sprintf("-- %s (version %d, up", newest, version))
+	require.Equal(t, "applied "+newest+"\n", run("migrate", "up"))
+}
+
+// newestMigration is the last embedded migration and its version.
+func newestMigration(t *testing.T) (string, int64) {
+	t.Helper()
+	entries, err := fs.ReadDir(migrations.FS, ".")
+	require.NoError(t, err)
+	require.NotEmpty(t, entries)
+	name := entries[len(entries)-1].Name() // ReadDir sorts by name
+	version, err := strconv.ParseInt(name[:strings.IndexByte(name, '_')], 10, 64)
+	require.NoError(t, err)
+	return name, version
 }

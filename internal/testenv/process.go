@@ -26,6 +26,9 @@ type Command struct {
 	// when Output is nil too.
 	Log    string
 	Output io.Writer
+	// Stdout, when set, receives standard output alone (a command's
+	// result); Log or Output then get standard error only.
+	Stdout io.Writer
 }
 
 // Process is a child process started by Start. Its methods are safe for
@@ -61,6 +64,10 @@ func Start(c Command) (*Process, error) {
 		cmd.Stdout, cmd.Stderr = c.Output, c.Output
 		// A grandchild holding the output pipe must not keep Wait from
 		// returning once the process itself has exited.
+		cmd.WaitDelay = time.Second
+	}
+	if c.Stdout != nil {
+		cmd.Stdout = c.Stdout
 		cmd.WaitDelay = time.Second
 	}
 	if err := cmd.Start(); err != nil {

@@ -158,12 +158,7 @@ func (s *Store) DeleteRun(ctx context.Context, id string) (int64, error) {
 		if !st.Ended() {
 			return fmt.Errorf("%w: run %s is %s; cancel it first", ErrInvalidTransition, id, st)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM reviews WHERE run_id = $1::uuid`, id); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SELECT reverify_drop_run_partitions($1::uuid)`, id); err != nil {
-			return err
-		}
+		// The run's trigger drops its partitions and reviews (00008).
 		_, err = tx.Exec(ctx, `DELETE FROM runs WHERE id = $1::uuid`, id)
 		return err
 	})

@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -10,6 +12,7 @@ import (
 
 	"reverify"
 	"reverify/internal/testenv"
+	"reverify/migrations"
 	"reverify/storage/postgres"
 )
 
@@ -45,15 +48,13 @@ func TestScaleMigrationRoundTrip(t *testing.T) {
 		Decision: reverify.DecisionConfirmedLive, Reviewer: "me"}))
 	store.Close()
 
-	undone, err := postgres.Rollback(ctx, dsn)
-	require.NoError(t, err)
-	require.Equal(t, "00007_billing_terms.sql", undone)
-	undone, err = postgres.Rollback(ctx, dsn)
-	require.NoError(t, err)
-	require.Equal(t, "00006_notifications.sql", undone)
-	undone, err = postgres.Rollback(ctx, dsn)
-	require.NoError(t, err)
-	require.Equal(t, "00005_scale.sql", undone)
+	// Newest first, down to and including 00005.
+	names := migrationNames(t)
+	for i := len(names) - 1; i >= 0 && names[i] >= "00005"; i-- {
+		undone, err := postgres.Rollback(ctx, dsn)
+		require.NoError(t, err)
+		require.Equal(t, names[i], undone)
+	}
 	conn, err := pgx.Connect(ctx, dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close(ctx) })
@@ -121,4 +122,17 @@ func TestMigrationsStatusAndSQL(t *testing.T) {
 	require.NotContains(t, down, "CREATE TABLE")
 	_, _, err = postgres.MigrationSQL("99999_none.sql", true)
 	require.Error(t, err)
+}
+
+// migrationNames lists the embedded migrations in the order goose applies them.
+func migrationNames(t *testing.T) []string {
+	t.Helper()
+	entries, err := fs.ReadDir(migrations.FS, ".")
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	slices.Sort(names)
+	return names
 }

@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"reverify"
+	"math/bits"
 
 	"github.com/jackc/pgx/v5"
+
+	"reverify"
 )
 
 // objectRefColumns selects a verifications row's object as a
@@ -24,7 +26,7 @@ func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.Ob
 	if err := checkRunID(runID); err != nil {
 		return 0, err
 	}
-	var added int64
+	var added, total int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS reverify_ingest
 			(bucket text, object_key text, object_version text) ON COMMIT DELETE ROWS`); err != nil {
@@ -43,14 +45,23 @@ func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.Ob
 			return err
 		}
 		added = tag.RowsAffected()
-		_, err = tx.Exec(ctx, `UPDATE runs SET total = total + $2 WHERE id = $1::uuid`, runID, added)
-		return err
+		return tx.QueryRow(ctx, `UPDATE runs SET total = total + $2 WHERE id = $1::uuid RETURNING total`, runID, added).Scan(&total)
 	})
 	if err != nil {
 		return 0, classify(fmt.Errorf("record objects of run %s: %w", runID, err))
 	}
+	if total >= analyzeFrom && bits.Len64(uint64(total-added)) != bits.Len64(uint64(total)) {
+		if _, err := s.pool.Exec(ctx, `SELECT reverify_analyze_run($1::uuid)`, runID); err != nil {
+			return added, classify(fmt.Errorf("analyze objects of run %s: %w", runID, err))
+		}
+	}
 	return added, nil
 }
+
+// analyzeFrom is the size from which a run's partition is analysed each
+// time it doubles while it is filled: the feeder plans its queries on
+// those statistics while the fill goes on.
+const analyzeFrom = 8192
 
 // PendingObjects calls fn for every object of the run that has no terminal
 // result yet, in key order, a page at a time.

@@ -1,0 +1,125 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"reverify"
+	"reverify/internal/testenv"
+	"reverify/storage/postgres"
+)
+
+// TestAddObjectsAnalysesTheRunAsItGrows: a partition filled by COPY has
+// statistics from its first thousands of rows on, so the feeder's queries
+// use its indexes while the fill goes on.
+func TestAddObjectsAnalysesTheRunAsItGrows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := testenv.LedgerWithPool(t)
+	run, err := s.CreateRun(ctx, postgres.NewRun{Name: t.Name(), Queue: "q", Source: reverify.Source{Kind: reverify.SourceManifest, Manifest: "m"}})
+	require.NoError(t, err)
+	add := func(from, to int) {
+		t.Helper()
+		objs := make([]reverify.ObjectRef, 0, to-from)
+		for i := from; i < to; i++ {
+			objs = append(objs, reverify.ObjectRef{Bucket: "b", Key: fmt.Sprintf("k%07d", i)})
+		}
+		n, err := s.AddObjects(ctx, run.ID, objs)
+		require.NoError(t, err)
+		require.EqualValues(t, to-from, n)
+	}
+	add(0, 1000)
+	require.EqualValues(t, -1, reltuples(t, pool, run.ID), "a small run is left to autovacuum")
+	add(1000, 9000)
+	require.InDelta(t, 9000, reltuples(t, pool, run.ID), 100, "analysed on crossing 8192 rows")
+	add(9000, 12000)
+	require.InDelta(t, 9000, reltuples(t, pool, run.ID), 100, "not again before it doubles")
+	add(12000, 17000)
+	require.InDelta(t, 17000, reltuples(t, pool, run.ID), 100, "analysed again on crossing 16384")
+}
+
+// TestDeletingARunRowDropsItsPartitions: whoever deletes a run, its
+// objects, calls and reviews go with it.
+func TestDeletingARunRowDropsItsPartitions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := testenv.LedgerWithPool(t)
+	run := seedRun(t, s, 3, postgres.NewRun{})
+	finish(t, s, run.ID, 0, 1, reverify.StatusScored, 20)
+	require.NoError(t, s.RecordReview(ctx, postgres.Review{RunID: run.ID, Bucket: "b", Key: "k00000",
+		Decision: reverify.DecisionSuspectedSpoof, Reviewer: "me"}))
+	suffix := strings.ReplaceAll(run.ID, "-", "")
+	for _, table := range []string{"verifications_" + suffix, "api_calls_" + suffix} {
+		require.True(t, relationExists(t, pool, table), table)
+	}
+
+	_, err := pool.Exec(ctx, `DELETE FROM runs WHERE id = $1::uuid`, run.ID)
+	require.NoError(t, err)
+	for _, table := range []string{"verifications_" + suffix, "api_calls_" + suffix} {
+		require.False(t, relationExists(t, pool, table), table)
+	}
+	var reviews int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM reviews WHERE run_id = $1::uuid`, run.ID).Scan(&reviews))
+	require.Zero(t, reviews)
+	_, err = s.Run(ctx, run.ID)
+	require.ErrorIs(t, err, postgres.ErrRunNotFound)
+}
+
+func reltuples(t *testing.T, pool *pgxpool.Pool, runID string) float64 {
+	t.Helper()
+	var n float64
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT reltuples FROM pg_class WHERE relname = $1`,
+		"verifications_"+strings.ReplaceAll(runID, "-", "")).Scan(&n))
+	return n
+}
+
+func relationExists(t *testing.T, pool *pgxpool.Pool, name string) bool {
+	t.Helper()
+	var ok bool
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&ok))
+	return ok
+}
+
+// TestDeleteRun: an ended run with results, calls and reviews is deleted
+// whole; a run still being sent is refused and kept.
+func TestDeleteRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := testenv.LedgerWithPool(t)
+	other := seedRun(t, s, 2, postgres.NewRun{Name: "other"})
+	finish(t, s, other.ID, 0, 1, reverify.StatusScored, 30)
+	require.NoError(t, s.RecordReview(ctx, postgres.Review{RunID: other.ID, Bucket: "b", Key: "k00000",
+		Decision: reverify.DecisionConfirmedLive, Reviewer: "me"}))
+
+	run := seedRun(t, s, 5, postgres.NewRun{})
+	finish(t, s, run.ID, 0, 2, reverify.StatusScored, 20)
+	require.NoError(t, s.RecordReview(ctx, postgres.Review{RunID: run.ID, Bucket: "b", Key: "k00001",
+		Decision: reverify.DecisionSuspectedSpoof, Reviewer: "me"}))
+	_, err := s.DeleteRun(ctx, run.ID)
+	require.ErrorIs(t, err, postgres.ErrInvalidTransition, "a running run is cancelled first")
+
+	_, _, err = s.CancelRun(ctx, run.ID, reverify.Actor{Who: "me"})
+	require.NoError(t, err)
+	total, err := s.DeleteRun(ctx, run.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 5, total)
+	_, err = s.Run(ctx, run.ID)
+	require.ErrorIs(t, err, postgres.ErrRunNotFound)
+	require.False(t, relationExists(t, pool, "verifications_"+strings.ReplaceAll(run.ID, "-", "")))
+
+	// The other run, its review and the reviews' constraint are intact.
+	c, err := s.RunWithCounts(ctx, other.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, c.ByStatus[reverify.StatusScored])
+	var reviews int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM reviews WHERE run_id = $1::uuid`, other.ID).Scan(&reviews))
+	require.Equal(t, 1, reviews)
+	err = s.RecordReview(ctx, postgres.Review{RunID: other.ID, Bucket: "b", Key: "missing",
+		Decision: reverify.DecisionConfirmedLive, Reviewer: "me"})
+	require.Error(t, err, "a review of an object the ledger does not hold is refused")
+}
