@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
@@ -27,12 +28,15 @@ type Stats struct {
 }
 
 // Recorder streams a source into a run's ledger rows. Reading the source
-// (the next listing page, say) overlaps with recording the batch before
-// it; at most two batches wait between them, so memory stays flat however
-// large the source.
+// (the next listing page, say) overlaps with recording the batches before
+// it, which go to the ledger over several connections at once (a batch's
+// write is one PostgreSQL backend's work, so one writer leaves the
+// database's other cores idle); at most two batches wait beside those being
+// written, so memory stays flat however large the source.
 type Recorder struct {
 	ledger    Ledger
 	batchSize int
+	writers   int
 	progress  func(Stats)
 }
 
@@ -45,9 +49,12 @@ func WithProgress(fn func(Stats)) RecorderOption { return func(r *Recorder) { r.
 // WithBatchSize sets how many objects one ledger write records.
 func WithBatchSize(n int) RecorderOption { return func(r *Recorder) { r.batchSize = max(1, n) } }
 
+// WithWriters sets how many batches are written to the ledger at once.
+func WithWriters(n int) RecorderOption { return func(r *Recorder) { r.writers = max(1, n) } }
+
 // NewRecorder returns a recorder over a ledger.
 func NewRecorder(ledger Ledger, opts ...RecorderOption) *Recorder {
-	r := &Recorder{ledger: ledger, batchSize: 10000, progress: func(Stats) {}}
+	r := &Recorder{ledger: ledger, batchSize: 10000, writers: 2, progress: func(Stats) {}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -70,17 +77,22 @@ func (r *Recorder) Record(ctx context.Context, runID string, src Source, keep Fi
 		defer close(batches)
 		return r.readBatches(ctx, src, keep, &c, batches)
 	})
-	g.Go(func() error {
-		for batch := range batches {
-			n, err := r.ledger.AddObjects(ctx, runID, batch)
-			if err != nil {
-				return err
+	var mu sync.Mutex // progress is told the totals one call at a time
+	for range r.writers {
+		g.Go(func() error {
+			for batch := range batches {
+				n, err := r.ledger.AddObjects(ctx, runID, batch)
+				if err != nil {
+					return err
+				}
+				c.recorded.Add(n)
+				mu.Lock()
+				r.progress(c.stats())
+				mu.Unlock()
 			}
-			c.recorded.Add(n)
-			r.progress(c.stats())
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	err := g.Wait()
 	return c.stats(), err
 }

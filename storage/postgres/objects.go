@@ -19,6 +19,9 @@ const objectRefColumns = `bucket, object_key AS key, object_version AS version`
 // staging table, then inserted with one statement that leaves a key
 // already recorded for the run (a duplicate in the source, or a resumed
 // enqueue) as it is. It returns how many objects were new.
+//
+// Writers of one run may call it at once: each inserts in key order, so two
+// batches holding the same keys wait for each other, never in a cycle.
 func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.ObjectRef) (int64, error) {
 	if len(objs) == 0 {
 		return 0, nil
@@ -40,6 +43,7 @@ func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.Ob
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO verifications (run_id, bucket, object_key, object_version)
 			SELECT $1::uuid, bucket, object_key, object_version FROM reverify_ingest
+			ORDER BY bucket, object_key
 			ON CONFLICT (run_id, bucket, object_key) DO NOTHING`, runID)
 		if err != nil {
 			return err
