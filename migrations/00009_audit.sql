@@ -70,7 +70,61 @@ COMMENT ON COLUMN runs.pruned_at IS 'When reverify prune removed the run''s obje
 
 CREATE INDEX reviews_subject_idx ON reviews (bucket, object_key);
 
+-- A partition of verifications cannot be dropped while reviews' foreign
+-- key depends on it: it is detached first (which checks that no review
+-- refers to it), then dropped. Deleting a run (and pruning) needs this.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION reverify_drop_run_partitions(run uuid) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    suffix text := replace(run::text, '-', '');
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['api_calls', 'verifications'] LOOP
+        IF to_regclass(t || '_' || suffix) IS NOT NULL THEN
+            IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = (t || '_' || suffix)::regclass) THEN
+                EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', t, t || '_' || suffix);
+            END IF;
+            EXECUTE format('DROP TABLE %I', t || '_' || suffix);
+        END IF;
+    END LOOP;
+END
+$$;
+-- +goose StatementEnd
+
+-- Pruning drops a run's objects whole (its partition), whatever their
+-- number, and leaves an empty partition so the run stays well formed.
+-- +goose StatementBegin
+CREATE FUNCTION reverify_prune_run_objects(run uuid) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+    t text;
+BEGIN
+    SELECT coalesce(sum(objects), 0) INTO n FROM run_counts WHERE run_id = run;
+    DELETE FROM reviews WHERE run_id = run;
+    t := 'verifications_' || replace(run::text, '-', '');
+    IF to_regclass(t) IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE verifications DETACH PARTITION %I', t);
+        EXECUTE format('DROP TABLE %I', t);
+    END IF;
+    PERFORM reverify_add_run_partitions(run);
+    DELETE FROM run_counts WHERE run_id = run;
+    RETURN n;
+END
+$$;
+-- +goose StatementEnd
+COMMENT ON FUNCTION reverify_prune_run_objects(uuid) IS 'Removes every object (verifications row) and review of a run at once and zeroes its counters; returns how many objects it had.';
+
 -- +goose Down
+DROP FUNCTION reverify_prune_run_objects(uuid);
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION reverify_drop_run_partitions(run uuid) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    suffix text := replace(run::text, '-', '');
+BEGIN
+    EXECUTE format('DROP TABLE IF EXISTS %I, %I', 'api_calls_' || suffix, 'verifications_' || suffix);
+END
+$$;
+-- +goose StatementEnd
 DROP INDEX reviews_subject_idx;
 ALTER TABLE runs DROP COLUMN pruned_at;
 ALTER TABLE api_calls DROP COLUMN key_hashed;

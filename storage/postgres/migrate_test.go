@@ -47,6 +47,9 @@ func TestScaleMigrationRoundTrip(t *testing.T) {
 
 	undone, err := postgres.Rollback(ctx, dsn)
 	require.NoError(t, err)
+	require.Equal(t, "00009_audit.sql", undone)
+	undone, err = postgres.Rollback(ctx, dsn)
+	require.NoError(t, err)
 	require.Equal(t, "00007_billing_terms.sql", undone)
 	undone, err = postgres.Rollback(ctx, dsn)
 	require.NoError(t, err)
