@@ -88,3 +88,27 @@ func TextHolding(t testing.TB, pool *pgxpool.Pool, needle string) []string {
 	}
 	return out
 }
+
+// RunsWithCountersOff returns the runs whose counters (total, run_counts,
+// run_calls) differ from their rows: none, after any change of the ledger.
+func RunsWithCountersOff(t testing.TB, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `
+		SELECT r.id::text FROM runs r WHERE
+		   r.total <> (SELECT count(*) FROM verifications v WHERE v.run_id = r.id)
+		OR EXISTS (SELECT 1 FROM (SELECT status, sum(objects) AS n FROM run_counts c WHERE c.run_id = r.id GROUP BY status) c
+		           FULL JOIN (SELECT status, count(*) AS n FROM verifications v WHERE v.run_id = r.id GROUP BY status) v
+		           USING (status)
+		           WHERE coalesce(c.n, 0) <> coalesce(v.n, 0))
+		OR (SELECT coalesce(sum(calls), 0) FROM run_calls k WHERE k.run_id = r.id) <> (SELECT count(*) FROM api_calls a WHERE a.run_id = r.id)
+		OR (SELECT coalesce(sum(billable), 0) FROM run_calls k WHERE k.run_id = r.id)
+		   <> (SELECT count(transaction_id) FROM api_calls a WHERE a.run_id = r.id)`)
+	if err != nil {
+		t.Fatalf("testenv: compare counters: %v", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("testenv: compare counters: %v", err)
+	}
+	return ids
+}

@@ -111,18 +111,7 @@ func TestKeyHashInSQLIsReverifyKeyHash(t *testing.T) {
 // countersMatch asserts every run's counters equal its rows.
 func countersMatch(t *testing.T, db *pgxpool.Pool) {
 	t.Helper()
-	var bad int
-	require.NoError(t, db.QueryRow(context.Background(), `
-		SELECT count(*) FROM runs r WHERE
-		   r.total <> (SELECT count(*) FROM verifications v WHERE v.run_id = r.id)
-		OR EXISTS (SELECT 1 FROM (SELECT status, sum(objects) AS n FROM run_counts c WHERE c.run_id = r.id GROUP BY status) c
-		           FULL JOIN (SELECT status, count(*) AS n FROM verifications v WHERE v.run_id = r.id GROUP BY status) v
-		           USING (status)
-		           WHERE coalesce(c.n, 0) <> coalesce(v.n, 0))
-		OR (SELECT coalesce(sum(calls), 0) FROM run_calls k WHERE k.run_id = r.id) <> (SELECT count(*) FROM api_calls a WHERE a.run_id = r.id)
-		OR (SELECT coalesce(sum(billable), 0) FROM run_calls k WHERE k.run_id = r.id)
-		   <> (SELECT count(transaction_id) FROM api_calls a WHERE a.run_id = r.id)`).Scan(&bad))
-	require.Zero(t, bad, "runs whose counters differ from their rows")
+	require.Empty(t, testenv.RunsWithCountersOff(t, db), "runs whose counters differ from their rows")
 }
 
 func TestEraseAndPrune(t *testing.T) {
