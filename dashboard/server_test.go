@@ -113,6 +113,26 @@ func TestReviewsAndImages(t *testing.T) {
 	require.Equal(t, "image/jpeg", res.Header.Get("Content-Type"))
 	require.Equal(t, "no-store", res.Header.Get("Cache-Control"))
 	require.True(t, strings.HasPrefix(body, "\xff\xd8"), "JPEG bytes")
+
+	// The decision and the image view are in the audit log, with the
+	// authenticated identity and the client's address, by key hash.
+	rows, err := b.pool.Query(t.Context(), `SELECT actor, source, action, bucket, key_hash, remote, detail::text
+		FROM audit_log WHERE run_id = $1 ORDER BY id`, b.runID)
+	require.NoError(t, err)
+	var got [][]string
+	for rows.Next() {
+		var actor, source, action, bucket, hash, remote, detail string
+		require.NoError(t, rows.Scan(&actor, &source, &action, &bucket, &hash, &remote, &detail))
+		require.Regexp(t, `^127\.0\.0\.1:\d+$`, remote)
+		require.NotContains(t, detail, "jane")
+		got = append(got, []string{actor, source, action, bucket, hash})
+	}
+	require.NoError(t, rows.Err())
+	hash := dashboard.KeyHash(b.bucket, b.low)
+	require.Equal(t, [][]string{
+		{"token", "dashboard", "review.decide", b.bucket, hash},
+		{user, "dashboard", "image.view", b.bucket, hash},
+	}, got)
 }
 
 func TestOnlyObjectsOfTheRun(t *testing.T) {
