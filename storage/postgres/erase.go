@@ -128,8 +128,9 @@ func (s *Store) EraseObjects(ctx context.Context, objs []reverify.ObjectRef, a r
 			n++
 			if p := per[[2]string{b, k}]; p != nil {
 				r := perRun[runID]
-				if r == nil {
+				if r == nil { // a run created since SubjectRuns looked
 					r = &ErasedRun{ID: runID}
+					perRun[runID] = r
 				}
 				add(p, r)
 			}
@@ -160,9 +161,10 @@ func (s *Store) EraseObjects(ctx context.Context, objs []reverify.ObjectRef, a r
 			return err
 		}
 		// runs.total counts the run's objects: it stays equal to its rows.
+		ids, counts := runTotals(perRun)
 		if _, err := tx.Exec(ctx, `UPDATE runs r SET total = r.total - x.n
 			FROM (SELECT id::uuid AS id, n FROM unnest($1::text[], $2::bigint[]) AS t(id, n)) x
-			WHERE r.id = x.id AND x.n > 0`, runIDs(runs), runCounts(runs)); err != nil {
+			WHERE r.id = x.id AND x.n > 0`, ids, counts); err != nil {
 			return err
 		}
 		rows, err = tx.Query(ctx, `UPDATE api_calls c SET object_key = e.key_hash, key_hashed = true
@@ -198,20 +200,13 @@ func (s *Store) EraseObjects(ctx context.Context, objs []reverify.ObjectRef, a r
 	return e, nil
 }
 
-func runIDs(runs []ErasedRun) []string {
-	out := make([]string, len(runs))
-	for i, r := range runs {
-		out[i] = r.ID
+// runTotals lists the verifications erased per run.
+func runTotals(runs map[string]*ErasedRun) (ids []string, counts []int64) {
+	for _, r := range runs {
+		ids = append(ids, r.ID)
+		counts = append(counts, r.Verifications)
 	}
-	return out
-}
-
-func runCounts(runs []ErasedRun) []int64 {
-	out := make([]int64, len(runs))
-	for i, r := range runs {
-		out[i] = r.Verifications
-	}
-	return out
+	return ids, counts
 }
 
 // PrunableRuns returns the ended runs that finished before before and are
