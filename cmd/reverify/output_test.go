@@ -218,15 +218,15 @@ func TestMigrateCommands(t *testing.T) {
 	require.Equal(t, out, run("migrate", "--dry-run"), "migrate alone is migrate up")
 	require.Regexp(t, `(?m)^1\s+00001_pipeline.sql\s+pending`, run("migrate", "status"), "a dry run applies nothing")
 
-	require.Contains(t, run("migrate"), "applied 00007_billing_terms.sql")
+	require.Contains(t, run("migrate"), "applied 00009_audit.sql")
 	require.Equal(t, "-- schema is up to date: nothing to apply\n", run("migrate", "up", "--dry-run"))
 	out = run("migrate", "down", "--dry-run")
-	require.True(t, strings.HasPrefix(out, "-- 00007_billing_terms.sql (version 7, down, in one transaction"), out)
-	require.Contains(t, out, "DROP INDEX api_calls_in_flight_idx;")
-	require.Regexp(t, `(?m)^7\s+00007_billing_terms.sql\s+applied\s+\d{4}-`, run("migrate", "status"))
+	require.True(t, strings.HasPrefix(out, "-- 00009_audit.sql (version 9, down, in one transaction"), out)
+	require.Contains(t, out, "DROP TABLE audit_log;")
+	require.Regexp(t, `(?m)^9\s+00009_audit.sql\s+applied\s+\d{4}-`, run("migrate", "status"))
 
-	require.Equal(t, "rolled back 00007_billing_terms.sql\n", run("migrate", "down"))
-	require.Regexp(t, `(?m)^7\s+00007_billing_terms.sql\s+pending`, run("migrate", "status"))
-	require.Contains(t, run("migrate", "up", "--dry-run"), "-- 00007_billing_terms.sql (version 7, up")
-	require.Equal(t, "applied 00007_billing_terms.sql\n", run("migrate", "up"))
+	require.Equal(t, "rolled back 00009_audit.sql\n", run("migrate", "down"))
+	require.Regexp(t, `(?m)^9\s+00009_audit.sql\s+pending`, run("migrate", "status"))
+	require.Contains(t, run("migrate", "up", "--dry-run"), "-- 00009_audit.sql (version 9, up")
+	require.Equal(t, "applied 00009_audit.sql\n", run("migrate", "up"))
 }
