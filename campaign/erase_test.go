@@ -103,6 +103,15 @@ func TestEraseAndPruneEndToEnd(t *testing.T) {
 	bRun := b.fill(t, campaign.Spec{}, ks, campaign.FillOptions{})
 	require.EqualValues(t, 3, b.feed(t, 100).Dispatched)
 	require.NotEmpty(t, redisHolding(t, addr, b.queue, subject.Key), "the subject's task is queued")
+	// One task of another subject is archived, as a task that failed for
+	// good is: erasure and pruning look there too.
+	pending, err := insp.ListPendingTasks(b.queue)
+	require.NoError(t, err)
+	for _, ti := range pending {
+		if strings.Contains(string(ti.Payload), others[1]) {
+			require.NoError(t, insp.ArchiveTask(b.queue, ti.ID))
+		}
+	}
 	require.NotEmpty(t, testenv.TextHolding(t, db, subject.Key))
 
 	e, err := svc.Erase(ctx, []reverify.ObjectRef{subject}, dpo)
@@ -158,7 +167,7 @@ func TestEraseAndPruneEndToEnd(t *testing.T) {
 	pr, err = svc.Prune(ctx, time.Nanosecond, false, dpo)
 	require.NoError(t, err)
 	require.Len(t, pr.Runs, 2)
-	require.EqualValues(t, 2, pr.TasksDeleted, "run B's tasks leave the queue")
+	require.EqualValues(t, 2, pr.TasksDeleted, "run B's tasks leave the queue, the archived one too")
 	for _, k := range others {
 		require.Empty(t, testenv.TextHolding(t, db, k), k)
 		require.Empty(t, redisHolding(t, addr, b.queue, k), k)
