@@ -42,7 +42,7 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 
 func TestRunActionsAreAudited(t *testing.T) {
 	t.Parallel()
-	s := newStore(t)
+	s, db := testenv.LedgerWithPool(t)
 	ctx := context.Background()
 	alice, bob := cli("alice"), reverify.Actor{Who: "bob", Why: "too slow", Source: reverify.AuditFromCLI, From: "host-b"}
 
@@ -92,6 +92,11 @@ func TestRunActionsAreAudited(t *testing.T) {
 		require.NoError(t, err, tc.name)
 		require.Len(t, got, tc.want, tc.name)
 	}
+	var atUTC string
+	var name *string
+	require.NoError(t, db.QueryRow(ctx, `SELECT at_utc, run_name FROM audit_report WHERE id = $1`, all[0].ID).Scan(&atUTC, &name))
+	require.Regexp(t, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`, atUTC)
+	require.Nil(t, name, "the entry outlives its run")
 	pause, err := s.AuditLog(ctx, postgres.AuditFilter{Action: reverify.AuditRunPause})
 	require.NoError(t, err)
 	require.Equal(t, "host-b", pause[0].Remote)
