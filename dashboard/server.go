@@ -292,13 +292,6 @@ func (s *Server) image(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer body.Close()
-	// Every image shown is in the audit log; one that cannot be recorded
-	// is not shown.
-	obj := reverify.ObjectRef{Bucket: item.Bucket, Key: item.Key, Version: item.Version}
-	if err := s.ledger.Audit(r.Context(), s.actor(r), reverify.AuditImageView, item.RunID, &obj, nil); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	if size > s.cfg.MaxImageBytes {
 		http.Error(w, "the image is larger than the display limit", http.StatusRequestEntityTooLarge)
 		return
@@ -313,6 +306,13 @@ func (s *Server) image(w http.ResponseWriter, r *http.Request) {
 	ctype := http.DetectContentType(head)
 	if !strings.HasPrefix(ctype, "image/") {
 		http.Error(w, "the object is not an image", http.StatusUnsupportedMediaType)
+		return
+	}
+	// Every image shown is in the audit log; one that cannot be recorded
+	// is not shown.
+	obj := reverify.ObjectRef{Bucket: item.Bucket, Key: item.Key, Version: item.Version}
+	if err := s.ledger.Audit(r.Context(), s.actor(r), reverify.AuditImageView, item.RunID, &obj, nil); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	h := w.Header()

@@ -170,3 +170,18 @@ func plainRef(bucket, key string) string {
 }
 
 func must(res *http.Response, _ string) *http.Response { return res }
+
+// TestImageNotShownUnlessAudited: an image whose view cannot be recorded
+// in the audit log is not sent.
+func TestImageNotShownUnlessAudited(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dashboard.Config{})
+	_, err := b.pool.Exec(t.Context(), `
+		CREATE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$;
+		CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION test_refuse_audit();`)
+	require.NoError(t, err)
+	res, body := b.do(t, call{method: "GET", path: "/runs/" + b.runID + "/image?o=" + plainRef(b.bucket, "users/a.jpg"), auth: b.basic()})
+	require.Equal(t, http.StatusInternalServerError, res.StatusCode)
+	require.False(t, strings.HasPrefix(body, "\xff\xd8"), "no image bytes")
+}
