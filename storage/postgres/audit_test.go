@@ -141,10 +141,12 @@ func TestEraseAndPrune(t *testing.T) {
 	}
 	require.NotEmpty(t, testenv.TextHolding(t, db, subject.Key))
 
-	e, err := s.EraseObjects(ctx, []reverify.ObjectRef{subject, subject}, cli("dpo"))
+	pendingOne := reverify.ObjectRef{Bucket: "b", Key: "k00003"}
+	e, err := s.EraseObjects(ctx, []reverify.ObjectRef{subject, subject, pendingOne}, cli("dpo"))
 	require.NoError(t, err)
-	require.Equal(t, 1, e.Subjects)
-	require.Equal(t, []int64{2, 2, 2}, []int64{e.Verifications, e.Reviews, e.APICallsHashed})
+	require.Equal(t, 2, e.Subjects)
+	require.Equal(t, []int64{4, 2, 2}, []int64{e.Verifications, e.Reviews, e.APICallsHashed})
+	require.Empty(t, testenv.TextHolding(t, db, pendingOne.Key))
 	require.Len(t, e.Runs, 2)
 	require.Empty(t, testenv.TextHolding(t, db, subject.Key), "nothing of the key remains")
 	require.NotEmpty(t, testenv.TextHolding(t, db, other.Key), "other subjects stay")
@@ -158,6 +160,9 @@ func TestEraseAndPrune(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, erased, 1)
 	require.EqualValues(t, 2, erased[0].Detail["verifications"])
+	erased, err = s.AuditLog(ctx, postgres.AuditFilter{Action: reverify.AuditErase})
+	require.NoError(t, err)
+	require.Len(t, erased, 2, "one entry per subject")
 	reviews, err := s.AuditLog(ctx, postgres.AuditFilter{Action: reverify.AuditReview})
 	require.NoError(t, err)
 	require.Len(t, reviews, 4, "the decisions stay audited, by key hash")
@@ -179,10 +184,10 @@ func TestEraseAndPrune(t *testing.T) {
 	due, err := s.PrunableRuns(ctx, time.Now().Add(time.Hour))
 	require.NoError(t, err)
 	require.Len(t, due, 1)
-	require.Equal(t, []int64{3, 1, 1}, []int64{due[0].Verifications, due[0].Reviews, due[0].APICallsHashed})
+	require.Equal(t, []int64{2, 1, 1}, []int64{due[0].Verifications, due[0].Reviews, due[0].APICallsHashed})
 	p, err := s.PruneRun(ctx, runs[0].ID, cli("ops"))
 	require.NoError(t, err)
-	require.Equal(t, []int64{3, 1, 1}, []int64{p.Verifications, p.Reviews, p.APICallsHashed})
+	require.Equal(t, []int64{2, 1, 1}, []int64{p.Verifications, p.Reviews, p.APICallsHashed})
 	r1 := noDashes(runs[1].ID)
 	require.Subset(t, []string{"verifications_" + r1 + ".object_key", "api_calls_" + r1 + ".object_key", "reviews.object_key",
 		"verifications.object_key", "api_calls.object_key"},

@@ -184,14 +184,23 @@ func (s *Store) EraseObjects(ctx context.Context, objs []reverify.ObjectRef, a r
 			return err
 		}
 		e.PlanTokens = tag.RowsAffected()
+		if a.Source == "" {
+			return nil
+		}
+		// One entry per subject, in one statement (a request may name many).
+		details := make([]map[string]any, len(keys))
 		for i := range keys {
 			p := per[[2]string{buckets[i], keys[i]}]
-			if err := audit(ctx, tx, a, reverify.AuditErase, "", &reverify.ObjectRef{Bucket: buckets[i], Key: keys[i]},
-				map[string]any{"verifications": p.verifications, "reviews": p.reviews, "api_calls_hashed": p.calls}); err != nil {
-				return err
+			details[i] = map[string]any{"verifications": p.verifications, "reviews": p.reviews, "api_calls_hashed": p.calls}
+			if a.Why != "" {
+				details[i]["reason"] = a.Why
 			}
 		}
-		return nil
+		_, err = tx.Exec(ctx, `INSERT INTO audit_log (actor, source, action, bucket, key_hash, detail, remote)
+			SELECT coalesce(nullif($1, ''), 'unknown'), $2, $3, t.b, t.h, t.d, $4
+			FROM unnest($5::text[], $6::text[], $7::jsonb[]) WITH ORDINALITY AS t(b, h, d, n) ORDER BY t.n`,
+			a.Who, a.Source, reverify.AuditErase, a.From, buckets, hashes, details)
+		return err
 	})
 	if err != nil {
 		return Erasure{}, classify(fmt.Errorf("erase %d data subjects: %w", len(keys), err))
