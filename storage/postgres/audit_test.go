@@ -204,6 +204,19 @@ func TestEraseAndPrune(t *testing.T) {
 	pruned, err := s.AuditLog(ctx, postgres.AuditFilter{Action: reverify.AuditPrune, RunID: runs[0].ID})
 	require.NoError(t, err)
 	require.Len(t, pruned, 1)
+
+	// Deleting a run with reviews drops its partitions (detached first:
+	// the reviews' foreign key depends on them).
+	_, _, err = s.CancelRun(ctx, runs[1].ID, cli("ops"))
+	require.NoError(t, err)
+	n, err := s.DeleteRun(ctx, runs[1].ID, cli("ops"))
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n, "its total after the erasure")
+	var gone bool
+	require.NoError(t, db.QueryRow(ctx, `SELECT to_regclass('verifications_' || $1) IS NULL AND to_regclass('api_calls_' || $1) IS NULL`,
+		r1).Scan(&gone))
+	require.True(t, gone)
+	require.Empty(t, testenv.TextHolding(t, db, other.Key))
 }
 
 func noDashes(id string) string {
