@@ -372,10 +372,53 @@ func KeyHash(bucket, key string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// Actor is who changed something and why; it lands in a run's status history.
+// Actor is who changed something and why; it lands in a run's status
+// history, and in the audit log when Source says where a person (or the
+// scheduler) acted from.
 type Actor struct {
-	Who string
-	Why string
+	Who    string
+	Why    string
+	Source AuditSource // "" = the system itself (workers, planner): not audited
+	From   string      // where from: the client's address, or the CLI's host
+}
+
+// AuditSource is where an audited action came from, as stored in
+// audit_log.source.
+type AuditSource string
+
+// Audit sources.
+const (
+	AuditFromCLI       AuditSource = "cli"
+	AuditFromDashboard AuditSource = "dashboard"
+	AuditFromScheduler AuditSource = "scheduler"
+)
+
+// AuditAction is what an audit log entry records, as stored in
+// audit_log.action.
+type AuditAction string
+
+// Audited actions.
+const (
+	AuditRunCreate   AuditAction = "run.create"
+	AuditRunConfirm  AuditAction = "run.confirm"
+	AuditRunPause    AuditAction = "run.pause"
+	AuditRunResume   AuditAction = "run.resume"
+	AuditRunCancel   AuditAction = "run.cancel"
+	AuditRunFail     AuditAction = "run.fail"
+	AuditRunRetry    AuditAction = "run.retry"
+	AuditRunPriority AuditAction = "run.priority"
+	AuditRunDelete   AuditAction = "run.delete"
+	AuditImageView   AuditAction = "image.view"
+	AuditReview      AuditAction = "review.decide"
+	AuditReportWrite AuditAction = "report.write"
+	AuditErase       AuditAction = "subject.erase"
+	AuditPrune       AuditAction = "run.prune"
+)
+
+// AuditActions lists every audited action.
+func AuditActions() []AuditAction {
+	return []AuditAction{AuditRunCreate, AuditRunConfirm, AuditRunPause, AuditRunResume, AuditRunCancel, AuditRunFail,
+		AuditRunRetry, AuditRunPriority, AuditRunDelete, AuditImageView, AuditReview, AuditReportWrite, AuditErase, AuditPrune}
 }
 
 // Run is one campaign.

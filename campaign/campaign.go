@@ -43,12 +43,19 @@ type Ledger interface {
 	FailRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, int64, error)
 	RetryObjects(ctx context.Context, id string, statuses []reverify.Status, a reverify.Actor) (reverify.Run, int64, error)
 	SetPriority(ctx context.Context, id string, p reverify.Priority, queue string, a reverify.Actor) (reverify.Run, error)
-	DeleteRun(ctx context.Context, id string) (int64, error)
+	DeleteRun(ctx context.Context, id string, a reverify.Actor) (int64, error)
 	CompleteFinishedRuns(ctx context.Context) ([]string, error)
 	FailRunsOverThreshold(ctx context.Context) ([]string, error)
 
 	DispatchedSeq(ctx context.Context, runID string) (int64, error)
 	Dispatched(ctx context.Context, runID string, upTo int64) ([]postgres.Pending, error)
+
+	Audit(ctx context.Context, a reverify.Actor, action reverify.AuditAction, runID string, obj *reverify.ObjectRef, detail map[string]any) error
+	SubjectRuns(ctx context.Context, objs []reverify.ObjectRef) ([]postgres.ErasedRun, error)
+	EraseObjects(ctx context.Context, objs []reverify.ObjectRef, a reverify.Actor) (postgres.Erasure, error)
+	PrunableRuns(ctx context.Context, before time.Time) ([]postgres.ErasedRun, error)
+	PruneRun(ctx context.Context, id string, a reverify.Actor) (postgres.ErasedRun, error)
+	ReportsWritten(ctx context.Context, runID string) ([]string, error)
 }
 
 // Queue takes tasks; *asynq.Client satisfies it.
@@ -75,12 +82,13 @@ type Reporter interface {
 // Deps are the Service's dependencies. Ledger is required by every method
 // but Estimate; Queue by those that put tasks in the queue (in-fleet
 // listing, Reconcile); Objects by sources that list or read storage;
-// Reports is optional.
+// Reports is optional; Tasks is needed by Erase and Prune.
 type Deps struct {
 	Ledger  Ledger
 	Queue   Queue
 	Objects Objects
 	Reports Reporter // nil: no completion reports
+	Tasks   Tasks
 	Logger  *slog.Logger
 }
 
@@ -91,13 +99,14 @@ type Service struct {
 	queue   Queue
 	objects Objects
 	reports Reporter
+	tasks   Tasks
 	log     *slog.Logger
 	now     func() time.Time
 }
 
 // New returns a Service over its dependencies.
 func New(d Deps) *Service {
-	s := &Service{ledger: d.Ledger, queue: d.Queue, objects: d.Objects, reports: d.Reports, log: d.Logger, now: time.Now}
+	s := &Service{ledger: d.Ledger, queue: d.Queue, objects: d.Objects, reports: d.Reports, tasks: d.Tasks, log: d.Logger, now: time.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

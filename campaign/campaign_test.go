@@ -281,7 +281,7 @@ func TestCancelWritesReport(t *testing.T) {
 	require.Equal(t, 5, strings.Count(string(csv), "\n"), "header and four cancelled objects")
 	require.Contains(t, string(csv), ",cancelled,")
 
-	where, err := b.svc.WriteReport(context.Background(), run.ID, filepath.Join(dir, "again"))
+	where, err := b.svc.WriteReport(context.Background(), run.ID, filepath.Join(dir, "again"), reverify.Actor{})
 	require.NoError(t, err)
 	require.Equal(t, filepath.Join(dir, "again", run.ID, "results.csv"), where)
 }

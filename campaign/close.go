@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"reverify"
@@ -59,8 +60,9 @@ const DefaultReportDir = "reports"
 var ErrNoReports = errors.New("campaign: no completion report writer configured")
 
 // WriteReport writes a run's completion report to dest; "" means the run's
-// report_to, else DefaultReportDir. It returns where results.csv went.
-func (s *Service) WriteReport(ctx context.Context, id, dest string) (string, error) {
+// report_to, else DefaultReportDir. It returns where results.csv went, which
+// the audit log records (erasure lists the reports naming a subject).
+func (s *Service) WriteReport(ctx context.Context, id, dest string, who reverify.Actor) (string, error) {
 	if s.reports == nil {
 		return "", ErrNoReports
 	}
@@ -78,6 +80,15 @@ func (s *Service) WriteReport(ctx context.Context, id, dest string) (string, err
 	where, err := s.reports.Write(ctx, run.ID, dest)
 	if err != nil {
 		return "", fmt.Errorf("completion report of run %s: %w", run.ID, err)
+	}
+	if who.Source != "" {
+		loc := where
+		if abs, err := filepath.Abs(where); err == nil && !strings.HasPrefix(where, "s3://") {
+			loc = abs // found again from any directory
+		}
+		if err := s.ledger.Audit(ctx, who, reverify.AuditReportWrite, run.ID, nil, map[string]any{"location": loc}); err != nil {
+			return where, err
+		}
 	}
 	return where, nil
 }

@@ -55,8 +55,8 @@ func (s *Service) SetPriority(ctx context.Context, id string, p reverify.Priorit
 }
 
 // Delete removes an ended run and everything recorded under it.
-func (s *Service) Delete(ctx context.Context, id string) (int64, error) {
-	return s.ledger.DeleteRun(ctx, id)
+func (s *Service) Delete(ctx context.Context, id string, who reverify.Actor) (int64, error) {
+	return s.ledger.DeleteRun(ctx, id, who)
 }
 
 // Reconciled is what Reconcile did.

@@ -87,6 +87,14 @@ func TestReviewInBrowser(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(context.Background(),
 		`SELECT coalesce(decision, '') FROM review_queue WHERE run_id = $1 AND object_key = $2`, b.runID, b.low).Scan(&queued))
 	require.Equal(t, "suspected_spoof", queued, "the review_queue view shows the decision")
+
+	var views, decisions int
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT
+			count(*) FILTER (WHERE action = 'image.view' AND actor = $2),
+			count(*) FILTER (WHERE action = 'review.decide' AND actor = $2 AND detail->>'decision' = 'suspected_spoof')
+		FROM audit_log WHERE run_id = $1 AND key_hash = $3`, b.runID, user, dashboard.KeyHash(b.bucket, b.low)).Scan(&views, &decisions))
+	require.GreaterOrEqual(t, views, 1, "the image shown is in the audit log")
+	require.Equal(t, 1, decisions, "the decision is in the audit log")
 }
 
 func evaluate[T any](t *testing.T, ctx context.Context, expr string) T {

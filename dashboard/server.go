@@ -28,6 +28,7 @@ type Ledger interface {
 	ReviewQueue(ctx context.Context, runID string, threshold float64, limit int) ([]postgres.ReviewItem, error)
 	Item(ctx context.Context, runID string, obj reverify.ObjectRef) (postgres.ReviewItem, []postgres.Review, error)
 	RecordReview(ctx context.Context, r postgres.Review) error
+	Audit(ctx context.Context, a reverify.Actor, action reverify.AuditAction, runID string, obj *reverify.ObjectRef, detail map[string]any) error
 }
 
 // Images opens stored images. Errors wrap ErrImageNotFound for missing objects.
@@ -168,6 +169,11 @@ func reviewer(ctx context.Context) string {
 	return who
 }
 
+// actor is the authenticated person behind r, for the audit log.
+func (s *Server) actor(r *http.Request) reverify.Actor {
+	return reverify.Actor{Who: reviewer(r.Context()), Source: reverify.AuditFromDashboard, From: r.RemoteAddr}
+}
+
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // runID returns the run ID of the path, answering 404 when it is no UUID.
@@ -302,6 +308,13 @@ func (s *Server) image(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the object is not an image", http.StatusUnsupportedMediaType)
 		return
 	}
+	// Every image shown is in the audit log; one that cannot be recorded
+	// is not shown.
+	obj := reverify.ObjectRef{Bucket: item.Bucket, Key: item.Key, Version: item.Version}
+	if err := s.ledger.Audit(r.Context(), s.actor(r), reverify.AuditImageView, item.RunID, &obj, nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", ctype)
 	h.Set("Cache-Control", "no-store")
@@ -353,7 +366,7 @@ func (s *Server) recordReview(w http.ResponseWriter, r *http.Request) {
 	rev := postgres.Review{
 		RunID: id, Bucket: bucket, Key: key,
 		Decision: reverify.Decision(r.PostForm.Get("decision")), Note: strings.TrimSpace(r.PostForm.Get("note")),
-		Reviewer: reviewer(r.Context()),
+		Reviewer: reviewer(r.Context()), Source: reverify.AuditFromDashboard, From: r.RemoteAddr,
 	}
 	switch {
 	case rev.Bucket == "" || rev.Key == "":

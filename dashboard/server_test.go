@@ -113,6 +113,26 @@ func TestReviewsAndImages(t *testing.T) {
 	require.Equal(t, "image/jpeg", res.Header.Get("Content-Type"))
 	require.Equal(t, "no-store", res.Header.Get("Cache-Control"))
 	require.True(t, strings.HasPrefix(body, "\xff\xd8"), "JPEG bytes")
+
+	// The decision and the image view are in the audit log, with the
+	// authenticated identity and the client's address, by key hash.
+	rows, err := b.pool.Query(t.Context(), `SELECT actor, source, action, bucket, key_hash, remote, detail::text
+		FROM audit_log WHERE run_id = $1 ORDER BY id`, b.runID)
+	require.NoError(t, err)
+	var got [][]string
+	for rows.Next() {
+		var actor, source, action, bucket, hash, remote, detail string
+		require.NoError(t, rows.Scan(&actor, &source, &action, &bucket, &hash, &remote, &detail))
+		require.Regexp(t, `^127\.0\.0\.1:\d+$`, remote)
+		require.NotContains(t, detail, "jane")
+		got = append(got, []string{actor, source, action, bucket, hash})
+	}
+	require.NoError(t, rows.Err())
+	hash := dashboard.KeyHash(b.bucket, b.low)
+	require.Equal(t, [][]string{
+		{"token", "dashboard", "review.decide", b.bucket, hash},
+		{user, "dashboard", "image.view", b.bucket, hash},
+	}, got)
 }
 
 func TestOnlyObjectsOfTheRun(t *testing.T) {
@@ -150,3 +170,18 @@ func plainRef(bucket, key string) string {
 }
 
 func must(res *http.Response, _ string) *http.Response { return res }
+
+// TestImageNotShownUnlessAudited: an image whose view cannot be recorded
+// in the audit log is not sent.
+func TestImageNotShownUnlessAudited(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dashboard.Config{})
+	_, err := b.pool.Exec(t.Context(), `
+		CREATE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$;
+		CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION test_refuse_audit();`)
+	require.NoError(t, err)
+	res, body := b.do(t, call{method: "GET", path: "/runs/" + b.runID + "/image?o=" + plainRef(b.bucket, "users/a.jpg"), auth: b.basic()})
+	require.Equal(t, http.StatusInternalServerError, res.StatusCode)
+	require.False(t, strings.HasPrefix(body, "\xff\xd8"), "no image bytes")
+}

@@ -78,7 +78,7 @@ func (f *Firer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		ReportTo:   s.ReportTo,
 		InFleet:    true,
 		TriggerKey: "schedule:" + id,
-		Actor:      reverify.Actor{Who: "scheduler:" + s.Name, Why: "scheduled firing " + s.Spec()},
+		Actor:      reverify.Actor{Who: "scheduler:" + s.Name, Why: "scheduled firing " + s.Spec(), Source: reverify.AuditFromScheduler},
 	})
 	if errors.Is(err, campaign.ErrInvalidSpec) {
 		return fmt.Errorf("schedule %q: %w: %w", s.Name, err, asynq.SkipRetry)

@@ -100,6 +100,11 @@ func TestFireCreatesOneRunPerFiring(t *testing.T) {
 	require.Len(t, runs, 1)
 	require.Contains(t, runs[0].Name, "schedule nightly @ ")
 	require.Equal(t, base+"-low", runs[0].Queue)
+	audit, err := store.AuditLog(ctx, postgres.AuditFilter{RunID: runs[0].ID})
+	require.NoError(t, err)
+	require.Len(t, audit, 1, "one run created, audited once")
+	require.Equal(t, []any{"scheduler:nightly", reverify.AuditFromScheduler, reverify.AuditRunCreate},
+		[]any{audit[0].Actor, audit[0].Source, audit[0].Action})
 	insp := asynq.NewInspector(redisOpt)
 	t.Cleanup(func() { insp.Close() })
 	info, err := insp.GetTaskInfo(base+"-low", "plan:"+runs[0].ID)

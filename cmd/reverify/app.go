@@ -84,6 +84,9 @@ wrong (unknown command or flag, bad flag value, wrong number of arguments).`,
 		a.fakeAPICommand(),
 		a.demoCommand(),
 		a.dashboardCommand(),
+		a.auditCommand(),
+		a.eraseCommand(),
+		a.pruneCommand(),
 		a.versionCommand(),
 	)
 	root.InitDefaultHelpCmd()
@@ -190,8 +193,10 @@ func (a *app) openObjects(ctx context.Context) (*objects.Store, error) {
 	return store, nil
 }
 
-// needs says which dependencies a command's campaign service must have.
-type needs struct{ ledger, queue, objects bool }
+// needs says which dependencies a command's campaign service must have:
+// mayObjects is S3 when it is configured (erase reads reports there), tasks
+// the queue's inspector.
+type needs struct{ ledger, queue, objects, mayObjects, tasks bool }
 
 // campaigns builds the campaign service over what a command needs; close
 // releases it all.
@@ -209,10 +214,24 @@ func (a *app) campaigns(ctx context.Context, n needs) (*campaign.Service, func()
 			return nil, nil, err
 		}
 		d.Objects = objs
+	} else if n.mayObjects {
+		if objs, err := a.openObjects(ctx); err == nil {
+			d.Objects = objs
+		}
+	}
+	if n.tasks {
+		opt, err := a.cfg.redis()
+		if err != nil {
+			return nil, nil, err
+		}
+		insp := asynq.NewInspector(opt)
+		closers = append(closers, func() { _ = insp.Close() })
+		d.Tasks = insp
 	}
 	if n.ledger {
 		store, err := a.openStore(ctx, 4)
 		if err != nil {
+			closeAll()
 			return nil, nil, err
 		}
 		closers = append(closers, store.Close)

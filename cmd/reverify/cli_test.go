@@ -115,7 +115,8 @@ func TestRunsWatchExitStatus(t *testing.T) {
 }
 
 // helpCommands are the commands whose --help is kept in testdata/help.
-var helpCommands = [][]string{{}, {"enqueue"}, {"runs", "list"}, {"runs", "watch"}, {"report"}, {"migrate"}, {"migrate", "up"}}
+var helpCommands = [][]string{{}, {"enqueue"}, {"runs", "list"}, {"runs", "watch"}, {"report"}, {"migrate"}, {"migrate", "up"},
+	{"audit"}, {"erase"}, {"prune"}}
 
 // TestHelpGolden keeps the help of a few commands as reviewed; -update
 // rewrites testdata/help.

@@ -163,7 +163,7 @@ func (a *app) runsReportCommand() *cobra.Command {
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return a.withCampaigns(cmd.Context(), needs{ledger: true}, func(s *campaign.Service) error {
-			where, err := s.WriteReport(cmd.Context(), args[0], to)
+			where, err := s.WriteReport(cmd.Context(), args[0], to, actor("runs report"))
 			if err != nil {
 				return err
 			}

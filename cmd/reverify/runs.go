@@ -113,18 +113,18 @@ func (a *app) withStore(ctx context.Context, fn func(*postgres.Store) error) err
 	return fn(store)
 }
 
-// actor names the person running the command for the status history:
-// $REVERIFY_ACTOR, else user@host.
+// actor names the person running the command for the status history and
+// the audit log: $REVERIFY_ACTOR, else user@host.
 func actor(reason string) reverify.Actor {
+	host, _ := os.Hostname()
 	if who := os.Getenv("REVERIFY_ACTOR"); who != "" {
-		return reverify.Actor{Who: who, Why: reason}
+		return reverify.Actor{Who: who, Why: reason, Source: reverify.AuditFromCLI, From: host}
 	}
 	name := "unknown"
 	if u, err := user.Current(); err == nil {
 		name = u.Username
 	}
-	host, _ := os.Hostname()
-	return reverify.Actor{Who: name + "@" + host, Why: reason}
+	return reverify.Actor{Who: name + "@" + host, Why: reason, Source: reverify.AuditFromCLI, From: host}
 }
 
 func (a *app) runsListCommand() *cobra.Command {
@@ -447,6 +447,7 @@ func (a *app) runsPriorityCommand() *cobra.Command {
 }
 
 func (a *app) runsDeleteCommand() *cobra.Command {
+	var reason string
 	cmd := &cobra.Command{
 		Use:               "delete RUN_ID",
 		Short:             "Delete an ended run and everything recorded under it: objects, API calls, reviews, history",
@@ -457,13 +458,14 @@ func (a *app) runsDeleteCommand() *cobra.Command {
 	out := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return a.withCampaigns(cmd.Context(), needs{ledger: true}, func(s *campaign.Service) error {
-			n, err := s.Delete(cmd.Context(), args[0])
+			n, err := s.Delete(cmd.Context(), args[0], actor(reason))
 			if err != nil {
 				return err
 			}
 			return a.print(out, deletedDoc{RunID: args[0], Objects: n}, fmt.Sprintf("run %s deleted with its %d objects", args[0], n))
 		})
 	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (kept in the audit log)")
 	return cmd
 }
 

@@ -130,7 +130,10 @@ func (s *Store) SetPriority(ctx context.Context, id string, p reverify.Priority,
 			}
 			return fmt.Errorf("%w: run %s has ended (%s)", ErrInvalidTransition, id, st)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, a, reverify.AuditRunPriority, r.ID, nil, map[string]any{"priority": p})
 	})
 	if err != nil {
 		return reverify.Run{}, classify(fmt.Errorf("set priority of run %s: %w", id, err))
@@ -140,8 +143,9 @@ func (s *Store) SetPriority(ctx context.Context, id string, p reverify.Priority,
 
 // DeleteRun removes an ended run and everything under it: its objects and
 // API calls (by dropping its partitions, whatever their size), reviews,
-// counters and status history. It returns how many objects it had.
-func (s *Store) DeleteRun(ctx context.Context, id string) (int64, error) {
+// counters and status history. It returns how many objects it had. The
+// deletion is recorded in the audit log, whose entries about the run stay.
+func (s *Store) DeleteRun(ctx context.Context, id string, a reverify.Actor) (int64, error) {
 	if err := checkRunID(id); err != nil {
 		return 0, err
 	}
@@ -159,8 +163,10 @@ func (s *Store) DeleteRun(ctx context.Context, id string) (int64, error) {
 			return fmt.Errorf("%w: run %s is %s; cancel it first", ErrInvalidTransition, id, st)
 		}
 		// The run's trigger drops its partitions and reviews (00008).
-		_, err = tx.Exec(ctx, `DELETE FROM runs WHERE id = $1::uuid`, id)
-		return err
+		if _, err = tx.Exec(ctx, `DELETE FROM runs WHERE id = $1::uuid`, id); err != nil {
+			return err
+		}
+		return audit(ctx, tx, a, reverify.AuditRunDelete, id, nil, map[string]any{"objects": total, "status": st})
 	})
 	if err != nil {
 		return 0, classify(fmt.Errorf("delete run %s: %w", id, err))

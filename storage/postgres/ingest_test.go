@@ -100,12 +100,12 @@ func TestDeleteRun(t *testing.T) {
 	finish(t, s, run.ID, 0, 2, reverify.StatusScored, 20)
 	require.NoError(t, s.RecordReview(ctx, postgres.Review{RunID: run.ID, Bucket: "b", Key: "k00001",
 		Decision: reverify.DecisionSuspectedSpoof, Reviewer: "me"}))
-	_, err := s.DeleteRun(ctx, run.ID)
+	_, err := s.DeleteRun(ctx, run.ID, reverify.Actor{Who: "me"})
 	require.ErrorIs(t, err, postgres.ErrInvalidTransition, "a running run is cancelled first")
 
 	_, _, err = s.CancelRun(ctx, run.ID, reverify.Actor{Who: "me"})
 	require.NoError(t, err)
-	total, err := s.DeleteRun(ctx, run.ID)
+	total, err := s.DeleteRun(ctx, run.ID, reverify.Actor{Who: "me"})
 	require.NoError(t, err)
 	require.EqualValues(t, 5, total)
 	_, err = s.Run(ctx, run.ID)

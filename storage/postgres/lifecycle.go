@@ -99,9 +99,15 @@ func (s *Store) end(ctx context.Context, id string, to reverify.RunStatus, a rev
 			return err
 		}
 		if pending <= SyncCancelLimit {
-			_, err = cancelPending(ctx, tx, r.ID, pending)
+			if _, err = cancelPending(ctx, tx, r.ID, pending); err != nil {
+				return err
+			}
 		}
-		return err
+		action := reverify.AuditRunCancel
+		if to == reverify.RunFailed {
+			action = reverify.AuditRunFail
+		}
+		return audit(ctx, tx, a, action, r.ID, nil, map[string]any{"pending": pending})
 	})
 	if err != nil {
 		return reverify.Run{}, 0, classify(fmt.Errorf("end run %s as %s: %w", id, to, err))
@@ -152,7 +158,7 @@ func (s *Store) CancelPending(ctx context.Context, limit int64) (int64, error) {
 // PauseRun stops a running (or enqueuing) run's objects from being sent
 // until ResumeRun; its tasks wait in the queue.
 func (s *Store) PauseRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error) {
-	return s.simpleTransition(ctx, id, a, reverify.RunPaused, []reverify.RunStatus{reverify.RunEnqueuing, reverify.RunRunning}, "")
+	return s.simpleTransition(ctx, id, a, reverify.AuditRunPause, reverify.RunPaused, []reverify.RunStatus{reverify.RunEnqueuing, reverify.RunRunning})
 }
 
 // ResumeRun continues a paused run: running again, or enqueuing when it was
@@ -175,8 +181,10 @@ func (s *Store) ResumeRun(ctx context.Context, id string, a reverify.Actor) (rev
 		if !started {
 			to = reverify.RunEnqueuing
 		}
-		r, err = transition(ctx, tx, id, to, []reverify.RunStatus{reverify.RunPaused}, "")
-		return err
+		if r, err = transition(ctx, tx, id, to, []reverify.RunStatus{reverify.RunPaused}, ""); err != nil {
+			return err
+		}
+		return audit(ctx, tx, a, reverify.AuditRunResume, r.ID, nil, nil)
 	})
 	if err != nil {
 		return reverify.Run{}, fmt.Errorf("resume run %s: %w", id, err)
@@ -187,24 +195,28 @@ func (s *Store) ResumeRun(ctx context.Context, id string, a reverify.Actor) (rev
 // HoldForConfirmation moves a run whose objects are recorded but not yet
 // queued to awaiting_confirmation.
 func (s *Store) HoldForConfirmation(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error) {
-	return s.simpleTransition(ctx, id, a, reverify.RunAwaitingConfirmation, []reverify.RunStatus{reverify.RunEnqueuing}, "")
+	return s.simpleTransition(ctx, id, a, "", reverify.RunAwaitingConfirmation, []reverify.RunStatus{reverify.RunEnqueuing})
 }
 
 // ConfirmRun releases a run awaiting confirmation; the caller then queues
 // its pending objects and starts it.
 func (s *Store) ConfirmRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, error) {
-	return s.simpleTransition(ctx, id, a, reverify.RunEnqueuing, []reverify.RunStatus{reverify.RunAwaitingConfirmation}, "")
+	return s.simpleTransition(ctx, id, a, reverify.AuditRunConfirm, reverify.RunEnqueuing, []reverify.RunStatus{reverify.RunAwaitingConfirmation})
 }
 
-func (s *Store) simpleTransition(ctx context.Context, id string, a reverify.Actor, to reverify.RunStatus, from []reverify.RunStatus, extra string) (reverify.Run, error) {
+// simpleTransition moves a run from one of from to to, and records action
+// in the audit log ("" = a step of the system's, not audited).
+func (s *Store) simpleTransition(ctx context.Context, id string, a reverify.Actor, action reverify.AuditAction, to reverify.RunStatus, from []reverify.RunStatus) (reverify.Run, error) {
 	if err := checkRunID(id); err != nil {
 		return reverify.Run{}, err
 	}
 	var r reverify.Run
 	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
 		var err error
-		r, err = transition(ctx, tx, id, to, from, extra)
-		return err
+		if r, err = transition(ctx, tx, id, to, from, ""); err != nil || action == "" {
+			return err
+		}
+		return audit(ctx, tx, a, action, r.ID, nil, nil)
 	})
 	if err != nil {
 		return reverify.Run{}, fmt.Errorf("%s run %s: %w", to, id, err)
@@ -251,8 +263,14 @@ func (s *Store) RetryObjects(ctx context.Context, id string, statuses []reverify
 				return err
 			}
 		}
-		if n, err = retryBatch(ctx, tx, r.ID, statuses); err != nil || n == 0 {
+		if n, err = retryBatch(ctx, tx, r.ID, statuses); err != nil {
 			return err
+		}
+		if err := audit(ctx, tx, a, reverify.AuditRunRetry, r.ID, nil, map[string]any{"statuses": statuses}); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
 		}
 		if r.Status == reverify.RunPaused || r.Status == reverify.RunRunning {
 			return nil

@@ -92,9 +92,11 @@ func TestMigrationsStatusAndSQL(t *testing.T) {
 	ms, err := postgres.Migrations(ctx, dsn)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(ms), 6)
-	for i, m := range ms {
+	var prev int64
+	for _, m := range ms {
 		require.False(t, m.Applied, m.File)
-		require.EqualValues(t, i+1, m.Version)
+		require.Greater(t, m.Version, prev, "versions increase (numbers taken by other branches may be missing)")
+		prev = m.Version
 	}
 	_, err = pgx.Connect(ctx, dsn)
 	require.Error(t, err, "listing created nothing")

@@ -37,6 +37,10 @@ type Review struct {
 	Note       string
 	Reviewer   string
 	ReviewedAt time.Time // set by the ledger
+	// Source and From say where the decision came from, for the audit
+	// log; a decision with no Source (an INSERT by hand) is not audited.
+	Source reverify.AuditSource `db:"-"`
+	From   string               `db:"-"`
 }
 
 // itemColumns selects a ReviewItem's result from verifications or
@@ -132,7 +136,8 @@ func (s *Store) Item(ctx context.Context, runID string, obj reverify.ObjectRef) 
 	return it, reviews, nil
 }
 
-// RecordReview appends a decision; r.ReviewedAt is ignored. It returns
+// RecordReview appends a decision, and records it in the audit log with
+// the reviewer as actor; r.ReviewedAt is ignored. It returns
 // ErrObjectNotFound (or ErrRunNotFound) when the object is not part of the
 // run.
 func (s *Store) RecordReview(ctx context.Context, r Review) error {
@@ -142,8 +147,14 @@ func (s *Store) RecordReview(ctx context.Context, r Review) error {
 	if err := checkRunID(r.RunID); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO reviews (run_id, bucket, object_key, decision, note, reviewer)
-		VALUES ($1::uuid, $2, $3, $4, $5, $6)`, r.RunID, r.Bucket, r.Key, r.Decision, r.Note, r.Reviewer)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO reviews (run_id, bucket, object_key, decision, note, reviewer)
+			VALUES ($1::uuid, $2, $3, $4, $5, $6)`, r.RunID, r.Bucket, r.Key, r.Decision, r.Note, r.Reviewer); err != nil {
+			return err
+		}
+		return audit(ctx, tx, reverify.Actor{Who: r.Reviewer, Source: r.Source, From: r.From}, reverify.AuditReview, r.RunID,
+			&reverify.ObjectRef{Bucket: r.Bucket, Key: r.Key}, map[string]any{"decision": r.Decision})
+	})
 	if err != nil {
 		return classify(fmt.Errorf("record review of an object of run %s: %w", r.RunID, err))
 	}

@@ -153,8 +153,11 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) 
 			return err
 		}
 		// The run's objects and calls live in partitions of their own.
-		_, err = tx.Exec(ctx, `SELECT reverify_add_run_partitions($1::uuid)`, r.ID)
-		return err
+		if _, err = tx.Exec(ctx, `SELECT reverify_add_run_partitions($1::uuid)`, r.ID); err != nil {
+			return err
+		}
+		return audit(ctx, tx, nr.Actor, reverify.AuditRunCreate, r.ID, nil,
+			map[string]any{"name": r.Name, "source": r.Source, "status": r.Status})
 	})
 	if err != nil {
 		return reverify.Run{}, fmt.Errorf("create run: %w", err)
