@@ -123,3 +123,43 @@ func TestDeleteRun(t *testing.T) {
 		Decision: reverify.DecisionConfirmedLive, Reviewer: "me"})
 	require.Error(t, err, "a review of an object the ledger does not hold is refused")
 }
+
+// TestCancelPendingWalksUpFromTheMark: a large cancelled run is converted
+// in batches from its high-water mark up, then the window below it; every
+// pending row ends cancelled and the counters agree.
+func TestCancelPendingWalksUpFromTheMark(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := testenv.LedgerWithPool(t)
+	n := postgres.SyncCancelLimit + 5000
+	run := seedRun(t, s, n, postgres.NewRun{})
+	pending, err := s.NextPending(ctx, run.ID, 0, 300)
+	require.NoError(t, err)
+	require.NoError(t, s.MarkDispatched(ctx, run.ID, pending[len(pending)-1].Seq)) // a window of 300 in the queue
+	finish(t, s, run.ID, 0, 100, reverify.StatusScored, 80)
+
+	_, left, err := s.CancelRun(ctx, run.ID, reverify.Actor{Who: "me", Why: "wrong prefix"})
+	require.NoError(t, err)
+	require.EqualValues(t, n-100, left)
+	var rounds int
+	for {
+		converted, err := s.CancelPending(ctx, 4000)
+		require.NoError(t, err)
+		if converted == 0 {
+			break
+		}
+		rounds++
+		require.LessOrEqual(t, converted, int64(4000))
+	}
+	require.Equal(t, 5, rounds, "four batches above the mark, then the window below it")
+
+	c, err := s.RunWithCounts(ctx, run.ID)
+	require.NoError(t, err)
+	require.Zero(t, c.Pending)
+	require.EqualValues(t, n-100, c.ByStatus[reverify.StatusCancelled])
+	var rows, withReason int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE message = 'run cancelled: wrong prefix')
+		FROM verifications WHERE run_id = $1::uuid AND status = 'cancelled'`, run.ID).Scan(&rows, &withReason))
+	require.Equal(t, n-100, rows, "counters equal count(*)")
+	require.Equal(t, rows, withReason)
+}

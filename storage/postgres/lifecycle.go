@@ -98,10 +98,15 @@ func (s *Store) end(ctx context.Context, id string, to reverify.RunStatus, a rev
 			WHERE run_id = $1::uuid AND status = 'pending'`, r.ID).Scan(&pending); err != nil {
 			return err
 		}
-		if pending <= SyncCancelLimit {
-			if _, err = cancelPending(ctx, tx, r.ID, pending); err != nil {
+		for left := pending; left > 0 && pending <= SyncCancelLimit; {
+			n, err := cancelPending(ctx, tx, r.ID, left)
+			if err != nil {
 				return err
 			}
+			if n == 0 {
+				break
+			}
+			left -= n
 		}
 		action := reverify.AuditRunCancel
 		if to == reverify.RunFailed {
@@ -115,18 +120,41 @@ func (s *Store) end(ctx context.Context, id string, to reverify.RunStatus, a rev
 	return r, pending, nil
 }
 
-// cancelPending converts up to limit pending objects of an ended run, in
-// dispatch order, to cancelled.
-func cancelPending(ctx context.Context, q execer, runID string, limit int64) (int64, error) {
-	tag, err := q.Exec(ctx, `
-		UPDATE verifications v SET status = 'cancelled', completed_at = now(),
-			message = 'run ' || r.status || ': ' || coalesce((SELECT h.reason FROM run_status_history h
-				WHERE h.run_id = r.id ORDER BY h.changed_at DESC, h.id DESC LIMIT 1), 'ended')
-		FROM runs r
-		WHERE r.id = $1::uuid AND r.status IN ('cancelled', 'failed')
-		  AND v.run_id = $1::uuid AND v.status = 'pending'
-		  AND v.seq <= (SELECT max(seq) FROM (SELECT seq FROM verifications
-		                WHERE run_id = $1::uuid AND status = 'pending' ORDER BY seq LIMIT $2) b)`, runID, limit)
+// cancelPending converts up to limit pending objects of an ended run to
+// cancelled, in dispatch order, and returns how many. It walks up from the
+// run's high-water mark and raises it as it goes, so a batch never reads
+// the index entries of the rows earlier batches converted (PostgreSQL keeps
+// them until vacuum): every batch costs the same, however far the walk has
+// gone. Rows at or below the mark (tasks in the window when the run ended)
+// are converted once nothing above it is left.
+func cancelPending(ctx context.Context, tx pgx.Tx, runID string, limit int64) (int64, error) {
+	var mark int64
+	var msg string
+	err := tx.QueryRow(ctx, `SELECT r.dispatched_seq, 'run ' || r.status || ': ' || coalesce((SELECT h.reason
+			FROM run_status_history h WHERE h.run_id = r.id ORDER BY h.changed_at DESC, h.id DESC LIMIT 1), 'ended')
+		FROM runs r WHERE r.id = $1::uuid AND r.status IN ('cancelled', 'failed') FOR UPDATE`, runID).Scan(&mark, &msg)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil // retried meanwhile: its objects are being sent again
+	}
+	if err != nil {
+		return 0, err
+	}
+	var hi *int64
+	if err := tx.QueryRow(ctx, `SELECT max(seq) FROM (SELECT seq FROM verifications
+		WHERE run_id = $1::uuid AND status = 'pending' AND seq > $2 ORDER BY seq LIMIT $3) b`, runID, mark, limit).Scan(&hi); err != nil {
+		return 0, err
+	}
+	if hi == nil {
+		tag, err := tx.Exec(ctx, `UPDATE verifications SET status = 'cancelled', completed_at = now(), message = $3
+			WHERE run_id = $1::uuid AND status = 'pending' AND seq <= $2`, runID, mark, msg)
+		return tag.RowsAffected(), err
+	}
+	tag, err := tx.Exec(ctx, `UPDATE verifications SET status = 'cancelled', completed_at = now(), message = $4
+		WHERE run_id = $1::uuid AND status = 'pending' AND seq > $2 AND seq <= $3`, runID, mark, *hi, msg)
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(ctx, `UPDATE runs SET dispatched_seq = $2 WHERE id = $1::uuid`, runID, *hi)
 	return tag.RowsAffected(), err
 }
 
@@ -146,7 +174,12 @@ func (s *Store) CancelPending(ctx context.Context, limit int64) (int64, error) {
 	}
 	var total int64
 	for _, id := range ids {
-		n, err := cancelPending(ctx, s.pool, id, limit)
+		var n int64
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			n, err = cancelPending(ctx, tx, id, limit)
+			return err
+		})
 		if err != nil {
 			return total, classify(fmt.Errorf("cancel pending objects of run %s: %w", id, err))
 		}
