@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
 
+	"reverify"
 	"reverify/internal/testenv"
 )
 
@@ -215,7 +216,7 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 		if f.Statuses, err = e.statuses(ctx, queue); err != nil {
 			return f, err
 		}
-		if f.Statuses["scored"] != len(s.keys) {
+		if f.Statuses[string(reverify.StatusScored)] != len(s.keys) {
 			return f, fmt.Errorf("%s: results %v, want %d scored", s.name, f.Statuses, len(s.keys))
 		}
 		if err := e.timings(ctx, queue, &f); err != nil {

@@ -405,7 +405,7 @@ func (e *env) scaleEnd(ctx context.Context, store *postgres.Store, id string, f 
 		return err
 	}
 	start = time.Now()
-	if _, err := e.cli(ctx, nil, "runs", "retry", id, "--status", "failed"); err != nil {
+	if _, err := e.cli(ctx, nil, "runs", "retry", id, "--status", string(reverify.StatusFailed)); err != nil {
 		return err
 	}
 	f.RetrySeconds = time.Since(start).Seconds()

@@ -94,9 +94,9 @@ func (a *app) demoSummary(cfg demo.Config, res demo.Result) {
 	fmt.Fprintln(a.stdout)
 	report.WriteProgress(a.stdout, res.Progress, time.Now())
 	fmt.Fprintf(a.stdout, "\nThe fake API answered %d API calls (%d scored); the results stay in PostgreSQL:\n\n", res.Calls, res.Scored)
-	fmt.Fprintf(a.stdout, "  psql %q -c \"SELECT status, count(*), round(avg(liveness_score),1) AS avg_score FROM verifications WHERE run_id = '%s' GROUP BY status\"\n",
-		redactDSN(cfg.DatabaseURL), res.Progress.Run.ID)
 	fmt.Fprintf(a.stdout, "  reverify runs show %s\n", res.Progress.Run.ID)
+	fmt.Fprintf(a.stdout, "  reverify report --run %s    (the SQL views of docs/reporting.md; psql %q reads them too)\n",
+		res.Progress.Run.ID, redactDSN(cfg.DatabaseURL))
 	if cfg.Serve == nil {
 		fmt.Fprintf(a.stdout, "  reverify demo --serve    (the same with the dashboard)\n")
 	}
