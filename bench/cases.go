@@ -29,11 +29,12 @@ func (e *env) pipelineCases(ctx context.Context, o options) ([]pipelineFigures, 
 		}
 		real := pipelineSpec{name: fmt.Sprintf("worker %d KB, C=%d", size.kb, o.concurrency), kind: reverifyWorker,
 			keys: keys, imageBytes: size.kb << 10, concurrency: o.concurrency}
-		if err := e.addPipeline(ctx, o, &out, real); err != nil {
+		f, err := e.addVariants(ctx, o, &out, real)
+		if err != nil {
 			return out, profile, err
 		}
 		if o.profile && size.kb == 100 {
-			if profile, err = e.profileRun(ctx, o, real, out[len(out)-1].ImagesPerSec, "worker-100k.pprof"); err != nil {
+			if profile, err = e.profileRun(ctx, o, real, f.ImagesPerSec, "worker-100k.pprof"); err != nil {
 				return out, profile, err
 			}
 		}
@@ -63,6 +64,42 @@ func (e *env) profileRun(ctx context.Context, o options, s pipelineSpec, rate fl
 	return sortedShares(shares), copyFile(s.profilePath, filepath.Join(o.outDir, name))
 }
 
+// addVariants measures a worker spec as it runs (the feeder dispatching)
+// and then, as the options ask, pre-enqueued (the feeder's baseline) and
+// over TLS, and returns the first's figures. The feeder's rate is compared
+// with the pre-enqueued one, the TLS run's worker CPU with the feeder's.
+func (e *env) addVariants(ctx context.Context, o options, out *[]pipelineFigures, s pipelineSpec) (pipelineFigures, error) {
+	if err := e.addPipeline(ctx, o, out, s); err != nil {
+		return pipelineFigures{}, err
+	}
+	fi := len(*out) - 1
+	if o.preEnqueued {
+		b := s
+		b.name, b.preEnqueued = s.name+", pre-enqueued", true
+		if err := e.addPipeline(ctx, o, out, b); err != nil {
+			return (*out)[fi], err
+		}
+		f, pre := &(*out)[fi], (*out)[len(*out)-1]
+		if pre.ImagesPerSec > 0 {
+			f.VsPreEnqueued = f.ImagesPerSec / pre.ImagesPerSec
+			logf("  %-34s %8.2f × pre-enqueued (target ≥ 0.95)", f.Case, f.VsPreEnqueued)
+		}
+	}
+	if o.tls {
+		t := s
+		t.name, t.tls = s.name+", TLS", true
+		if err := e.addPipeline(ctx, o, out, t); err != nil {
+			return (*out)[fi], err
+		}
+		f, tls := (*out)[fi], &(*out)[len(*out)-1]
+		if f.CPUMsPerImage > 0 {
+			tls.CPUVsPlain = tls.CPUMsPerImage / f.CPUMsPerImage
+			logf("  %-34s %8.2f × worker CPU per image over plain HTTP", tls.Case, tls.CPUVsPlain)
+		}
+	}
+	return (*out)[fi], nil
+}
+
 func (e *env) addPipeline(ctx context.Context, o options, out *[]pipelineFigures, s pipelineSpec) error {
 	f, err := median(o.repeat, func() (pipelineFigures, error) { return e.measurePipeline(ctx, s) })
 	if err != nil {
@@ -88,6 +125,7 @@ func (e *env) latencyCases(ctx context.Context, o options) ([]pipelineFigures, [
 	}
 	var out []pipelineFigures
 	var last pipelineSpec
+	var lastRate float64
 	for _, c := range o.levels {
 		if o.queueBaselines {
 			// Queueing alone, with a handler that only waits L: one asynq
@@ -107,15 +145,16 @@ func (e *env) latencyCases(ctx context.Context, o options) ([]pipelineFigures, [
 		s := pipelineSpec{name: fmt.Sprintf("C=%d, L=%s", c, o.latency), kind: reverifyWorker,
 			keys: pool[:littleCount(c, o.latency, o.levelSeconds)], imageBytes: o.latencyImageKB << 10,
 			concurrency: c, latency: o.latency}
-		if err := e.addPipeline(ctx, o, &out, s); err != nil {
+		f, err := e.addVariants(ctx, o, &out, s)
+		if err != nil {
 			return out, nil, err
 		}
-		last = s
+		last, lastRate = s, f.ImagesPerSec
 	}
 	if !o.profile || len(out) == 0 {
 		return out, nil, nil
 	}
-	profile, err := e.profileRun(ctx, o, last, out[len(out)-1].ImagesPerSec, "worker-latency.pprof")
+	profile, err := e.profileRun(ctx, o, last, lastRate, "worker-latency.pprof")
 	return out, profile, err
 }
 
