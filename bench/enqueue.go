@@ -28,8 +28,7 @@ type enqueueFigures struct {
 	// A reverify run is only recorded in PostgreSQL (RedisPerTask about
 	// nothing); WindowTasks and WindowRedisBytes are the tasks a worker's
 	// feeder then puts in Redis (its dispatch window, the queue held
-	// paused) and the Redis memory that added, the worker's own keys
-	// included.
+	// paused) and the Redis memory they take.
 	WindowTasks      int   `json:"window_tasks,omitempty"`
 	WindowRedisBytes int64 `json:"window_redis_bytes,omitempty"`
 }
@@ -39,7 +38,7 @@ type enqueueFigures struct {
 // `reverify enqueue` (bin is e.bin) records a run of n pending objects and
 // puts none. For such a run, with window > 0, a worker is then started with
 // that dispatch window to see what its feeder's window costs Redis; the
-// run is deleted at the end.
+// run is cancelled at the end.
 func (e *env) measureEnqueue(ctx context.Context, name string, n, window int, bin string, args ...string) (enqueueFigures, error) {
 	f := enqueueFigures{Case: name, Keys: n}
 	queue, reverifyRun := queueOf(args), bin == e.bin
@@ -87,11 +86,11 @@ func (e *env) measureEnqueue(ctx context.Context, name string, n, window int, bi
 			return f, fmt.Errorf("%s: %d objects pending in the ledger, want %d (see %s)", name, c.Pending, n, p.LogPath())
 		}
 		if window > 0 {
-			if err := e.windowMemory(ctx, &f, queue, min(window, n), after); err != nil {
+			if err := e.windowMemory(ctx, &f, queue, min(window, n)); err != nil {
 				return f, err
 			}
 		}
-		if err := e.dropRun(ctx, runID); err != nil {
+		if err := e.endRun(ctx, runID); err != nil {
 			return f, err
 		}
 	}
@@ -99,16 +98,18 @@ func (e *env) measureEnqueue(ctx context.Context, name string, n, window int, bi
 }
 
 // windowMemory starts a worker with a dispatch window of window tasks, the
-// run's queue paused, waits until its feeder has filled the window and
-// measures the Redis memory added since base.
-func (e *env) windowMemory(ctx context.Context, f *enqueueFigures, queue string, window int, base int64) error {
+// run's queue paused, waits until its feeder has filled the window, and
+// measures the Redis memory the window's tasks take: what deleting them
+// gives back (the worker's own keys and connections stay; its feeder
+// puts tasks back only at its refill, minutes later).
+func (e *env) windowMemory(ctx context.Context, f *enqueueFigures, queue string, window int) error {
 	in := asynq.NewInspectorFromRedisClient(e.redis)
 	if err := in.PauseQueue(queue); err != nil {
 		return fmt.Errorf("pause queue %s: %w", queue, err)
 	}
 	// The queue stays paused: the API is never called.
 	w, err := e.startWorker(pipelineSpec{kind: reverifyWorker, concurrency: 100}, queue, "http://127.0.0.1:9",
-		"--dispatch-window", strconv.Itoa(window))
+		"--dispatch-window", strconv.Itoa(window), "--refill-every", "10m")
 	if err != nil {
 		return err
 	}
@@ -116,22 +117,33 @@ func (e *env) windowMemory(ctx context.Context, f *enqueueFigures, queue string,
 	if err := e.waitQueued(ctx, queue, window, w); err != nil {
 		return err
 	}
-	used, err := e.redisUsedMemory(ctx)
+	with, err := e.redisUsedMemory(ctx)
 	if err != nil {
 		return err
 	}
-	f.WindowTasks, f.WindowRedisBytes = window, used-base
+	if _, err := in.DeleteAllPendingTasks(queue); err != nil {
+		return fmt.Errorf("empty queue %s: %w", queue, err)
+	}
+	without, err := e.redisUsedMemory(ctx)
+	if err != nil {
+		return err
+	}
+	f.WindowTasks, f.WindowRedisBytes = window, with-without
 	return w.Terminate()
 }
 
-// dropRun cancels a run and deletes it with its objects, so that no later
-// worker's feeder dispatches it.
-func (e *env) dropRun(ctx context.Context, runID string) error {
+// endRun cancels a run and all its pending objects at once, so that no
+// later worker's feeder dispatches or cancels them while it is measured.
+func (e *env) endRun(ctx context.Context, runID string) error {
 	if _, _, err := e.store.CancelRun(ctx, runID, reverify.Actor{Who: "bench", Why: "measured"}); err != nil {
 		return err
 	}
-	_, err := e.store.DeleteRun(ctx, runID)
-	return err
+	for {
+		n, err := e.store.CancelPending(ctx, 100_000)
+		if err != nil || n == 0 {
+			return err
+		}
+	}
 }
 
 // measureList runs the listing baseline: the same listing as `reverify
@@ -198,7 +210,8 @@ func (e *env) enqueueCases(ctx context.Context, o options) ([]enqueueFigures, er
 		logf("  %-28s %8d keys %7.1fs %8.0f keys/s  rss %6.1f MB  redis %5.0f B/task",
 			f.Case, f.Keys, f.Seconds, f.KeysPerSec, f.PeakRSSMB, f.RedisPerTask)
 		if f.WindowTasks > 0 {
-			logf("  %-28s a worker's window of %d tasks: redis +%.0f KB", "", f.WindowTasks, float64(f.WindowRedisBytes)/1024)
+			logf("  %-28s a worker's window of %d tasks: redis %.0f KB, %.0f B/task", "", f.WindowTasks,
+				float64(f.WindowRedisBytes)/1024, float64(f.WindowRedisBytes)/float64(f.WindowTasks))
 		}
 		out = append(out, f)
 		return nil

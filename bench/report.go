@@ -78,7 +78,7 @@ func (r *report) print(out io.Writer) {
 	defer w.Flush()
 	fmt.Fprintf(w, "\nreverify bench %s on %s (%s CPUs, %s), median of %d\n", r.Commit, r.Machine["cpu_model"], r.Machine["cpus"], r.Machine["go"], max(r.Repeat, 1))
 	if len(r.Enqueue) > 0 {
-		fmt.Fprintln(w, "\n1. enqueue\tkeys\tseconds\tkeys/s\t× asynq loop\t× bare listing\tpeak RSS MB\tRedis B/task\tworker window\tRedis KB, window\t")
+		fmt.Fprintln(w, "\n1. enqueue\tkeys\tseconds\tkeys/s\t× asynq loop\t× bare listing\tpeak RSS MB\tRedis B/task\tworker window\tRedis B/task, window\t")
 		var base, listing float64
 		for _, f := range r.Enqueue {
 			vsListing := "-"
@@ -92,7 +92,7 @@ func (r *report) print(out io.Writer) {
 			}
 			win, winKB := "-", "-"
 			if f.WindowTasks > 0 {
-				win, winKB = fmt.Sprint(f.WindowTasks), fmt.Sprintf("%.0f", float64(f.WindowRedisBytes)/1024)
+				win, winKB = fmt.Sprint(f.WindowTasks), fmt.Sprintf("%.0f", float64(f.WindowRedisBytes)/float64(f.WindowTasks))
 			}
 			fmt.Fprintf(w, "%s\t%d\t%.1f\t%.0f\t%s\t%s\t%.1f\t%.0f\t%s\t%s\t\n", f.Case, f.Keys, f.Seconds, f.KeysPerSec, ratio(f.KeysPerSec, base),
 				vsListing, f.PeakRSSMB, f.RedisPerTask, win, winKB)
