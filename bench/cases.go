@@ -65,39 +65,63 @@ func (e *env) profileRun(ctx context.Context, o options, s pipelineSpec, rate fl
 }
 
 // addVariants measures a worker spec as it runs (the feeder dispatching)
-// and then, as the options ask, pre-enqueued (the feeder's baseline) and
-// over TLS, and returns the first's figures. The feeder's rate is compared
-// with the pre-enqueued one, the TLS run's worker CPU with the feeder's.
+// and, as the options ask, pre-enqueued (the feeder's baseline) and over
+// TLS, and returns the first's figures. The variants are measured in turn,
+// each repeat in the other order, so that a machine that slows down or
+// speeds up through the runs favours none; each reports its median. The
+// feeder's rate is compared with the pre-enqueued one, the TLS run's
+// worker CPU with the feeder's.
 func (e *env) addVariants(ctx context.Context, o options, out *[]pipelineFigures, s pipelineSpec) (pipelineFigures, error) {
-	if err := e.addPipeline(ctx, o, out, s); err != nil {
-		return pipelineFigures{}, err
-	}
-	fi := len(*out) - 1
+	specs := []pipelineSpec{s}
 	if o.preEnqueued {
 		b := s
 		b.name, b.preEnqueued = s.name+", pre-enqueued", true
-		if err := e.addPipeline(ctx, o, out, b); err != nil {
-			return (*out)[fi], err
-		}
-		f, pre := &(*out)[fi], (*out)[len(*out)-1]
-		if pre.ImagesPerSec > 0 {
-			f.VsPreEnqueued = f.ImagesPerSec / pre.ImagesPerSec
-			logf("  %-34s %8.2f × pre-enqueued (target ≥ 0.95)", f.Case, f.VsPreEnqueued)
-		}
+		specs = append(specs, b)
 	}
 	if o.tls {
 		t := s
 		t.name, t.tls = s.name+", TLS", true
-		if err := e.addPipeline(ctx, o, out, t); err != nil {
-			return (*out)[fi], err
-		}
-		f, tls := (*out)[fi], &(*out)[len(*out)-1]
-		if f.CPUMsPerImage > 0 {
-			tls.CPUVsPlain = tls.CPUMsPerImage / f.CPUMsPerImage
-			logf("  %-34s %8.2f × worker CPU per image over plain HTTP", tls.Case, tls.CPUVsPlain)
+		specs = append(specs, t)
+	}
+	runs := make([][]pipelineFigures, len(specs))
+	for k := range max(o.repeat, 1) {
+		for i := range specs {
+			if k%2 == 1 {
+				i = len(specs) - 1 - i
+			}
+			f, err := e.measurePipeline(ctx, specs[i])
+			if err != nil {
+				return f, err
+			}
+			runs[i] = append(runs[i], f)
 		}
 	}
-	return (*out)[fi], nil
+	figs := make([]pipelineFigures, len(specs))
+	for i := range runs {
+		sortByRate(runs[i])
+		figs[i] = runs[i][len(runs[i])/2]
+	}
+	feeder := &figs[0]
+	for i, sp := range specs[1:] {
+		v := &figs[i+1]
+		switch {
+		case sp.preEnqueued && v.ImagesPerSec > 0:
+			feeder.VsPreEnqueued = feeder.ImagesPerSec / v.ImagesPerSec
+		case sp.tls && feeder.CPUMsPerImage > 0:
+			v.CPUVsPlain = v.CPUMsPerImage / feeder.CPUMsPerImage
+		}
+	}
+	for _, f := range figs {
+		logPipeline(f)
+		switch {
+		case f.VsPreEnqueued > 0:
+			logf("  %-34s %8.2f × pre-enqueued (target ≥ 0.95)", f.Case, f.VsPreEnqueued)
+		case f.CPUVsPlain > 0:
+			logf("  %-34s %8.2f × worker CPU per image over plain HTTP", f.Case, f.CPUVsPlain)
+		}
+	}
+	*out = append(*out, figs...)
+	return figs[0], nil
 }
 
 func (e *env) addPipeline(ctx context.Context, o options, out *[]pipelineFigures, s pipelineSpec) error {
@@ -105,10 +129,14 @@ func (e *env) addPipeline(ctx context.Context, o options, out *[]pipelineFigures
 	if err != nil {
 		return err
 	}
-	logf("  %-34s %8.0f images/s %7.3f ms CPU/image %5.2f cores  peak RSS %6.1f MB",
-		f.Case, f.ImagesPerSec, f.CPUMsPerImage, f.CPUCores, f.PeakRSSMB)
+	logPipeline(f)
 	*out = append(*out, f)
 	return nil
+}
+
+func logPipeline(f pipelineFigures) {
+	logf("  %-34s %8.0f images/s %7.3f ms CPU/image %5.2f cores  peak RSS %6.1f MB",
+		f.Case, f.ImagesPerSec, f.CPUMsPerImage, f.CPUCores, f.PeakRSSMB)
 }
 
 // latencyCases is case 3: the fake API at a fixed latency, one worker at

@@ -250,9 +250,7 @@ func (e *env) close() {
 			_ = conn.Close(ctx)
 		}
 	}
-	if os.Getenv("BENCH_KEEP_DEBUG") == "" {
-		_ = os.RemoveAll(e.dir)
-	}
+	_ = os.RemoveAll(e.dir)
 }
 
 func randomHex(n int) string {
