@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,4 +78,49 @@ func TestNiceStep(t *testing.T) {
 	for raw, want := range map[float64]float64{525: 1000, 210: 250, 0.3: 0.5, 100: 100, 1.2: 2} {
 		require.Equal(t, want, niceStep(raw), "niceStep(%v)", raw)
 	}
+}
+
+// TestVariantsArePairedWithTheirSpec: the feeder's run is set against the
+// pre-enqueued run of the same spec, the TLS run's CPU against the plain
+// one, and the chart draws the feeder's runs only.
+func TestVariantsArePairedWithTheirSpec(t *testing.T) {
+	spec := func(c int, rate, cpu float64, dispatch string, tls bool) pipelineFigures {
+		name := fmt.Sprintf("C=%d, L=200ms", c)
+		switch {
+		case tls:
+			name += ", TLS"
+		case dispatch == dispatchPreEnqueued:
+			name += ", pre-enqueued"
+		}
+		return pipelineFigures{Case: name, Images: 100 * c, ImageKB: 100, Concurrency: c, LatencyMS: 200, ImagesPerSec: rate,
+			CPUMsPerImage: cpu, LittleRate: float64(c) * 5, Dispatch: dispatch, TLS: tls}
+	}
+	r := &report{Commit: "abc", Latency: []pipelineFigures{
+		spec(50, 240, 0.5, dispatchFeeder, false), spec(50, 250, 0.5, dispatchPreEnqueued, false), spec(50, 230, 0.6, dispatchFeeder, true),
+		spec(200, 900, 0.4, dispatchFeeder, false), spec(200, 1000, 0.4, dispatchPreEnqueued, false),
+	}}
+	var out strings.Builder
+	r.print(&out)
+	lines := strings.Split(out.String(), "\n")
+	row := func(prefix string, after int) string {
+		for _, l := range lines[after:] {
+			if strings.HasPrefix(strings.TrimSpace(l), prefix) {
+				return strings.Join(strings.Fields(l), " ")
+			}
+		}
+		return ""
+	}
+	dispatch := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "3. dispatch") })
+	require.Positive(t, dispatch, out.String())
+	require.Equal(t, "C=50, L=200ms 240 250 0.96 0.500 0.500", row("C=50, L=200ms", dispatch+1))
+	require.Equal(t, "C=200, L=200ms 900 1000 0.90 0.400 0.400", row("C=200, L=200ms", dispatch+1))
+	tls := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "3. TLS") })
+	require.Positive(t, tls, out.String())
+	require.True(t, strings.HasPrefix(row("C=50, L=200ms", tls+1), "C=50, L=200ms 0.500 0.600 1.20 240 230"), row("C=50, L=200ms", tls+1))
+	require.Empty(t, row("C=200", tls+1), "no TLS run at C=200")
+
+	svg := latencyChart(r)
+	require.Contains(t, svg, "240 (0.96)")
+	require.NotContains(t, svg, "250 (1.00)", "the pre-enqueued run is not drawn")
+	require.NotContains(t, svg, "230 (0.92)", "the TLS run is not drawn")
 }

@@ -29,11 +29,12 @@ func (e *env) pipelineCases(ctx context.Context, o options) ([]pipelineFigures, 
 		}
 		real := pipelineSpec{name: fmt.Sprintf("worker %d KB, C=%d", size.kb, o.concurrency), kind: reverifyWorker,
 			keys: keys, imageBytes: size.kb << 10, concurrency: o.concurrency}
-		if err := e.addPipeline(ctx, o, &out, real); err != nil {
+		f, err := e.addVariants(ctx, o, &out, real)
+		if err != nil {
 			return out, profile, err
 		}
 		if o.profile && size.kb == 100 {
-			if profile, err = e.profileRun(ctx, o, real, out[len(out)-1].ImagesPerSec, "worker-100k.pprof"); err != nil {
+			if profile, err = e.profileRun(ctx, o, real, f.ImagesPerSec, "worker-100k.pprof"); err != nil {
 				return out, profile, err
 			}
 		}
@@ -63,15 +64,79 @@ func (e *env) profileRun(ctx context.Context, o options, s pipelineSpec, rate fl
 	return sortedShares(shares), copyFile(s.profilePath, filepath.Join(o.outDir, name))
 }
 
+// addVariants measures a worker spec as it runs (the feeder dispatching)
+// and, as the options ask, pre-enqueued (the feeder's baseline) and over
+// TLS, and returns the first's figures. The variants are measured in turn,
+// each repeat in the other order, so that a machine that slows down or
+// speeds up through the runs favours none; each reports its median. The
+// feeder's rate is compared with the pre-enqueued one, the TLS run's
+// worker CPU with the feeder's.
+func (e *env) addVariants(ctx context.Context, o options, out *[]pipelineFigures, s pipelineSpec) (pipelineFigures, error) {
+	specs := []pipelineSpec{s}
+	if o.preEnqueued {
+		b := s
+		b.name, b.preEnqueued = s.name+", pre-enqueued", true
+		specs = append(specs, b)
+	}
+	if o.tls {
+		t := s
+		t.name, t.tls = s.name+", TLS", true
+		specs = append(specs, t)
+	}
+	runs := make([][]pipelineFigures, len(specs))
+	for k := range max(o.repeat, 1) {
+		for i := range specs {
+			if k%2 == 1 {
+				i = len(specs) - 1 - i
+			}
+			f, err := e.measurePipeline(ctx, specs[i])
+			if err != nil {
+				return f, err
+			}
+			runs[i] = append(runs[i], f)
+		}
+	}
+	figs := make([]pipelineFigures, len(specs))
+	for i := range runs {
+		sortByRate(runs[i])
+		figs[i] = runs[i][len(runs[i])/2]
+	}
+	feeder := &figs[0]
+	for i, sp := range specs[1:] {
+		v := &figs[i+1]
+		switch {
+		case sp.preEnqueued && v.ImagesPerSec > 0:
+			feeder.VsPreEnqueued = feeder.ImagesPerSec / v.ImagesPerSec
+		case sp.tls && feeder.CPUMsPerImage > 0:
+			v.CPUVsPlain = v.CPUMsPerImage / feeder.CPUMsPerImage
+		}
+	}
+	for _, f := range figs {
+		logPipeline(f)
+		switch {
+		case f.VsPreEnqueued > 0:
+			logf("  %-34s %8.2f × pre-enqueued (target ≥ 0.95)", f.Case, f.VsPreEnqueued)
+		case f.CPUVsPlain > 0:
+			logf("  %-34s %8.2f × worker CPU per image over plain HTTP", f.Case, f.CPUVsPlain)
+		}
+	}
+	*out = append(*out, figs...)
+	return figs[0], nil
+}
+
 func (e *env) addPipeline(ctx context.Context, o options, out *[]pipelineFigures, s pipelineSpec) error {
 	f, err := median(o.repeat, func() (pipelineFigures, error) { return e.measurePipeline(ctx, s) })
 	if err != nil {
 		return err
 	}
-	logf("  %-34s %8.0f images/s %7.3f ms CPU/image %5.2f cores  peak RSS %6.1f MB",
-		f.Case, f.ImagesPerSec, f.CPUMsPerImage, f.CPUCores, f.PeakRSSMB)
+	logPipeline(f)
 	*out = append(*out, f)
 	return nil
+}
+
+func logPipeline(f pipelineFigures) {
+	logf("  %-34s %8.0f images/s %7.3f ms CPU/image %5.2f cores  peak RSS %6.1f MB",
+		f.Case, f.ImagesPerSec, f.CPUMsPerImage, f.CPUCores, f.PeakRSSMB)
 }
 
 // latencyCases is case 3: the fake API at a fixed latency, one worker at
@@ -88,6 +153,7 @@ func (e *env) latencyCases(ctx context.Context, o options) ([]pipelineFigures, [
 	}
 	var out []pipelineFigures
 	var last pipelineSpec
+	var lastRate float64
 	for _, c := range o.levels {
 		if o.queueBaselines {
 			// Queueing alone, with a handler that only waits L: one asynq
@@ -107,15 +173,16 @@ func (e *env) latencyCases(ctx context.Context, o options) ([]pipelineFigures, [
 		s := pipelineSpec{name: fmt.Sprintf("C=%d, L=%s", c, o.latency), kind: reverifyWorker,
 			keys: pool[:littleCount(c, o.latency, o.levelSeconds)], imageBytes: o.latencyImageKB << 10,
 			concurrency: c, latency: o.latency}
-		if err := e.addPipeline(ctx, o, &out, s); err != nil {
+		f, err := e.addVariants(ctx, o, &out, s)
+		if err != nil {
 			return out, nil, err
 		}
-		last = s
+		last, lastRate = s, f.ImagesPerSec
 	}
 	if !o.profile || len(out) == 0 {
 		return out, nil, nil
 	}
-	profile, err := e.profileRun(ctx, o, last, out[len(out)-1].ImagesPerSec, "worker-latency.pprof")
+	profile, err := e.profileRun(ctx, o, last, lastRate, "worker-latency.pprof")
 	return out, profile, err
 }
 

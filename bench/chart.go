@@ -33,7 +33,7 @@ func latencyChart(r *report) string {
 		switch {
 		case strings.Contains(f.Case, "wait-only handler, reverify lanes"):
 			p.wait = f.ImagesPerSec
-		case !strings.Contains(f.Case, "wait-only"):
+		case !strings.Contains(f.Case, "wait-only") && f.Dispatch != dispatchPreEnqueued && !f.TLS:
 			p.real, p.ideal, p.busy, p.ceiling = f.ImagesPerSec, f.LittleRate, f.MachineBusy, f.MachineCeiling
 		}
 	}

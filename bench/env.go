@@ -19,6 +19,7 @@ import (
 
 	"reverify/internal/testenv"
 	"reverify/storage/objects"
+	"reverify/storage/postgres"
 )
 
 // env is the harness's private world: a build of the binary, a versitygw
@@ -43,6 +44,12 @@ type env struct {
 	// pollCommands is the Redis commands of one poll of a pipeline run,
 	// counted on first use.
 	pollCommands int64
+
+	store *postgres.Store // the harness's own reads of the ledger
+	// tls and s3TLS are the certificate and the HTTPS versitygw (over the
+	// same root) of the TLS variants, made on first use.
+	tls   *testenv.TLSFiles
+	s3TLS *testenv.VersitygwServer
 }
 
 const (
@@ -82,6 +89,9 @@ func (e *env) setup(ctx context.Context) error {
 	if err := e.createDatabase(ctx); err != nil {
 		return err
 	}
+	if e.store, err = postgres.Open(ctx, e.dbURL, 4); err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
 	e.redis = redis.NewClient(&redis.Options{Addr: e.redisAddr, DB: e.redisDB})
 	if err := e.redis.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis %s: %w", e.redisAddr, err)
@@ -101,6 +111,42 @@ func (e *env) startS3(ctx context.Context) error {
 	}
 	e.s3Proc, e.s3 = v.Process, v.Config
 	return nil
+}
+
+// tlsFiles returns the harness's certificate authority and loopback
+// certificate, made on first use.
+func (e *env) tlsFiles() (testenv.TLSFiles, error) {
+	if e.tls == nil {
+		dir := filepath.Join(e.dir, "tls")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return testenv.TLSFiles{}, fmt.Errorf("tls dir: %w", err)
+		}
+		files, err := testenv.WriteTLS(dir)
+		if err != nil {
+			return files, err
+		}
+		e.tls = &files
+	}
+	return *e.tls, nil
+}
+
+// startS3TLS starts, on first use, a second versitygw that serves the same
+// root over HTTPS, and returns its process.
+func (e *env) startS3TLS(ctx context.Context) (*testenv.Process, error) {
+	if e.s3TLS != nil {
+		return e.s3TLS.Process, nil
+	}
+	files, err := e.tlsFiles()
+	if err != nil {
+		return nil, err
+	}
+	v, err := testenv.StartVersitygw(ctx, testenv.Versitygw{Access: s3Access, Secret: s3Secret, Root: e.s3Root,
+		Log: filepath.Join(e.dir, "versitygw-tls.log"), KeepAlive: e.s3KeepAlive, TLS: &files})
+	if err != nil {
+		return nil, err
+	}
+	e.s3TLS = v
+	return v.Process, nil
 }
 
 func (e *env) createDatabase(ctx context.Context) error {
@@ -191,6 +237,12 @@ func (e *env) close() {
 	}
 	if e.s3Proc != nil {
 		_ = e.s3Proc.Terminate()
+	}
+	if e.s3TLS != nil {
+		_ = e.s3TLS.Terminate()
+	}
+	if e.store != nil {
+		e.store.Close()
 	}
 	if e.dbName != "" {
 		if conn, err := pgx.Connect(ctx, e.adminURL); err == nil {

@@ -38,6 +38,8 @@ type options struct {
 	scaleObjects   int // case 6
 	scaleProcess   int
 	scaleWindow    int
+	preEnqueued    bool // cases 2 and 3: the feeder's baseline, every task in asynq first
+	tls            bool // cases 2 and 3: again with S3 and the API over HTTPS
 }
 
 func (o options) has(c string) bool { return slices.Contains(o.cases, c) }
@@ -62,6 +64,8 @@ func parseOptions(args []string) (options, error) {
 	lv := fs.String("levels", "50,200,500", "worker concurrency levels for case 3")
 	fs.Float64Var(&o.levelSeconds, "level-seconds", 8, "seconds of work (at C÷L) per case 3 level")
 	fs.BoolVar(&o.queueBaselines, "queue-baselines", true, "case 3: also run each level with a wait-only handler (1 asynq server, then reverify's lanes)")
+	fs.BoolVar(&o.preEnqueued, "pre-enqueued", true, "cases 2 and 3: also run each worker spec with every task in asynq before it starts (the feeder's baseline)")
+	fs.BoolVar(&o.tls, "tls", true, "cases 2 and 3: also run each worker spec with versitygw and the fake API over HTTPS")
 	fs.IntVar(&o.latencyImageKB, "latency-image-kb", 100, "image size for case 3")
 	fs.IntVar(&o.memConcurrency, "mem-concurrency", 200, "worker concurrency for case 4")
 	fs.IntVar(&o.memImageKB, "mem-image-kb", 200, "image size for case 4")

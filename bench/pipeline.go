@@ -15,6 +15,7 @@ import (
 
 	"reverify"
 	"reverify/internal/testenv"
+	"reverify/storage/postgres"
 )
 
 // workerKind says which process consumes the queue.
@@ -43,7 +44,17 @@ type pipelineSpec struct {
 	profileSecs int    // seconds of CPU profile; 0 = a heap profile
 	pprofAddr   string
 	lanes       int // sleepWorkerKind: worker.Config.Lanes (0 = reverify's default)
+	// preEnqueued holds the queue paused until the worker's feeder has put
+	// every task in it (a window of them all): the feeder's baseline.
+	preEnqueued bool
+	tls         bool // versitygw and the fake API over HTTPS
 }
+
+// Dispatch modes of a verifying run, in pipelineFigures.Dispatch.
+const (
+	dispatchFeeder      = "feeder"       // the worker's feeder tops up a window as tasks finish
+	dispatchPreEnqueued = "pre-enqueued" // every task was in asynq before processing started
+)
 
 // pipelineFigures is what one pipeline run measured.
 type pipelineFigures struct {
@@ -91,6 +102,17 @@ type pipelineFigures struct {
 	// TaskMS is C ÷ throughput: by Little's law the mean time a task holds
 	// a worker slot, API call included.
 	TaskMS float64 `json:"task_ms,omitempty"`
+
+	// Dispatch says how a verifying run's tasks reached asynq (feeder or
+	// pre-enqueued); TLS, that S3 and the API were reached over HTTPS.
+	Dispatch string `json:"dispatch,omitempty"`
+	TLS      bool   `json:"tls,omitempty"`
+	// VsPreEnqueued is, on a feeder run, its images/s ÷ those of the same
+	// spec pre-enqueued (issue 14's target: at least 0.95). CPUVsPlain is,
+	// on a TLS run, its worker CPU per image ÷ that of the same spec over
+	// plain HTTP.
+	VsPreEnqueued float64 `json:"images_per_sec_vs_pre_enqueued,omitempty"`
+	CPUVsPlain    float64 `json:"cpu_ms_per_image_vs_plain,omitempty"`
 }
 
 func (f pipelineFigures) rate() float64 { return f.ImagesPerSec }
@@ -111,8 +133,13 @@ type sample struct {
 
 func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigures, error) {
 	f := pipelineFigures{Case: s.name, Images: len(s.keys), ImageKB: s.imageBytes >> 10, Concurrency: s.concurrency,
-		LatencyMS: s.latency.Milliseconds()}
-	if err := e.measurePollCommands(ctx); err != nil {
+		LatencyMS: s.latency.Milliseconds(), TLS: s.tls}
+	if s.kind.verifies() {
+		f.Dispatch = dispatchFeeder
+		if s.preEnqueued {
+			f.Dispatch = dispatchPreEnqueued
+		}
+	} else if err := e.measurePollCommands(ctx); err != nil {
 		return f, err
 	}
 	if err := e.flushRedis(ctx); err != nil {
@@ -122,11 +149,23 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 	var apiURL string
 	var api *testenv.Process
 	var err error
+	s3 := e.s3Proc
+	if s.tls {
+		if s3, err = e.startS3TLS(ctx); err != nil {
+			return f, err
+		}
+	}
 	if s.kind.verifies() {
-		if api, apiURL, err = e.startFakeAPI(ctx, s.latency); err != nil {
+		if api, apiURL, err = e.startFakeAPI(ctx, s.latency, s.tls); err != nil {
 			return f, err
 		}
 		defer func() { _ = api.Terminate() }()
+	}
+	in := asynq.NewInspectorFromRedisClient(e.redis)
+	if s.preEnqueued {
+		if err := in.PauseQueue(queue); err != nil {
+			return f, fmt.Errorf("pause queue %s: %w", queue, err)
+		}
 	}
 	if s.kind == profiledWorker {
 		port, err := testenv.FreePort()
@@ -148,8 +187,17 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 		return f, err
 	}
 	f.IdleRSSMB = mb(idle)
-	if err := e.enqueueFor(ctx, s, queue); err != nil {
+	runID, err := e.enqueueFor(ctx, s, queue)
+	if err != nil {
 		return f, err
+	}
+	if s.preEnqueued {
+		if err := e.waitQueued(ctx, queue, len(s.keys), w); err != nil {
+			return f, err
+		}
+		if err := in.UnpauseQueue(queue); err != nil {
+			return f, fmt.Errorf("unpause queue %s: %w", queue, err)
+		}
 	}
 	// The profile starts once 10% is done, past the burst of connection
 	// set-up at the start.
@@ -167,9 +215,15 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 	} else {
 		profiled <- nil
 	}
-	procs := followed{worker: w, api: api, s3: e.s3Proc, servers: newServerCPU(),
+	procs := followed{worker: w, api: api, s3: s3, servers: newServerCPU(),
 		commands: func() (int64, error) { return e.redisCommands(ctx) }}
-	samples, err := e.follow(ctx, procs, queue, len(s.keys), warm)
+	// A verifying run is counted in the ledger (the queue holds only the
+	// feeder's window); a baseline's tasks are all in the queue.
+	count, pollCommands := func() (int, error) { return e.queueDone(queue, len(s.keys)) }, e.pollCommands
+	if s.kind.verifies() {
+		count, pollCommands = func() (int, error) { return e.runDone(ctx, runID) }, 1 // INFO stats alone
+	}
+	samples, err := e.follow(ctx, procs, count, len(s.keys), warm)
 	if perr := <-profiled; err == nil {
 		err = perr
 	}
@@ -198,7 +252,7 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 			f.FakeAPICPUMs, f.S3CPUMs = perImage(b.api-a.api), perImage(b.s3-a.s3)
 		}
 		f.PostgresCPUMs, f.RedisCPUMs = perImage(b.pg-a.pg), perImage(b.rdb-a.rdb)
-		f.RedisCommands = float64(b.cmds-a.cmds-int64(b.poll-a.poll)*e.pollCommands) / float64(f.WindowImages)
+		f.RedisCommands = float64(b.cmds-a.cmds-int64(b.poll-a.poll)*pollCommands) / float64(f.WindowImages)
 		f.MachineCPUMs = perImage(time.Duration(b.busy-a.busy) * time.Second / clockTicks)
 		cores := float64(runtime.NumCPU())
 		if f.MachineCPUMs > 0 {
@@ -213,13 +267,17 @@ func (e *env) measurePipeline(ctx context.Context, s pipelineSpec) (pipelineFigu
 		f.Efficiency = f.ImagesPerSec / f.LittleRate
 	}
 	if s.kind.verifies() {
-		if f.Statuses, err = e.statuses(ctx, queue); err != nil {
+		if f.Statuses, err = e.statuses(ctx, runID); err != nil {
 			return f, err
 		}
 		if f.Statuses[string(reverify.StatusScored)] != len(s.keys) {
 			return f, fmt.Errorf("%s: results %v, want %d scored", s.name, f.Statuses, len(s.keys))
 		}
 		if err := e.timings(ctx, queue, &f); err != nil {
+			return f, err
+		}
+		// Completed at once, the run is off the next worker's feeder's list.
+		if _, err := e.store.CompleteFinishedRuns(ctx); err != nil {
 			return f, err
 		}
 		if f.ImagesPerSec > 0 {
@@ -278,19 +336,16 @@ func (f followed) sample(done int) (sample, error) {
 	return s, err
 }
 
-// follow polls the queue every 100 ms until every task is done, sampling
-// CPU times; warm is closed when 10% is done.
-func (e *env) follow(ctx context.Context, procs followed, queue string, n int, warm chan struct{}) ([]sample, error) {
-	in := asynq.NewInspector(e.redisOpt())
-	defer in.Close()
+// follow polls count (the tasks done) every 100 ms until all n are done,
+// sampling CPU times; warm is closed when 10% is done.
+func (e *env) follow(ctx context.Context, procs followed, count func() (int, error), n int, warm chan struct{}) ([]sample, error) {
 	var samples []sample
 	lastProgress := time.Now()
 	for {
-		qi, err := in.GetQueueInfo(queue)
+		done, err := count()
 		if err != nil {
-			return samples, fmt.Errorf("queue %s: %w", queue, err)
+			return samples, err
 		}
-		done := n - (qi.Pending + qi.Active + qi.Scheduled + qi.Retry)
 		s, err := procs.sample(done)
 		if err != nil {
 			return samples, err
@@ -312,6 +367,47 @@ func (e *env) follow(ctx context.Context, procs followed, queue string, n int, w
 		}
 		if err := waitShort(ctx, 100*time.Millisecond); err != nil {
 			return samples, err
+		}
+	}
+}
+
+// queueDone counts the tasks of a queue that holds all n of a run's tasks
+// (a baseline's) that are no longer in it.
+func (e *env) queueDone(queue string, n int) (int, error) {
+	qi, err := asynq.NewInspectorFromRedisClient(e.redis).GetQueueInfo(queue)
+	if err != nil {
+		return 0, fmt.Errorf("queue %s: %w", queue, err)
+	}
+	return n - (qi.Pending + qi.Active + qi.Scheduled + qi.Retry), nil
+}
+
+// runDone counts a run's objects with a final result, from the ledger's
+// per-run counters (what `reverify runs show` reads).
+func (e *env) runDone(ctx context.Context, runID string) (int, error) {
+	c, err := e.store.RunWithCounts(ctx, runID)
+	if err != nil {
+		return 0, fmt.Errorf("run %s: %w", runID, err)
+	}
+	return int(c.Done), nil
+}
+
+// waitQueued waits until the paused queue holds n pending tasks: the
+// worker's feeder has dispatched them all.
+func (e *env) waitQueued(ctx context.Context, queue string, n int, w *testenv.Process) error {
+	in := asynq.NewInspectorFromRedisClient(e.redis)
+	deadline := time.Now().Add(30*time.Second + time.Duration(n)*time.Millisecond)
+	for {
+		have, err := e.queued(in, queue)
+		switch {
+		case err != nil:
+			return err
+		case have >= n:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("the feeder queued %d of %d tasks (see %s)", have, n, w.LogPath())
+		}
+		if err := waitShort(ctx, 100*time.Millisecond); err != nil {
+			return err
 		}
 	}
 }
@@ -374,19 +470,32 @@ func (e *env) measurePollCommands(ctx context.Context) error {
 	return nil
 }
 
-func (e *env) startFakeAPI(ctx context.Context, latency time.Duration) (*testenv.Process, string, error) {
+// startFakeAPI starts the fake API at the given latency, over HTTPS with
+// the harness's certificate when tls is set, and returns its base URL.
+func (e *env) startFakeAPI(ctx context.Context, latency time.Duration, tls bool) (*testenv.Process, string, error) {
 	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, "", err
 	}
+	args := []string{"fake-api", "--addr", port.Addr(), "--latency", latency.String()}
+	url, client := "http://"+port.Addr(), &http.Client{}
+	if tls {
+		files, err := e.tlsFiles()
+		if err != nil {
+			return nil, "", err
+		}
+		args = append(args, "--tls-cert", files.Cert, "--tls-key", files.Key)
+		url = "https://" + port.Addr()
+		if client, err = files.Client(5 * time.Second); err != nil {
+			return nil, "", err
+		}
+	}
 	// The key by environment, as the workers get it: never on a command line.
 	p, err := testenv.Start(testenv.Command{Name: "fake-api", Bin: e.bin, Log: filepath.Join(e.dir, "fake-api.log"),
-		Args: []string{"fake-api", "--addr", port.Addr(), "--latency", latency.String()},
-		Env:  []string{"REVERIFY_API_KEY=" + apiKey}})
+		Args: args, Env: []string{"REVERIFY_API_KEY=" + apiKey}})
 	if err != nil {
 		return nil, "", err
 	}
-	url := "http://" + port.Addr()
 	ready, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err = p.WaitReady(ready, func(ctx context.Context) error {
@@ -394,7 +503,7 @@ func (e *env) startFakeAPI(ctx context.Context, latency time.Duration) (*testenv
 		if err != nil {
 			return err
 		}
-		resp, err := (&http.Client{}).Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}
@@ -407,7 +516,9 @@ func (e *env) startFakeAPI(ctx context.Context, latency time.Duration) (*testenv
 	return p, url, nil
 }
 
-func (e *env) startWorker(s pipelineSpec, queue, apiURL string) (*testenv.Process, error) {
+// startWorker starts the spec's worker; extra are more arguments of
+// `reverify worker`.
+func (e *env) startWorker(s pipelineSpec, queue, apiURL string, extra ...string) (*testenv.Process, error) {
 	c := strconv.Itoa(s.concurrency)
 	redis := []string{"--redis-addr", e.redisAddr, "--redis-db", strconv.Itoa(e.redisDB)}
 	cmd := testenv.Command{Log: filepath.Join(e.dir, "worker.log")}
@@ -421,8 +532,23 @@ func (e *env) startWorker(s pipelineSpec, queue, apiURL string) (*testenv.Proces
 			"--lanes", strconv.Itoa(s.lanes), "--sleep", s.latency.String()}, redis...)
 	default:
 		cmd.Name, cmd.Bin = "worker", e.bin
-		cmd.Args = []string{"worker", "--concurrency", c, "--queues", queue}
-		cmd.Env = append(append(e.procEnv(), "REVERIFY_API_URL="+apiURL), e.workerEnv...)
+		cmd.Args = append([]string{"worker", "--concurrency", c, "--queues", queue}, extra...)
+		if s.preEnqueued {
+			cmd.Args = append(cmd.Args, "--dispatch-window", strconv.Itoa(len(s.keys)))
+		}
+		cmd.Env = append(e.procEnv(), "REVERIFY_API_URL="+apiURL)
+		if s.tls {
+			files, err := e.tlsFiles()
+			if err != nil {
+				return nil, err
+			}
+			// The worker's clients are unchanged: Go on Linux trusts
+			// SSL_CERT_FILE in place of the system's authorities, and the
+			// AWS SDK AWS_CA_BUNDLE, when set, in place of both.
+			cmd.Env = append(cmd.Env, "REVERIFY_S3_ENDPOINT="+e.s3TLS.Config.Endpoint, "SSL_CERT_FILE="+files.CA,
+				"AWS_CA_BUNDLE="+files.CA)
+		}
+		cmd.Env = append(cmd.Env, e.workerEnv...)
 		if s.kind == profiledWorker {
 			cmd.Name, cmd.Bin = "profiled worker", e.binProf
 			cmd.Env = append(cmd.Env, "REVERIFY_BENCH_PPROF_ADDR="+s.pprofAddr)
@@ -432,16 +558,18 @@ func (e *env) startWorker(s pipelineSpec, queue, apiURL string) (*testenv.Proces
 }
 
 // enqueueFor queues the spec's tasks: through `reverify enqueue` (a run
-// with ledger rows) for a real worker, the bare loop for the no-op.
-func (e *env) enqueueFor(ctx context.Context, s pipelineSpec, queue string) error {
+// with ledger rows, whose ID it returns, dispatched by the worker's feeder)
+// for a real worker, the bare loop for the baselines.
+func (e *env) enqueueFor(ctx context.Context, s pipelineSpec, queue string) (string, error) {
 	cmd := testenv.Command{Log: filepath.Join(e.dir, "pipeline-enqueue.log")}
 	if s.kind.verifies() {
 		manifest, err := e.writeManifest("pipeline-"+queue+".txt", sliceKeys(s.keys))
 		if err != nil {
-			return err
+			return "", err
 		}
 		cmd.Name, cmd.Bin, cmd.Env = "enqueue", e.bin, e.procEnv()
-		cmd.Args = []string{"enqueue", "--manifest", manifest, "--manifest-format", "lines", "--bucket", "bench", "--queue", queue}
+		cmd.Args = []string{"enqueue", "--manifest", manifest, "--manifest-format", "lines", "--bucket", "bench", "--queue", queue,
+			"--label", benchLabel + "=" + queue}
 	} else {
 		cmd.Name, cmd.Bin = "enqueue loop", e.self
 		cmd.Args = []string{helperEnqueueLoop, "--queue", queue, "--n", strconv.Itoa(len(s.keys)),
@@ -449,33 +577,41 @@ func (e *env) enqueueFor(ctx context.Context, s pipelineSpec, queue string) erro
 	}
 	p, err := testenv.Start(cmd)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return p.Wait(ctx)
+	if err := p.Wait(ctx); err != nil || !s.kind.verifies() {
+		return "", err
+	}
+	return e.runOf(ctx, queue)
 }
 
-// statuses counts the results of the run that used queue.
-func (e *env) statuses(ctx context.Context, queue string) (map[string]int, error) {
-	conn, err := pgx.Connect(ctx, e.dbURL)
+// benchLabel labels each run the harness enqueues with its queue, so the
+// run is found again.
+const benchLabel = "bench-queue"
+
+// runOf finds the run enqueued for queue.
+func (e *env) runOf(ctx context.Context, queue string) (string, error) {
+	runs, err := e.store.Runs(ctx, postgres.RunFilter{Labels: map[string]string{benchLabel: queue}, Limit: 2})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return "", err
 	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT v.status, count(*) FROM verifications v JOIN runs r ON r.id = v.run_id
-		WHERE r.queue = $1 GROUP BY v.status`, queue)
+	if len(runs) != 1 {
+		return "", fmt.Errorf("%d runs labelled %s=%s, want 1", len(runs), benchLabel, queue)
+	}
+	return runs[0].ID, nil
+}
+
+// statuses counts the results of a run (its counters, as runs show).
+func (e *env) statuses(ctx context.Context, runID string) (map[string]int, error) {
+	c, err := e.store.RunWithCounts(ctx, runID)
 	if err != nil {
 		return nil, fmt.Errorf("count results: %w", err)
 	}
 	out := map[string]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, fmt.Errorf("count results: %w", err)
-		}
-		out[st] = n
+	for st, n := range c.ByStatus {
+		out[string(st)] = int(n)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // timings reads the per-image medians of the run that used queue.

@@ -79,7 +79,7 @@ func (r *report) print(out io.Writer) {
 	defer w.Flush()
 	fmt.Fprintf(w, "\nreverify bench %s on %s (%s CPUs, %s), median of %d\n", r.Commit, r.Machine["cpu_model"], r.Machine["cpus"], r.Machine["go"], max(r.Repeat, 1))
 	if len(r.Enqueue) > 0 {
-		fmt.Fprintln(w, "\n1. enqueue\tkeys\tseconds\tkeys/s\t× asynq loop\t× bare listing\tpeak RSS MB\tRedis B/task\t")
+		fmt.Fprintln(w, "\n1. enqueue\tkeys\tseconds\tkeys/s\t× asynq loop\t× bare listing\tpeak RSS MB\tRedis B/task\tworker window\tRedis B/task, window\t")
 		var base, listing float64
 		for _, f := range r.Enqueue {
 			vsListing := "-"
@@ -91,8 +91,12 @@ func (r *report) print(out io.Writer) {
 			case strings.HasPrefix(f.Case, "S3 listing"):
 				vsListing = ratio(f.KeysPerSec, listing)
 			}
-			fmt.Fprintf(w, "%s\t%d\t%.1f\t%.0f\t%s\t%s\t%.1f\t%.0f\t\n", f.Case, f.Keys, f.Seconds, f.KeysPerSec, ratio(f.KeysPerSec, base),
-				vsListing, f.PeakRSSMB, f.RedisPerTask)
+			win, winKB := "-", "-"
+			if f.WindowTasks > 0 {
+				win, winKB = fmt.Sprint(f.WindowTasks), fmt.Sprintf("%.0f", float64(f.WindowRedisBytes)/float64(f.WindowTasks))
+			}
+			fmt.Fprintf(w, "%s\t%d\t%.1f\t%.0f\t%s\t%s\t%.1f\t%.0f\t%s\t%s\t\n", f.Case, f.Keys, f.Seconds, f.KeysPerSec, ratio(f.KeysPerSec, base),
+				vsListing, f.PeakRSSMB, f.RedisPerTask, win, winKB)
 		}
 	}
 	if len(r.Pipeline) > 0 {
@@ -107,6 +111,7 @@ func (r *report) print(out io.Writer) {
 				f.PostgresCPUMs, f.RedisCPUMs, f.RedisCommands)
 		}
 	}
+	printVariants(w, "2", r.Pipeline)
 	if len(r.Profile) > 0 {
 		fmt.Fprintln(w, "\n   worker CPU, 100 KB (pprof)\tshare\t")
 		for _, s := range r.Profile {
@@ -131,8 +136,15 @@ func (r *report) print(out io.Writer) {
 				f.S3CPUMs, f.FakeAPICPUMs, f.MachineCPUMs, ratio(f.MachineCeiling, f.LittleRate), ratio(f.WorkerCeiling, f.LittleRate), f.RedisCommands)
 		}
 	}
+	printVariants(w, "3", r.Latency)
 	if len(r.LatencyProfile) > 0 {
-		fmt.Fprintf(w, "\n   worker CPU, %s (pprof)\tshare\t\n", r.Latency[len(r.Latency)-1].Case)
+		last := ""
+		for _, f := range r.Latency {
+			if f.Dispatch != dispatchPreEnqueued && !f.TLS && f.LittleRate > 0 && !strings.Contains(f.Case, "wait-only") {
+				last = f.Case
+			}
+		}
+		fmt.Fprintf(w, "\n   worker CPU, %s (pprof)\tshare\t\n", last)
 		for _, s := range r.LatencyProfile {
 			fmt.Fprintf(w, "%s\t%.1f%%\t\n", s.Name, s.Percent)
 		}
@@ -162,6 +174,48 @@ func (r *report) print(out io.Writer) {
 	}
 	if r.Scale != nil {
 		r.Scale.print(w)
+	}
+}
+
+// printVariants prints, for a case's worker specs, the feeder against the
+// same spec pre-enqueued and the worker's CPU over TLS against plain HTTP,
+// when the run measured them.
+func printVariants(w io.Writer, n string, rows []pipelineFigures) {
+	var feeder, pre, tls []pipelineFigures
+	for _, f := range rows {
+		switch {
+		case f.Dispatch == dispatchPreEnqueued:
+			pre = append(pre, f)
+		case f.TLS:
+			tls = append(tls, f)
+		case f.Dispatch == dispatchFeeder:
+			feeder = append(feeder, f)
+		}
+	}
+	same := func(a, b pipelineFigures) bool {
+		return a.Images == b.Images && a.ImageKB == b.ImageKB && a.Concurrency == b.Concurrency && a.LatencyMS == b.LatencyMS
+	}
+	if len(pre) > 0 {
+		fmt.Fprintf(w, "\n%s. dispatch\tfeeder images/s\tpre-enqueued images/s\tfeeder ÷ pre-enqueued (≥ 0.95)\tfeeder CPU ms/image\tpre-enqueued CPU ms/image\t\n", n)
+		for _, f := range feeder {
+			for _, b := range pre {
+				if same(f, b) {
+					fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%s\t%.3f\t%.3f\t\n", f.Case, f.ImagesPerSec, b.ImagesPerSec, ratio(f.ImagesPerSec, b.ImagesPerSec),
+						f.CPUMsPerImage, b.CPUMsPerImage)
+				}
+			}
+		}
+	}
+	if len(tls) > 0 {
+		fmt.Fprintf(w, "\n%s. TLS (S3 and API over HTTPS)\tworker CPU ms/image, plain\tTLS\t× plain\timages/s, plain\tTLS\tS3 server ms/image, plain\tTLS\tfake API ms/image, plain\tTLS\t\n", n)
+		for _, f := range feeder {
+			for _, t := range tls {
+				if same(f, t) {
+					fmt.Fprintf(w, "%s\t%.3f\t%.3f\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", f.Case, f.CPUMsPerImage, t.CPUMsPerImage,
+						ratio(t.CPUMsPerImage, f.CPUMsPerImage), f.ImagesPerSec, t.ImagesPerSec, f.S3CPUMs, t.S3CPUMs, f.FakeAPICPUMs, t.FakeAPICPUMs)
+				}
+			}
+		}
 	}
 }
 

@@ -253,7 +253,7 @@ func (e *env) scaleQueries(ctx context.Context, store *postgres.Store, id string
 // is done. It then cancels the big run and counts calls started after.
 func (e *env) scaleWork(ctx context.Context, o options, store *postgres.Store, id, queue string, real []string,
 	redisBefore int64, f *scaleFigures) error {
-	api, apiURL, err := e.startFakeAPI(ctx, 0)
+	api, apiURL, err := e.startFakeAPI(ctx, 0, false)
 	if err != nil {
 		return err
 	}

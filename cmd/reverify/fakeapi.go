@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,7 +15,7 @@ import (
 )
 
 func (a *app) fakeAPICommand() *cobra.Command {
-	var addr string
+	var addr, certFile, keyFile string
 	var o fakeapi.Options
 	cmd := &cobra.Command{
 		Use:   "fake-api",
@@ -37,11 +38,22 @@ REVERIFY_API_KEY_FILE (or --api-key), else "fake-key".`,
 				}
 				o.APIKey = key
 			}
+			if (certFile == "") != (keyFile == "") {
+				return usagef("--tls-cert and --tls-key go together")
+			}
+			var tlsCfg *tls.Config
+			if certFile != "" {
+				cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+				if err != nil {
+					return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+				}
+				tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			}
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return fmt.Errorf("--addr: %w", err)
 			}
-			return a.serveFakeAPI(cmd.Context(), ln, fakeapi.New(o))
+			return a.serveFakeAPI(cmd.Context(), ln, tlsCfg, fakeapi.New(o))
 		},
 	}
 	f := cmd.Flags()
@@ -55,14 +67,28 @@ REVERIFY_API_KEY_FILE (or --api-key), else "fake-key".`,
 	f.Float64Var(&o.MalformedRate, "malformed-rate", 0, "fraction of calls answered 200 with broken JSON")
 	f.BoolVar(&o.Forbidden, "forbidden", false, "answer 403 to every call (IP not allowed)")
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the fault injection")
+	f.StringVar(&certFile, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate and --tls-key, as the real API does")
+	f.StringVar(&keyFile, "tls-key", "", "PEM private key of --tls-cert")
 	return cmd
 }
 
-func (a *app) serveFakeAPI(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(a.stderr, "FAKE liveness API (development and tests only) on http://%s\n", ln.Addr())
+// serveFakeAPI serves h on ln until ctx ends; with tlsCfg, over TLS,
+// offering HTTP/2 as well as HTTP/1.1.
+func (a *app) serveFakeAPI(ctx context.Context, ln net.Listener, tlsCfg *tls.Config, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(a.stderr, "FAKE liveness API (development and tests only) on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if tlsCfg != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err

@@ -139,6 +139,9 @@ type Versitygw struct {
 	// request with "Connection: close", so each request dials anew, which
 	// AWS S3 does not make clients do.
 	KeepAlive bool
+	// TLS, when set, serves HTTPS with its certificate (--cert, --key);
+	// the returned Client trusts its authority.
+	TLS *TLSFiles
 }
 
 // VersitygwServer is a running versitygw.
@@ -181,12 +184,17 @@ func startVersitygw(ctx context.Context, v Versitygw) (*VersitygwServer, error) 
 	if v.KeepAlive {
 		args = append(args, "--keep-alive")
 	}
+	scheme := "http"
+	if v.TLS != nil {
+		args = append(args, "--cert", v.TLS.Cert, "--key", v.TLS.Key)
+		scheme = "https"
+	}
 	p, err := Start(Command{Name: "versitygw on " + port.Addr(), Bin: v.Bin, Args: append(args, "posix", v.Root), Log: v.Log})
 	if err != nil {
 		return nil, err
 	}
 	srv := &VersitygwServer{Process: p, Config: objects.Config{
-		Endpoint:  "http://" + port.Addr(),
+		Endpoint:  scheme + "://" + port.Addr(),
 		Region:    objects.DefaultRegion,
 		PathStyle: true,
 		AccessKey: v.Access,
@@ -195,6 +203,14 @@ func startVersitygw(ctx context.Context, v Versitygw) (*VersitygwServer, error) 
 	if srv.Client, err = objects.NewClient(ctx, srv.Config); err != nil {
 		_ = p.Stop(syscall.SIGKILL, TerminateGrace)
 		return nil, fmt.Errorf("s3 client: %w", err)
+	}
+	if v.TLS != nil {
+		hc, err := v.TLS.Client(30 * time.Second)
+		if err != nil {
+			_ = p.Stop(syscall.SIGKILL, TerminateGrace)
+			return nil, err
+		}
+		srv.Client = s3.New(srv.Client.Options(), func(o *s3.Options) { o.HTTPClient = hc })
 	}
 	ready, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()

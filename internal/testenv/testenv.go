@@ -19,8 +19,9 @@
 // fails the test in CI and skips it elsewhere.
 //
 // The package also holds the one process launcher (Start, Process) and the
-// one free-port helper (FreePort) of the project's harnesses, and the one
-// place versitygw is started (StartVersitygw). Their core needs no
+// one free-port helper (FreePort) of the project's harnesses, the one
+// place versitygw is started (StartVersitygw, over HTTPS with
+// Versitygw.TLS) and the throwaway certificates for HTTPS (WriteTLS). Their core needs no
 // testing.TB, so programs (bench, deploy/scaleout) use them too; StartT and
 // FreePortT are the test wrappers.
 package testenv

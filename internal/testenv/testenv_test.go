@@ -3,10 +3,15 @@ package testenv_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"io"
+	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -111,4 +116,36 @@ func TestVersitygwPathEnv(t *testing.T) {
 	t.Setenv("REVERIFY_VERSITYGW", "/nonexistent/versitygw")
 	_, err := testenv.VersitygwPath()
 	require.Error(t, err)
+}
+
+// TestVersitygwTLS: with TLS, versitygw serves HTTPS with WriteTLS's
+// certificate; the returned client trusts it, a client that does not know
+// the authority is refused.
+func TestVersitygwTLS(t *testing.T) {
+	t.Parallel()
+	bin, err := testenv.VersitygwPath()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("versitygw: %v", err)
+		}
+		t.Skipf("versitygw: %v", err)
+	}
+	files, err := testenv.WriteTLS(t.TempDir())
+	require.NoError(t, err)
+	ctx := context.Background()
+	v, err := testenv.StartVersitygw(ctx, testenv.Versitygw{Bin: bin, Access: "tlsaccess", Secret: "tlssecrettlssecret",
+		Root: t.TempDir(), Log: filepath.Join(t.TempDir(), "versitygw.log"), KeepAlive: true, TLS: &files})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = v.Terminate() })
+	require.True(t, strings.HasPrefix(v.Config.Endpoint, "https://127.0.0.1:"), v.Config.Endpoint)
+
+	_, err = v.Client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("images")})
+	require.NoError(t, err)
+	_, err = v.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("images"), Key: aws.String("k"),
+		Body: strings.NewReader("x"), ContentLength: aws.Int64(1)})
+	require.NoError(t, err)
+
+	_, err = (&http.Client{Timeout: 5 * time.Second}).Get(v.Config.Endpoint)
+	var unknown x509.UnknownAuthorityError
+	require.ErrorAs(t, err, &unknown)
 }
