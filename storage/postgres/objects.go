@@ -1,11 +1,17 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
+	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"reverify"
 )
@@ -15,13 +21,17 @@ import (
 const objectRefColumns = `bucket, object_key AS key, object_version AS version`
 
 // AddObjects records objects as pending rows of a run and adds them to the
-// run's total, in one transaction: the batch is copied (COPY) into a
-// staging table, then inserted with one statement that leaves a key
-// already recorded for the run (a duplicate in the source, or a resumed
-// enqueue) as it is. It returns how many objects were new.
+// run's total, in one transaction, and returns how many were new. The
+// batch is copied (COPY) straight into the run's rows: a fresh run's
+// objects are new, and COPY is the fastest way in. When a key is already
+// recorded for the run (a duplicate in the source, or a resumed enqueue)
+// the copy fails on the primary key and the batch goes the careful way:
+// copied into a staging table, then inserted with one statement that
+// leaves a recorded key as it is.
 //
-// Writers of one run may call it at once: each inserts in key order, so two
-// batches holding the same keys wait for each other, never in a cycle.
+// Writers of one run may call it at once: each writes its batch in key
+// order, so two batches holding the same keys wait for each other, never
+// in a cycle.
 func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.ObjectRef) (int64, error) {
 	if len(objs) == 0 {
 		return 0, nil
@@ -29,26 +39,29 @@ func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.Ob
 	if err := checkRunID(runID); err != nil {
 		return 0, err
 	}
+	objs = slices.Clone(objs)
+	slices.SortFunc(objs, func(a, b reverify.ObjectRef) int {
+		return cmp.Or(strings.Compare(a.Bucket, b.Bucket), strings.Compare(a.Key, b.Key))
+	})
+	rows := func(withRun bool) pgx.CopyFromSource {
+		return pgx.CopyFromSlice(len(objs), func(i int) ([]any, error) {
+			if withRun {
+				return []any{runID, objs[i].Bucket, objs[i].Key, objs[i].Version}, nil
+			}
+			return []any{objs[i].Bucket, objs[i].Key, objs[i].Version}, nil
+		})
+	}
 	var added, total int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS reverify_ingest
-			(bucket text, object_key text, object_version text) ON COMMIT DELETE ROWS`); err != nil {
-			return err
+		var err error
+		if added, err = copyNew(ctx, tx, rows(true)); err != nil {
+			if pgErr, ok := errors.AsType[*pgconn.PgError](err); !ok || pgErr.Code != pgerrcode.UniqueViolation {
+				return err
+			}
+			if added, err = insertStaged(ctx, tx, runID, rows(false)); err != nil {
+				return err
+			}
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"reverify_ingest"}, []string{"bucket", "object_key", "object_version"},
-			pgx.CopyFromSlice(len(objs), func(i int) ([]any, error) {
-				return []any{objs[i].Bucket, objs[i].Key, objs[i].Version}, nil
-			})); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO verifications (run_id, bucket, object_key, object_version)
-			SELECT $1::uuid, bucket, object_key, object_version FROM reverify_ingest
-			ORDER BY bucket, object_key
-			ON CONFLICT (run_id, bucket, object_key) DO NOTHING`, runID)
-		if err != nil {
-			return err
-		}
-		added = tag.RowsAffected()
 		return tx.QueryRow(ctx, `UPDATE runs SET total = total + $2 WHERE id = $1::uuid RETURNING total`, runID, added).Scan(&total)
 	})
 	if err != nil {
@@ -60,6 +73,38 @@ func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.Ob
 		}
 	}
 	return added, nil
+}
+
+// copyNew copies rows into verifications under a savepoint, which a
+// duplicate key rolls back.
+func copyNew(ctx context.Context, tx pgx.Tx, rows pgx.CopyFromSource) (int64, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := sp.CopyFrom(ctx, pgx.Identifier{"verifications"}, []string{"run_id", "bucket", "object_key", "object_version"}, rows)
+	if err != nil {
+		_ = sp.Rollback(ctx)
+		return 0, err
+	}
+	return n, sp.Commit(ctx)
+}
+
+// insertStaged inserts the rows that are not recorded yet, through a
+// staging table.
+func insertStaged(ctx context.Context, tx pgx.Tx, runID string, rows pgx.CopyFromSource) (int64, error) {
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS reverify_ingest
+		(bucket text, object_key text, object_version text) ON COMMIT DELETE ROWS`); err != nil {
+		return 0, err
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"reverify_ingest"}, []string{"bucket", "object_key", "object_version"}, rows); err != nil {
+		return 0, err
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO verifications (run_id, bucket, object_key, object_version)
+		SELECT $1::uuid, bucket, object_key, object_version FROM reverify_ingest
+		ORDER BY bucket, object_key
+		ON CONFLICT (run_id, bucket, object_key) DO NOTHING`, runID)
+	return tag.RowsAffected(), err
 }
 
 // analyzeFrom is the size from which a run's partition is analysed each
