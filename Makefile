@@ -39,7 +39,7 @@ install:
 scaleout: services
 	$(GO) run ./deploy/scaleout $(SCALEOUT_ARGS)
 
-## bench: issue 6's performance figures as ratios against same-run baselines (5–10 min; JSON in bench/results/)
+## bench: the performance figures as ratios against same-run baselines (about 45 min with case 6, the 10M-object run; JSON in bench/results/)
 bench: services tools
 	$(GO) run ./bench $(BENCH_ARGS)
 
