@@ -91,7 +91,7 @@ func (c Cubic) Rate(st CubicState, now time.Time, measured float64) (float64, Ra
 	w := c.C*math.Pow(t-k, 3) + st.WMax
 	reason := RateProbing
 	switch {
-	case t < k && w < st.Base+(st.WMax-st.Base)/2:
+	case t < c.Window.Seconds() || (t < k && w < st.Base+(st.WMax-st.Base)/2):
 		reason = st.Cause // the first half of the way back still shows the cut
 	case t < k:
 		reason = RateRecovering
@@ -130,5 +130,6 @@ func (c Cubic) Throttle(st CubicState, now, sent time.Time, measured float64, ca
 	if cur < st.WMax {
 		wmax = cur * (1 + c.Beta) / 2
 	}
-	return CubicState{WMax: wmax, Base: max(cur*c.Beta, c.Min), Since: now, Cause: cause}, true
+	base := max(cur*c.Beta, c.Min)
+	return CubicState{WMax: max(wmax, base), Base: base, Since: now, Cause: cause}, true
 }
