@@ -23,6 +23,18 @@ const (
 	SignalTimeout                    // no answer within the call timeout
 )
 
+func (s Signal) String() string {
+	switch s {
+	case SignalAnswered:
+		return "answered"
+	case SignalLimited:
+		return "429"
+	case SignalTimeout:
+		return "timeout"
+	}
+	return "unknown(" + strconv.Itoa(int(s)) + ")"
+}
+
 // adaptiveTTL: a fleet idle this long forgets its rate and starts again.
 const adaptiveTTL = time.Hour
 
