@@ -35,6 +35,7 @@ type options struct {
 	s3KeepAlive    bool
 	workerEnv      []string
 	queueBaselines bool
+	apiLimit       apiLimitOptions // case api-limit (apilimit.go)
 }
 
 func (o options) has(c string) bool { return slices.Contains(o.cases, c) }
@@ -42,7 +43,7 @@ func (o options) has(c string) bool { return slices.Contains(o.cases, c) }
 func parseOptions(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	cases := fs.String("cases", "enqueue,pipeline,latency,memory,ledger", "cases to run")
+	cases := fs.String("cases", "enqueue,pipeline,latency,memory,ledger,api-limit", "cases to run")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per measurement; the median is reported")
 	fs.StringVar(&o.outDir, "out", "bench/results", "directory for the JSON figures")
 	fs.StringVar(&o.chartFrom, "chart", "", "only draw the case 3 chart of an earlier run's JSON (written beside it)")
@@ -66,6 +67,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.ledgerRows, "ledger-rows", 20000, "rows for case 5")
 	fs.BoolVar(&o.profile, "profile", true, "profile the worker in case 2 (an extra run)")
 	fs.BoolVar(&o.s3KeepAlive, "s3-keep-alive", true, "run versitygw with --keep-alive, as AWS S3 keeps connections open")
+	o.apiLimit.register(fs)
 	wenv := fs.String("worker-env", "", "extra environment of the worker, e.g. GOGC=50 (comma-separated)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -29,6 +29,7 @@ type report struct {
 	LatencyProfile []share           `json:"worker_cpu_profile_latency,omitempty"`
 	Memory         []pipelineFigures `json:"memory,omitempty"`
 	Ledger         []ledgerFigures   `json:"ledger,omitempty"`
+	APILimit       *apiLimitFigures  `json:"api_limit,omitempty"`
 }
 
 func newReport(ctx context.Context, o options) *report {

@@ -80,11 +80,20 @@ func (o Options) normalized() Options {
 	if math.IsNaN(o.HiddenRate) || o.HiddenRate < 0 {
 		o.HiddenRate = 0
 	}
-	if math.IsNaN(o.HiddenBurst) || o.HiddenBurst <= 0 {
-		o.HiddenBurst = max(o.HiddenRate/5, 1)
+	if math.IsNaN(o.HiddenBurst) || o.HiddenBurst < 0 {
+		o.HiddenBurst = 0
 	}
 	o.LoadLatency = max(o.LoadLatency, 0)
 	return o
+}
+
+// hiddenBurst is the hidden limit's bucket size: HiddenBurst, or a fifth
+// of a second's worth, at least 1.
+func (o Options) hiddenBurst() float64 {
+	if o.HiddenBurst > 0 {
+		return o.HiddenBurst
+	}
+	return max(o.HiddenRate/5, 1)
 }
 
 // Call is one answer the fake gave.
@@ -151,7 +160,7 @@ func (s *Server) setOptionsLocked(opts Options) {
 	old := s.opts
 	s.opts = opts.normalized()
 	if s.opts.HiddenRate != old.HiddenRate || s.opts.HiddenBurst != old.HiddenBurst {
-		s.tokens, s.refilled = s.opts.HiddenBurst, time.Time{} // a new limit starts with a full bucket
+		s.tokens, s.refilled = s.opts.hiddenBurst(), time.Time{} // a new limit starts with a full bucket
 	}
 	s.rng = mrand.New(mrand.NewPCG(uint64(opts.Seed), 0xfa4e_a91))
 }
@@ -242,7 +251,7 @@ func (s *Server) enter() (loadDelay time.Duration, limited bool) {
 	s.maxRate = max(s.maxRate, len(s.arrivals))
 	if r := s.opts.HiddenRate; r > 0 {
 		if !s.refilled.IsZero() {
-			s.tokens = min(s.opts.HiddenBurst, s.tokens+now.Sub(s.refilled).Seconds()*r)
+			s.tokens = min(s.opts.hiddenBurst(), s.tokens+now.Sub(s.refilled).Seconds()*r)
 		}
 		s.refilled = now
 		if s.tokens >= 1 {
