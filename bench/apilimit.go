@@ -14,6 +14,7 @@ import (
 
 	"reverify/internal/testenv"
 	"reverify/liveness/fakeapi"
+	"reverify/worker/fleet"
 )
 
 // apiLimitOptions are the knobs of the api-limit case (issue 17): a fake
@@ -78,6 +79,10 @@ type apiLimitSecond struct {
 	OK      int     `json:"ok"`
 	Limited int     `json:"limited"`
 	Hidden  float64 `json:"hidden_rate"`
+	// Rate and Reason are the fleet's rate at the end of the second, as
+	// `runs show` reads it.
+	Rate   float64 `json:"fleet_rate"`
+	Reason string  `json:"fleet_rate_reason"`
 }
 
 // apiLimitCase runs the fleet with no rate configured through the hidden
@@ -193,8 +198,13 @@ func (e *env) apiLimitRun(ctx context.Context, a apiLimitOptions, keys []string,
 			if err != nil {
 				return nil, err
 			}
+			fs, err := fleet.New(e.redis, fleet.Config{}).Status(ctx)
+			if err != nil {
+				return nil, err
+			}
 			secs = append(secs, apiLimitSecond{OK: st.ByStatus[200] - prev.ByStatus[200],
-				Limited: st.ByStatus[429] - prev.ByStatus[429], Hidden: p.HiddenRate})
+				Limited: st.ByStatus[429] - prev.ByStatus[429], Hidden: p.HiddenRate,
+				Rate: math.Round(fs.Rate*10) / 10, Reason: string(fs.RateReason)})
 			prev = st
 		}
 	}

@@ -131,6 +131,14 @@ type adaptive struct {
 	last shared
 }
 
+// remember keeps the state last read. A fleet idle past adaptiveTTL has
+// none: the next admission starts it again.
+func (a *adaptive) remember(sh shared) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.last = sh
+}
+
 // waitForAdaptive reserves the fleet's next call instant at the adaptive
 // rate and sleeps until it. A cut while it sleeps voids the reservation
 // (made at the old rate): it reserves again, so a cut holds at once.
@@ -153,11 +161,7 @@ func (g *Governor) waitForAdaptive(ctx context.Context, deadline time.Time) erro
 		if err != nil {
 			return err
 		}
-		a.mu.Lock()
-		if sh.ok && sh.ver >= a.last.ver {
-			a.last = sh
-		}
-		a.mu.Unlock()
+		a.remember(sh)
 		w, _ := strconv.ParseInt(fmt.Sprint(res[1]), 10, 64)
 		wait := time.Duration(w) * time.Microsecond
 		if reserved, _ := res[0].(int64); reserved != 1 {
@@ -205,12 +209,8 @@ func (g *Governor) readAdaptive(ctx context.Context) (shared, error) {
 	if err != nil {
 		return shared{}, err
 	}
-	if a := g.adaptive; sh.ok && a != nil {
-		a.mu.Lock()
-		if sh.ver >= a.last.ver {
-			a.last = sh
-		}
-		a.mu.Unlock()
+	if g.adaptive != nil {
+		g.adaptive.remember(sh)
 	}
 	return sh, nil
 }
@@ -264,11 +264,7 @@ func (g *Governor) Adapt(ctx context.Context, sent time.Time, latency time.Durat
 			return false, err
 		}
 		if ok {
-			a.mu.Lock()
-			if sh.ver+1 > a.last.ver {
-				a.last = shared{st: next, ver: sh.ver + 1, measured: sh.measured, ok: true}
-			}
-			a.mu.Unlock()
+			a.remember(shared{st: next, ver: sh.ver + 1, measured: sh.measured, ok: true})
 			return true, nil
 		}
 	}

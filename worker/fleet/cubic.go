@@ -73,6 +73,10 @@ type CubicState struct {
 	Cause RateReason // backoff-* of the last cut; probing at the start
 }
 
+// demandFactor bounds the rate by the calls the fleet made: the AWS SDKs
+// use 2; 1.5 keeps the burst smaller when a fleet short of work gets it.
+const demandFactor = 1.5
+
 // Start is the state of a fleet that has no state yet: at Initial, probing.
 func (c Cubic) Start(now time.Time) CubicState {
 	c = c.withDefaults()
@@ -81,9 +85,9 @@ func (c Cubic) Start(now time.Time) CubicState {
 
 // Rate is the fleet's rate at now, and why. measured is the calls the
 // fleet admitted in the last second (< 0: unknown); the rate stays below
-// twice that (at least Initial), so a fleet with little to do does not
-// build up a rate it never tested, and one that starts again ramps up by
-// doubling.
+// 1.5 times that (at least Initial), so a fleet with less work than rate
+// does not build up a rate it never tested (and then send a burst at it
+// when work comes), and one that starts again ramps up by half each second.
 func (c Cubic) Rate(st CubicState, now time.Time, measured float64) (float64, RateReason) {
 	c = c.withDefaults()
 	k := math.Cbrt(max(st.WMax-st.Base, 0) / c.C)
@@ -97,7 +101,7 @@ func (c Cubic) Rate(st CubicState, now time.Time, measured float64) (float64, Ra
 		reason = RateRecovering
 	}
 	if measured >= 0 {
-		if d := max(2*measured, c.Initial); w > d {
+		if d := max(demandFactor*measured, c.Initial); w > d {
 			w, reason = d, RateDemand
 		}
 	}
@@ -109,7 +113,7 @@ func (c Cubic) Rate(st CubicState, now time.Time, measured float64) (float64, Ra
 
 // Throttle applies a sign that the API is overloaded (cause backoff-*)
 // seen at now, for a call sent at sent. It cuts the rate to β of what it
-// was (of the measured rate, when that was lower), at most once per
+// was (bounded by the measured rate, as Rate bounds it), at most once per
 // reaction window, and not for a 429 or a slow answer to a call sent
 // before the last cut: the fleet reacts once to one overload, not once
 // per worker or per call. Timeouts are exempt from the second rule: they
@@ -122,10 +126,10 @@ func (c Cubic) Throttle(st CubicState, now, sent time.Time, measured float64, ca
 	if now.Sub(st.Since) < c.Window || (cause != RateBackoffTimeout && sent.Before(st.Since)) {
 		return st, false
 	}
-	cur, _ := c.Rate(st, now, -1)
-	if measured > 0 {
-		cur = min(cur, measured)
-	}
+	// Not β × measured: a fleet short of work for a second would cut far
+	// below the limit (the AWS SDKs' min(measured, rate) is for one client
+	// that is always busy).
+	cur, _ := c.Rate(st, now, measured)
 	wmax := cur
 	if cur < st.WMax {
 		wmax = cur * (1 + c.Beta) / 2
