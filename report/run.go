@@ -221,7 +221,7 @@ func rateReasonText(r fleet.RateReason) string {
 	case fleet.RateCeiling:
 		return "at the --api-rate ceiling"
 	case fleet.RateDemand:
-		return "twice what the fleet asked for in the last second"
+		return "held near what the fleet asked for in the last second: less work than rate"
 	}
 	return string(r)
 }

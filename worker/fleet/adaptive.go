@@ -47,7 +47,9 @@ const adaptiveTTL = time.Hour
 //
 // KEYS: state hash, arrival time
 // ARGV: interval µs, max wait µs, ttl ms
-// Returns: {reserved, wait µs, now s, msec, mprev, mcur, wmax, base, since ms, cause, ver}
+// Returns: {reserved, wait µs, now s, msec, mprev, mcur, wmax, base, since ms, cause, ver, mavg}
+// (mprev: the calls of second msec-1, mcur: of second msec, mavg: their
+// moving average, halved each second, up to msec-1)
 var reserveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -62,15 +64,20 @@ if tonumber(ARGV[2]) >= 0 and wait <= tonumber(ARGV[2]) then
   local msec = tonumber(redis.call('HGET', KEYS[1], 'msec') or '0')
   if sec == msec then
     redis.call('HINCRBY', KEYS[1], 'mcur', 1)
-  elseif sec == msec + 1 then
-    redis.call('HSET', KEYS[1], 'mprev', redis.call('HGET', KEYS[1], 'mcur') or '0', 'mcur', 1, 'msec', sec)
   else
-    redis.call('HSET', KEYS[1], 'mprev', 0, 'mcur', 1, 'msec', sec)
+    local cur = tonumber(redis.call('HGET', KEYS[1], 'mcur') or '0')
+    local avg = (tonumber(redis.call('HGET', KEYS[1], 'mavg') or '0') + cur) / 2
+    local prev = cur
+    if sec > msec + 1 then
+      avg = avg / 2 ^ math.min(sec - msec - 1, 60)
+      prev = 0
+    end
+    redis.call('HSET', KEYS[1], 'mprev', prev, 'mcur', 1, 'msec', sec, 'mavg', string.format('%.3f', avg))
   end
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
-local v = redis.call('HMGET', KEYS[1], 'msec', 'mprev', 'mcur', 'wmax', 'base', 'since', 'cause', 'ver')
-return {ok, string.format('%.0f', wait), t[1], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]}
+local v = redis.call('HMGET', KEYS[1], 'msec', 'mprev', 'mcur', 'wmax', 'base', 'since', 'cause', 'ver', 'mavg')
+return {ok, string.format('%.0f', wait), t[1], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]}
 `)
 
 // casScript replaces the controller's state if nobody changed it since
@@ -78,13 +85,13 @@ return {ok, string.format('%.0f', wait), t[1], v[1], v[2], v[3], v[4], v[5], v[6
 // cuts. It clears the schedule of reserved instants, made at the old rate.
 //
 // KEYS: state hash, arrival time
-// ARGV: expected version, wmax, base, since ms, cause, ttl ms
+// ARGV: expected version, wmax, base, since ms, cause, ttl ms, 1 = a cut
 var casScript = redis.NewScript(`
 local v = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
 if v ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'ver', v + 1, 'wmax', ARGV[2], 'base', ARGV[3], 'since', ARGV[4], 'cause', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('DEL', KEYS[2])
+if ARGV[7] == '1' then redis.call('DEL', KEYS[2]) end
 return 1
 `)
 
@@ -97,7 +104,7 @@ type shared struct {
 }
 
 func parseShared(res []any) (shared, error) {
-	if len(res) != 11 {
+	if len(res) != 12 {
 		return shared{}, fmt.Errorf("fleet adaptive rate: unexpected answer of %d values", len(res))
 	}
 	num := func(i int) float64 {
@@ -105,13 +112,16 @@ func parseShared(res []any) (shared, error) {
 		f, _ := strconv.ParseFloat(s, 64)
 		return f
 	}
-	now, msec := num(2), num(3)
+	// The calls of the last whole second, or their moving average when
+	// higher: admissions come in bursts (after a cut voids reservations),
+	// and a second's dip is no reason to bound the rate.
+	now, msec, avg := num(2), num(3), num(11)
 	var sh shared
 	switch msec {
 	case now:
-		sh.measured = num(4)
+		sh.measured = max(num(4), avg)
 	case now - 1:
-		sh.measured = num(5)
+		sh.measured = max(num(5), (avg+num(5))/2)
 	}
 	sh.ver = int64(num(10))
 	if sh.ver > 0 {
@@ -127,8 +137,9 @@ type adaptive struct {
 	law     Cubic
 	latency *LatencyRise
 
-	mu   sync.Mutex
-	last shared
+	mu      sync.Mutex
+	last    shared
+	rebased time.Time // this process's last Rebase attempt
 }
 
 // remember keeps the state last read. A fleet idle past adaptiveTTL has
@@ -139,12 +150,39 @@ func (a *adaptive) remember(sh shared) {
 	a.last = sh
 }
 
+// rebase restarts the curve at the demand bound when the fleet has had
+// less work than rate (Cubic.Rebase); each process tries at most once per
+// reaction window.
+func (g *Governor) rebase(ctx context.Context) error {
+	a := g.adaptive
+	now := g.cfg.Now()
+	a.mu.Lock()
+	sh := a.last
+	due := now.Sub(a.rebased) >= a.law.withDefaults().Window
+	next, ok := a.law.Rebase(sh.st, now, sh.measured)
+	if ok && due && sh.ok {
+		a.rebased = now
+	}
+	a.mu.Unlock()
+	if !ok || !due || !sh.ok {
+		return nil
+	}
+	done, err := g.casAdaptive(ctx, sh.ver, next, false)
+	if done {
+		a.remember(shared{st: next, ver: sh.ver + 1, measured: sh.measured, ok: true})
+	}
+	return err
+}
+
 // waitForAdaptive reserves the fleet's next call instant at the adaptive
 // rate and sleeps until it. A cut while it sleeps voids the reservation
 // (made at the old rate): it reserves again, so a cut holds at once.
 func (g *Governor) waitForAdaptive(ctx context.Context, deadline time.Time) error {
 	a := g.adaptive
 	if err := g.ensureAdaptive(ctx); err != nil {
+		return err
+	}
+	if err := g.rebase(ctx); err != nil {
 		return err
 	}
 	for {
@@ -193,7 +231,7 @@ func (g *Governor) ensureAdaptive(ctx context.Context) error {
 	if err != nil || sh.ok {
 		return err
 	}
-	if _, err := g.casAdaptive(ctx, sh.ver, a.law.Start(g.cfg.Now())); err != nil {
+	if _, err := g.casAdaptive(ctx, sh.ver, a.law.Start(g.cfg.Now()), false); err != nil {
 		return err
 	}
 	_, err = g.readAdaptive(ctx)
@@ -215,10 +253,10 @@ func (g *Governor) readAdaptive(ctx context.Context) (shared, error) {
 	return sh, nil
 }
 
-func (g *Governor) casAdaptive(ctx context.Context, ver int64, st CubicState) (bool, error) {
+func (g *Governor) casAdaptive(ctx context.Context, ver int64, st CubicState, cut bool) (bool, error) {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
 	n, err := casScript.Run(ctx, g.rdb, []string{g.keys.adaptive, g.keys.adaptiveTAT}, ver, f(st.WMax), f(st.Base),
-		st.Since.UnixMilli(), string(st.Cause), adaptiveTTL.Milliseconds()).Int()
+		st.Since.UnixMilli(), string(st.Cause), adaptiveTTL.Milliseconds(), map[bool]int{true: 1}[cut]).Int()
 	if err != nil {
 		return false, fmt.Errorf("fleet adaptive rate: %w", err)
 	}
@@ -259,7 +297,7 @@ func (g *Governor) Adapt(ctx context.Context, sent time.Time, latency time.Durat
 		if !cut {
 			return false, nil
 		}
-		ok, err := g.casAdaptive(ctx, sh.ver, next)
+		ok, err := g.casAdaptive(ctx, sh.ver, next, true)
 		if err != nil {
 			return false, err
 		}

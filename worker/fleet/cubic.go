@@ -17,7 +17,7 @@ const (
 	RateBackoffTimeout  RateReason = "backoff-timeout" // just cut after a call timed out
 	RateBackoffLatency  RateReason = "backoff-latency" // just cut after the API's latency rose
 	RateCeiling         RateReason = "ceiling"         // held at the configured ceiling
-	RateDemand          RateReason = "demand"          // held at twice the calls the fleet asked for in the last second
+	RateDemand          RateReason = "demand"          // held at 1.5× the calls the fleet asked for in the last second
 	rateReasonUnknown   RateReason = ""                //
 	backoffHoldsReasonF            = 1.0               // a cut shows as backoff-* until the rate is back to this share of the cut's start
 )
@@ -136,4 +136,26 @@ func (c Cubic) Throttle(st CubicState, now, sent time.Time, measured float64, ca
 	}
 	base := max(cur*c.Beta, c.Min)
 	return CubicState{WMax: max(wmax, base), Base: base, Since: now, Cause: cause}, true
+}
+
+// Rebase keeps a fleet short of work from holding a rate it never
+// tested: when the curve is at least twice the demand bound (a long time
+// without a cut, spent with less work than rate), the curve restarts at
+// that bound, climbing back towards the rate last refused (W_max is kept)
+// or probing from the bound when that is above it. It acts at most once
+// per reaction window (RFC 7661 in spirit: validate the rate by use).
+func (c Cubic) Rebase(st CubicState, now time.Time, measured float64) (CubicState, bool) {
+	c = c.withDefaults()
+	if measured < 0 || now.Sub(st.Since) < c.Window {
+		return st, false
+	}
+	free, _ := c.Rate(st, now, -1)
+	bound := max(demandFactor*measured, c.Initial)
+	if c.Max > 0 {
+		bound = min(bound, c.Max)
+	}
+	if free < 2*bound {
+		return st, false
+	}
+	return CubicState{WMax: max(st.WMax, bound), Base: bound, Since: now, Cause: RateDemand}, true
 }

@@ -15,6 +15,7 @@ import (
 type simVendor struct {
 	limit   func(t time.Duration) float64 // R at t
 	down    func(t time.Duration) bool    // no answer: the call times out
+	demand  func(t time.Duration) float64 // calls/s the fleet has work for; nil = always more than rate
 	latency time.Duration
 	tokens  float64
 	last    time.Duration
@@ -52,16 +53,25 @@ func simulate(t *testing.T, law fleet.Cubic, v *simVendor, d time.Duration) []si
 	var queue []pending
 	secs := make([]simSecond, int(d/time.Second))
 	sentThis, sentPrev := 0, -1 // calls sent this second and the previous one (-1: unknown)
-	credit := 0.0
+	credit, work := 0.0, 0.0
 	for now := time.Duration(0); now < d; now += step {
 		if now%time.Second == 0 && now > 0 {
 			sentPrev, sentThis = sentThis, 0
 		}
 		clock := epoch.Add(now)
+		if next, ok := law.Rebase(st, clock, float64(sentPrev)); ok {
+			st = next
+		}
 		rate, _ := law.Rate(st, clock, float64(sentPrev))
 		credit += rate * step.Seconds()
-		if credit >= 1 {
+		if v.demand == nil {
+			work = 1
+		} else {
+			work = min(work+v.demand(now)*step.Seconds(), 1+rate) // work waiting: at most a second's worth
+		}
+		if credit >= 1 && work >= 1 {
 			credit = min(credit-1, 1)
+			work--
 			sentThis++
 			switch {
 			case v.down(now):
@@ -178,6 +188,26 @@ func TestCubicSimulatedVendor(t *testing.T) {
 		t.Logf("ramp: %.3f of the allowed calls, %.2f%% 429", sent/allowed, 100*share)
 		require.GreaterOrEqual(t, sent/allowed, 0.88)
 		require.LessOrEqual(t, share, 0.02)
+	})
+	t.Run("work comes and goes", func(t *testing.T) {
+		t.Parallel()
+		// 20 s with work for 30 calls/s, then 20 s with work for more
+		// than the limit, and so on: each return of work must not burst.
+		demand := func(t time.Duration) float64 {
+			if int(t.Seconds())/20%2 == 0 {
+				return 30
+			}
+			return 1000
+		}
+		secs := simulate(t, law, &simVendor{limit: func(time.Duration) float64 { return 150 }, down: never,
+			demand: demand, latency: 80 * time.Millisecond}, 240*time.Second)
+		ok, share := over(secs, 20, 240)
+		t.Logf("work comes and goes: %.1f/s, %.2f%% 429", ok, 100*share)
+		require.LessOrEqual(t, share, 0.005, "no burst when work returns (about 1% without Rebase)")
+		for from := 40; from < 240; from += 40 { // the busy stretches, past their first 10 s
+			ok, _ := over(secs, from-10, from)
+			require.GreaterOrEqual(t, ok, 0.85*150, "busy stretch ending at %d s", from)
+		}
 	})
 	t.Run("outage", func(t *testing.T) {
 		t.Parallel()
