@@ -40,10 +40,11 @@ const adaptiveTTL = time.Hour
 
 // reserveScript spaces the fleet's calls at the adaptive rate: it reserves
 // the next free instant (a GCRA's theoretical arrival time, with no burst)
-// when it is at most max wait away, counts the call in the current
-// second, and returns the controller's state, so every admission
-// refreshes the process's copy without another round trip. A max wait
-// below 0 only reads. Times are Redis's, in microseconds.
+// when it is at most max wait away, counts the attempt in the current
+// second (reserved or not: the demand, not what the rate let through), and
+// returns the controller's state, so every admission refreshes the
+// process's copy without another round trip. A max wait below 0 only
+// reads. Times are Redis's, in microseconds.
 //
 // KEYS: state hash, arrival time
 // ARGV: interval µs, max wait µs, ttl ms
@@ -57,9 +58,11 @@ local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
 if tat < now then tat = now end
 local wait = tat - now
 local ok = 0
-if tonumber(ARGV[2]) >= 0 and wait <= tonumber(ARGV[2]) then
-  ok = 1
-  redis.call('SET', KEYS[2], string.format('%.0f', tat + tonumber(ARGV[1])), 'PX', ARGV[3])
+if tonumber(ARGV[2]) >= 0 then
+  if wait <= tonumber(ARGV[2]) then
+    ok = 1
+    redis.call('SET', KEYS[2], string.format('%.0f', tat + tonumber(ARGV[1])), 'PX', ARGV[3])
+  end
   local sec = tonumber(t[1])
   local msec = tonumber(redis.call('HGET', KEYS[1], 'msec') or '0')
   if sec == msec then

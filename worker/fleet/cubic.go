@@ -17,7 +17,7 @@ const (
 	RateBackoffTimeout  RateReason = "backoff-timeout" // just cut after a call timed out
 	RateBackoffLatency  RateReason = "backoff-latency" // just cut after the API's latency rose
 	RateCeiling         RateReason = "ceiling"         // held at the configured ceiling
-	RateDemand          RateReason = "demand"          // held at 1.25× the calls the fleet asked for in the last second
+	RateDemand          RateReason = "demand"          // held at 1.5× the calls the fleet asked for in the last second
 	rateReasonUnknown   RateReason = ""                //
 	backoffHoldsReasonF            = 1.0               // a cut shows as backoff-* until the rate is back to this share of the cut's start
 )
@@ -73,10 +73,10 @@ type CubicState struct {
 	Cause RateReason // backoff-* of the last cut; probing at the start
 }
 
-// demandFactor bounds the rate by the calls the fleet made: the AWS SDKs
-// use 2; 1.25 keeps the burst small when a fleet short of work gets it,
-// and an overshoot of the limit within what one cut (β = 0.7) undoes.
-const demandFactor = 1.25
+// demandFactor bounds the rate by the calls the fleet tried to make: the
+// AWS SDKs use 2 (of the calls made); 1.5 keeps the burst smaller when a
+// fleet short of work gets it.
+const demandFactor = 1.5
 
 // Start is the state of a fleet that has no state yet: at Initial, probing.
 func (c Cubic) Start(now time.Time) CubicState {
@@ -85,11 +85,10 @@ func (c Cubic) Start(now time.Time) CubicState {
 }
 
 // Rate is the fleet's rate at now, and why. measured is the calls the
-// fleet admitted in the last second (< 0: unknown); the rate stays below
-// 1.25 times that (at least Initial), so a fleet with less work than rate
-// does not build up a rate it never tested (and then send a burst at it
-// when work comes), and one that starts again ramps up by a quarter each
-// second.
+// fleet tried to make in the last second, admitted or not (< 0: unknown);
+// the rate stays below 1.5 times that (at least Initial), so a fleet with
+// less work than rate does not build up a rate it never tested (and then
+// send a burst at it when work comes).
 func (c Cubic) Rate(st CubicState, now time.Time, measured float64) (float64, RateReason) {
 	c = c.withDefaults()
 	k := math.Cbrt(max(st.WMax-st.Base, 0) / c.C)

@@ -244,7 +244,7 @@ func TestCubicLaw(t *testing.T) {
 	require.Equal(t, fleet.RateCeiling, why)
 
 	r, why = law.Rate(st, t0.Add(time.Hour), 20)
-	require.Equal(t, 25.0, r, "1.25 times what the fleet asked for")
+	require.Equal(t, 30.0, r, "1.5 times what the fleet asked for")
 	require.Equal(t, fleet.RateDemand, why)
 
 	// A cut: the reaction window and calls sent before it are ignored.
