@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reverify"
 	"strconv"
 	"strings"
@@ -102,7 +103,7 @@ return 1
 type shared struct {
 	st       CubicState
 	ver      int64
-	measured float64 // calls admitted in the last whole second
+	measured float64 // calls attempted in the last whole second (Cubic.Rate's demand)
 	ok       bool    // the fleet has a state (ver > 0)
 }
 
@@ -115,9 +116,9 @@ func parseShared(res []any) (shared, error) {
 		f, _ := strconv.ParseFloat(s, 64)
 		return f
 	}
-	// The calls of the last whole second, or their moving average when
-	// higher: admissions come in bursts (after a cut voids reservations),
-	// and a second's dip is no reason to bound the rate.
+	// The attempts of the last whole second, or their moving average when
+	// higher: tasks come back from their retry waits in bursts, and a
+	// second's dip is no reason to bound the rate.
 	now, msec, avg := num(2), num(3), num(11)
 	var sh shared
 	switch msec {
@@ -177,9 +178,18 @@ func (g *Governor) rebase(ctx context.Context) error {
 	return err
 }
 
+// reserveHorizon is how far ahead a call may reserve its instant. The
+// instants reserved are spaced at the rate of when they were taken, so a
+// deep queue of them (MaxWait, 2 s) would make the calls follow a rising
+// rate that much later — and overshoot the limit by as much growth before
+// the first 429 comes back.
+const reserveHorizon = 250 * time.Millisecond
+
 // waitForAdaptive reserves the fleet's next call instant at the adaptive
-// rate and sleeps until it. A cut while it sleeps voids the reservation
-// (made at the old rate): it reserves again, so a cut holds at once.
+// rate, at most reserveHorizon ahead (farther instants, up to MaxWait, it
+// waits for first), and sleeps until it. A cut while it sleeps voids the
+// reservation (made at the old rate): it reserves again, so a cut holds at
+// once.
 func (g *Governor) waitForAdaptive(ctx context.Context, deadline time.Time) error {
 	a := g.adaptive
 	if err := g.ensureAdaptive(ctx); err != nil {
@@ -194,7 +204,7 @@ func (g *Governor) waitForAdaptive(ctx context.Context, deadline time.Time) erro
 		a.mu.Unlock()
 		maxWait := max(deadline.Sub(g.cfg.Now()), 0)
 		res, err := reserveScript.Run(ctx, g.rdb, []string{g.keys.adaptive, g.keys.adaptiveTAT},
-			int64(1e6/rate), maxWait.Microseconds(), adaptiveTTL.Milliseconds()).Slice()
+			int64(1e6/rate), min(maxWait, reserveHorizon).Microseconds(), adaptiveTTL.Milliseconds()).Slice()
 		if err != nil {
 			return fmt.Errorf("fleet adaptive rate: %w", err)
 		}
@@ -206,7 +216,14 @@ func (g *Governor) waitForAdaptive(ctx context.Context, deadline time.Time) erro
 		w, _ := strconv.ParseInt(fmt.Sprint(res[1]), 10, 64)
 		wait := time.Duration(w) * time.Microsecond
 		if reserved, _ := res[0].(int64); reserved != 1 {
-			return &Denied{Reason: reverify.WaitFleetRate, After: max(wait-maxWait, 100*time.Millisecond)}
+			if wait > maxWait {
+				return &Denied{Reason: reverify.WaitFleetRate, After: max(wait-maxWait, 100*time.Millisecond)}
+			}
+			// Within MaxWait but past the horizon: come back near it.
+			if err := sleep(ctx, wait-reserveHorizon+rand.N(reserveHorizon/2)); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := sleep(ctx, wait); err != nil {
 			return err
