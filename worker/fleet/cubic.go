@@ -38,7 +38,7 @@ type Cubic struct {
 	Min     float64       // the rate never goes below; default 1/s
 	Max     float64       // ceiling; 0 = none
 	Initial float64       // where a fleet without state starts; default 10/s
-	Window  time.Duration // reaction window: at most one cut per window; default 1s
+	Window  time.Duration // reaction window: at most one cut per window; default 500ms
 }
 
 func (c Cubic) withDefaults() Cubic {
@@ -59,7 +59,7 @@ func (c Cubic) withDefaults() Cubic {
 		c.Min = min(c.Min, c.Max)
 	}
 	if c.Window <= 0 {
-		c.Window = time.Second
+		c.Window = 500 * time.Millisecond
 	}
 	return c
 }

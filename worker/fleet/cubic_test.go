@@ -248,7 +248,7 @@ func TestCubicLaw(t *testing.T) {
 	require.Equal(t, fleet.RateDemand, why)
 
 	// A cut: the reaction window and calls sent before it are ignored.
-	_, ok := law.Throttle(st, t0.Add(500*time.Millisecond), t0.Add(400*time.Millisecond), -1, fleet.RateBackoff429)
+	_, ok := law.Throttle(st, t0.Add(300*time.Millisecond), t0.Add(200*time.Millisecond), -1, fleet.RateBackoff429)
 	require.False(t, ok, "within the reaction window")
 	at := t0.Add(6 * time.Second)
 	cut, ok := law.Throttle(st, at, at.Add(-time.Second), -1, fleet.RateBackoff429)
