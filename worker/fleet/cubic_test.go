@@ -270,3 +270,27 @@ func TestCubicLaw(t *testing.T) {
 	require.Equal(t, fleet.RateRecovering, why)
 	require.Greater(t, r, 0.7*cut.WMax)
 }
+
+func TestLatencyRise(t *testing.T) {
+	t.Parallel()
+	l := &fleet.LatencyRise{Factor: 3, Margin: 250 * time.Millisecond}
+	for range 200 {
+		require.False(t, l.Observe(50*time.Millisecond), "steady latency")
+	}
+	rose := 0
+	for range 50 {
+		if l.Observe(time.Second) {
+			rose++
+		}
+	}
+	require.Positive(t, rose, "50 ms to 1 s is a rise")
+
+	small := &fleet.LatencyRise{Factor: 3, Margin: 250 * time.Millisecond}
+	for range 200 {
+		small.Observe(10 * time.Millisecond)
+	}
+	for range 100 {
+		require.False(t, small.Observe(100*time.Millisecond), "10× but under the margin")
+	}
+	require.False(t, (&fleet.LatencyRise{Factor: -1}).Observe(time.Hour), "off")
+}
