@@ -36,4 +36,3 @@ func TestWriteFleetStatusRate(t *testing.T) {
 		})
 	}
 }
-
