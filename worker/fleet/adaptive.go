@@ -181,15 +181,13 @@ func (g *Governor) rebase(ctx context.Context) error {
 // reserveHorizon is how far ahead a call may reserve its instant. The
 // instants reserved are spaced at the rate of when they were taken, so a
 // deep queue of them (MaxWait, 2 s) would make the calls follow a rising
-// rate that much later — and overshoot the limit by as much growth before
-// the first 429 comes back.
+// adaptive rate that much later — and overshoot the limit by as much
+// growth before the first 429 comes back.
 const reserveHorizon = 250 * time.Millisecond
 
-// waitForAdaptive reserves the fleet's next call instant at the adaptive
-// rate, at most reserveHorizon ahead (farther instants, up to MaxWait, it
-// waits for first), and sleeps until it. A cut while it sleeps voids the
-// reservation (made at the old rate): it reserves again, so a cut holds at
-// once.
+// waitForAdaptive waits for the fleet's next call instant at the
+// adaptive rate. A cut while it sleeps voids the reservation (made at the
+// old rate): it reserves again, so a cut holds at once.
 func (g *Governor) waitForAdaptive(ctx context.Context, deadline time.Time) error {
 	a := g.adaptive
 	if err := g.ensureAdaptive(ctx); err != nil {
@@ -198,23 +196,51 @@ func (g *Governor) waitForAdaptive(ctx context.Context, deadline time.Time) erro
 	if err := g.rebase(ctx); err != nil {
 		return err
 	}
-	for {
+	rate := func() float64 {
 		a.mu.Lock()
-		rate, _ := a.law.Rate(a.last.st, g.cfg.Now(), a.last.measured)
-		a.mu.Unlock()
+		defer a.mu.Unlock()
+		r, _ := a.law.Rate(a.last.st, g.cfg.Now(), a.last.measured)
+		return r
+	}
+	return g.reserve(ctx, deadline, g.keys.adaptive, g.keys.adaptiveTAT, rate, func(sh shared, wait time.Duration) bool {
+		a.remember(sh)
+		return true
+	}, func(sh shared, wait time.Duration) bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.last.ver != sh.ver && a.last.st.Since.After(g.cfg.Now().Add(-wait))
+	})
+}
+
+// waitForFixed waits for the fleet's next call instant at the fixed rate.
+func (g *Governor) waitForFixed(ctx context.Context, deadline time.Time) error {
+	rate := func() float64 { return float64(g.cfg.RatePerSecond) }
+	return g.reserve(ctx, deadline, g.keys.fixedStats, g.keys.fixedTAT, rate, nil, nil)
+}
+
+// reserve reserves the fleet's next call instant at rate(), at most
+// reserveHorizon ahead (a farther one, up to the deadline, it waits to
+// come near first), and sleeps until it. seen is given every state read;
+// voided, after the sleep, says whether the reservation no longer holds.
+// An instant past the deadline is a *Denied.
+func (g *Governor) reserve(ctx context.Context, deadline time.Time, stateKey, tatKey string, rate func() float64,
+	seen func(shared, time.Duration) bool, voided func(shared, time.Duration) bool) error {
+	for {
 		maxWait := max(deadline.Sub(g.cfg.Now()), 0)
-		res, err := reserveScript.Run(ctx, g.rdb, []string{g.keys.adaptive, g.keys.adaptiveTAT},
-			int64(1e6/rate), min(maxWait, reserveHorizon).Microseconds(), adaptiveTTL.Milliseconds()).Slice()
+		res, err := reserveScript.Run(ctx, g.rdb, []string{stateKey, tatKey},
+			int64(1e6/rate()), min(maxWait, reserveHorizon).Microseconds(), adaptiveTTL.Milliseconds()).Slice()
 		if err != nil {
-			return fmt.Errorf("fleet adaptive rate: %w", err)
+			return fmt.Errorf("fleet rate: %w", err)
 		}
 		sh, err := parseShared(res)
 		if err != nil {
 			return err
 		}
-		a.remember(sh)
 		w, _ := strconv.ParseInt(fmt.Sprint(res[1]), 10, 64)
 		wait := time.Duration(w) * time.Microsecond
+		if seen != nil {
+			seen(sh, wait)
+		}
 		if reserved, _ := res[0].(int64); reserved != 1 {
 			if wait > maxWait {
 				return &Denied{Reason: reverify.WaitFleetRate, After: max(wait-maxWait, 100*time.Millisecond)}
@@ -228,10 +254,7 @@ func (g *Governor) waitForAdaptive(ctx context.Context, deadline time.Time) erro
 		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
-		a.mu.Lock()
-		voided := a.last.ver != sh.ver && a.last.st.Since.After(g.cfg.Now().Add(-wait))
-		a.mu.Unlock()
-		if !voided {
+		if voided == nil || !voided(sh, wait) {
 			return nil
 		}
 	}
