@@ -39,7 +39,8 @@ func (s Signal) String() string {
 // adaptiveTTL: a fleet idle this long forgets its rate and starts again.
 const adaptiveTTL = time.Hour
 
-// reserveScript spaces the fleet's calls at the adaptive rate: it reserves
+// reserveScript spaces the fleet's calls at its rate (adaptive or fixed,
+// each with its own keys): it reserves
 // the next free instant (a GCRA's theoretical arrival time, with no burst)
 // when it is at most max wait away, counts the attempt in the current
 // second (reserved or not: the demand, not what the rate let through), and
@@ -47,7 +48,7 @@ const adaptiveTTL = time.Hour
 // process's copy without another round trip. A max wait below 0 only
 // reads. Times are Redis's, in microseconds.
 //
-// KEYS: state hash, arrival time
+// KEYS: state hash (the controller's and the demand's), arrival time
 // ARGV: interval µs, max wait µs, ttl ms
 // Returns: {reserved, wait µs, now s, msec, mprev, mcur, wmax, base, since ms, cause, ver, mavg}
 // (mprev: the calls of second msec-1, mcur: of second msec, mavg: their
@@ -298,8 +299,12 @@ func (g *Governor) readAdaptive(ctx context.Context) (shared, error) {
 
 func (g *Governor) casAdaptive(ctx context.Context, ver int64, st CubicState, cut bool) (bool, error) {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+	clear := 0
+	if cut {
+		clear = 1
+	}
 	n, err := casScript.Run(ctx, g.rdb, []string{g.keys.adaptive, g.keys.adaptiveTAT}, ver, f(st.WMax), f(st.Base),
-		st.Since.UnixMilli(), string(st.Cause), adaptiveTTL.Milliseconds(), map[bool]int{true: 1}[cut]).Int()
+		st.Since.UnixMilli(), string(st.Cause), adaptiveTTL.Milliseconds(), clear).Int()
 	if err != nil {
 		return false, fmt.Errorf("fleet adaptive rate: %w", err)
 	}
@@ -362,7 +367,7 @@ func (g *Governor) rateStatus(ctx context.Context) (float64, RateReason, bool, e
 	} else {
 		mode, err := g.rdb.Get(ctx, g.keys.rateMode).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return 0, "", false, err
+			return 0, "", false, fmt.Errorf("read the announced rate: %w", err)
 		}
 		kind, n, _ := strings.Cut(mode, " ")
 		ceiling, _ := strconv.Atoi(n)
