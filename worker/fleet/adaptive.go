@@ -299,12 +299,12 @@ func (g *Governor) readAdaptive(ctx context.Context) (shared, error) {
 
 func (g *Governor) casAdaptive(ctx context.Context, ver int64, st CubicState, cut bool) (bool, error) {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
-	clear := 0
+	voids := 0 // a cut voids the reservations made at the old rate
 	if cut {
-		clear = 1
+		voids = 1
 	}
 	n, err := casScript.Run(ctx, g.rdb, []string{g.keys.adaptive, g.keys.adaptiveTAT}, ver, f(st.WMax), f(st.Base),
-		st.Since.UnixMilli(), string(st.Cause), adaptiveTTL.Milliseconds(), clear).Int()
+		st.Since.UnixMilli(), string(st.Cause), adaptiveTTL.Milliseconds(), voids).Int()
 	if err != nil {
 		return false, fmt.Errorf("fleet adaptive rate: %w", err)
 	}
