@@ -225,6 +225,7 @@ func (e *env) procEnv() []string {
 		"AWS_SECRET_ACCESS_KEY=" + s3Secret,
 		"AWS_EC2_METADATA_DISABLED=true",
 		"REVERIFY_API_KEY=" + apiKey,
+		"REVERIFY_API_RATE_MODE=fixed", // no rate: the pipeline alone; api-limit sets its own
 	}
 }
 

@@ -104,6 +104,12 @@ func (e *env) runCases(ctx context.Context, o options, r *report) error {
 			return fmt.Errorf("ledger: %w", err)
 		}
 	}
+	if o.has("api-limit") {
+		logf("case 7: api-limit, %d workers with no rate configured, fake API with a hidden limit of %v/s", o.apiLimit.workers, o.apiLimit.rate)
+		if r.APILimit, err = e.apiLimitCase(ctx, o); err != nil {
+			return fmt.Errorf("api-limit: %w", err)
+		}
+	}
 	if o.has("scale") {
 		logf("case 6: scale, a %d-object run", o.scaleObjects)
 		f, err := e.scaleCase(ctx, o)

@@ -30,6 +30,7 @@ type report struct {
 	Memory         []pipelineFigures `json:"memory,omitempty"`
 	Ledger         []ledgerFigures   `json:"ledger,omitempty"`
 	Scale          *scaleFigures     `json:"scale,omitempty"`
+	APILimit       *apiLimitFigures  `json:"api_limit,omitempty"`
 }
 
 func newReport(ctx context.Context, o options) *report {

@@ -38,7 +38,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	for _, want := range []string{"reverify_api_call_duration_seconds", "reverify_results_total", "reverify_liveness_score",
 		"reverify_s3_fetch_duration_seconds", "reverify_waits_total", "reverify_api_circuit_open", "reverify_fleet_circuit_open",
 		"reverify_api_calls_total", "reverify_api_billable_answers_total", "asynq_tasks_enqueued_total", "asynq_tasks_processed_total",
-		"reverify_backlog_objects", "reverify_runs", "reverify_fleet_daily_budget_used_calls"} {
+		"reverify_backlog_objects", "reverify_runs", "reverify_fleet_daily_budget_used_calls", "reverify_fleet_api_rate_calls"} {
 		require.True(t, used[want], "the dashboard charts %s", want)
 	}
 }

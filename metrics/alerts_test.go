@@ -41,6 +41,27 @@ reverify_fleet_daily_budget_spent 1
 reverify_fleet_up 1
 `), "reverify_fleet_circuit_open", "reverify_fleet_daily_budget_spent", "reverify_fleet_up"))
 
+	for _, tt := range []struct {
+		name string
+		st   fleet.Status
+		want string // "" = absent
+	}{
+		{"fixed", fleet.Status{Rate: 50, RateReason: fleet.RateConfigured}, `{mode="fixed",reason="configured"} 50`},
+		{"adaptive", fleet.Status{Adaptive: true, Rate: 142.5, RateReason: fleet.RateBackoff429}, `{mode="adaptive",reason="backoff-429"} 142.5`},
+		{"adaptive, not started", fleet.Status{Adaptive: true}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := prometheus.NewPedanticRegistry()
+			require.NoError(t, metrics.RegisterFleet(reg, fleetState{st: tt.st}, time.Second))
+			want := ""
+			if tt.want != "" {
+				want = "# HELP reverify_fleet_api_rate_calls The fleet's rate of API calls per second now: mode fixed (0 = no limit) or adaptive, and why it is what it is.\n" +
+					"# TYPE reverify_fleet_api_rate_calls gauge\nreverify_fleet_api_rate_calls" + tt.want + "\n"
+			}
+			require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "reverify_fleet_api_rate_calls"))
+		})
+	}
+
 	down := prometheus.NewPedanticRegistry()
 	require.NoError(t, metrics.RegisterFleet(down, fleetState{err: errors.New("redis down")}, time.Second))
 	require.Equal(t, 1, testutil.CollectAndCount(down), "only reverify_fleet_up, at 0")

@@ -30,6 +30,11 @@ const FleetTimeout = 2 * time.Second
 //   - reverify_fleet_daily_budget_calls, _used_calls, _spent: the daily
 //     budget of API calls (0 = none), what today (UTC) used, and 1 once it
 //     is spent.
+//   - reverify_fleet_api_rate_calls{mode,reason}: the fleet's rate of API
+//     calls per second now. mode "fixed" (reason "configured"; 0 = no
+//     limit) or "adaptive" (reason probing, recovering, backoff-429,
+//     backoff-timeout, backoff-latency, ceiling or demand; absent until a
+//     worker has called the API). See docs/rate.md.
 //   - reverify_fleet_up: 1 when this scrape read Redis, 0 when not (the
 //     other fleet gauges are then absent).
 func RegisterFleet(reg prometheus.Registerer, r FleetReader, timeout time.Duration) error {
@@ -45,17 +50,20 @@ func RegisterFleet(reg prometheus.Registerer, r FleetReader, timeout time.Durati
 		used:     prometheus.NewDesc(name("daily_budget_used_calls"), "API calls counted against today's budget (UTC day).", nil, nil),
 		spent:    prometheus.NewDesc(name("daily_budget_spent"), "1 once today's budget of API calls is spent: calls wait for the next UTC day.", nil, nil),
 		up:       prometheus.NewDesc(name("up"), "1 if this scrape read the fleet's state from Redis, 0 if it failed or timed out.", nil, nil),
+		rate: prometheus.NewDesc(name("api_rate_calls"),
+			"The fleet's rate of API calls per second now: mode fixed (0 = no limit) or adaptive, and why it is what it is.",
+			[]string{"mode", "reason"}, nil),
 	})
 }
 
 type fleetCollector struct {
-	reader                                     FleetReader
-	timeout                                    time.Duration
-	circuit, inFlight, budget, used, spent, up *prometheus.Desc
+	reader                                           FleetReader
+	timeout                                          time.Duration
+	circuit, inFlight, budget, used, spent, up, rate *prometheus.Desc
 }
 
 func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.circuit, c.inFlight, c.budget, c.used, c.spent, c.up} {
+	for _, d := range []*prometheus.Desc{c.circuit, c.inFlight, c.budget, c.used, c.spent, c.up, c.rate} {
 		ch <- d
 	}
 }
@@ -75,6 +83,12 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.budget, prometheus.GaugeValue, float64(st.DailyBudget))
 	ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(st.BudgetUsed))
 	ch <- prometheus.MustNewConstMetric(c.spent, prometheus.GaugeValue, flag(st.BudgetSpent()))
+	switch {
+	case !st.Adaptive:
+		ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, st.Rate, "fixed", string(st.RateReason))
+	case st.RateReason != "":
+		ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, st.Rate, "adaptive", string(st.RateReason))
+	}
 }
 
 func flag(b bool) float64 {

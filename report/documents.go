@@ -1,6 +1,7 @@
 package report
 
 import (
+	"math"
 	"time"
 
 	"reverify"
@@ -112,6 +113,12 @@ type FleetDoc struct {
 	CallsToday               int64   `json:"calls_today"` // admitted today (UTC) by the whole fleet
 	DailyBudget              int64   `json:"daily_budget"`
 	BudgetSpent              bool    `json:"budget_spent"`
+	// APIRate is the fleet's rate of API calls per second now (0 with a
+	// fixed rate: no limit; 0 with an adaptive one: not started);
+	// RateMode fixed or adaptive; RateReason why (docs/rate.md).
+	APIRate    float64 `json:"api_rate"`
+	RateMode   string  `json:"rate_mode"`
+	RateReason string  `json:"rate_reason,omitempty"`
 }
 
 // NewFleetDoc describes the fleet's state.
@@ -120,7 +127,15 @@ func NewFleetDoc(st fleet.Status) *FleetDoc {
 		AuthCircuitOpenSeconds: st.AuthOpenFor.Seconds(), AuthReason: st.AuthReason,
 		OutageCircuitOpenSeconds: st.OutageOpenFor.Seconds(), CallsToday: st.BudgetUsed,
 		DailyBudget: st.DailyBudget, BudgetSpent: st.BudgetSpent(),
+		APIRate: math.Round(st.Rate*10) / 10, RateMode: rateMode(st), RateReason: string(st.RateReason),
 	}
+}
+
+func rateMode(st fleet.Status) string {
+	if st.Adaptive {
+		return "adaptive"
+	}
+	return "fixed"
 }
 
 // DeliveryDoc is one webhook delivery of a run's event.

@@ -187,6 +187,14 @@ func WriteFleetStatus(w io.Writer, st fleet.Status) {
 		fmt.Fprintf(w, "fleet: the API looks down; calls paused for %s\n", st.OutageOpenFor.Round(time.Second))
 	}
 	switch {
+	case st.Adaptive && st.RateReason == "":
+		fmt.Fprintln(w, "fleet: adaptive API rate, not started yet")
+	case st.Adaptive:
+		fmt.Fprintf(w, "fleet: adaptive API rate %.1f calls/s (%s)\n", st.Rate, rateReasonText(st.RateReason))
+	case st.Rate > 0:
+		fmt.Fprintf(w, "fleet: fixed API rate %.0f calls/s\n", st.Rate)
+	}
+	switch {
 	case st.BudgetSpent():
 		fmt.Fprintf(w, "fleet: daily API budget spent (%d/%d calls); tasks wait for the next UTC day, in %s\n",
 			st.BudgetUsed, st.DailyBudget, st.BudgetResets.Round(time.Minute))
@@ -195,6 +203,27 @@ func WriteFleetStatus(w io.Writer, st fleet.Status) {
 	case st.BudgetUsed > 0:
 		fmt.Fprintf(w, "fleet: %d API calls today (UTC)\n", st.BudgetUsed)
 	}
+}
+
+// rateReasonText says why the adaptive rate is what it is.
+func rateReasonText(r fleet.RateReason) string {
+	switch r {
+	case fleet.RateProbing:
+		return "probing: growing to find the API's limit"
+	case fleet.RateRecovering:
+		return "recovering: growing back towards the rate last refused"
+	case fleet.RateBackoff429:
+		return "backed off after a 429"
+	case fleet.RateBackoffTimeout:
+		return "backed off after a call timed out"
+	case fleet.RateBackoffLatency:
+		return "backed off: the API's latency rose"
+	case fleet.RateCeiling:
+		return "at the --api-rate ceiling"
+	case fleet.RateDemand:
+		return "held near what the fleet asked for in the last second: less work than rate"
+	}
+	return string(r)
 }
 
 func when(t *time.Time) string {

@@ -50,7 +50,7 @@ func TestChaos(t *testing.T) {
 	const (
 		workers     = 3
 		concurrency = 16
-		rate        = 120
+		rate        = 120 // the adaptive rate's ceiling
 		maxInFlight = 24
 		apiKey      = "chaos-key"
 	)
@@ -101,7 +101,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	workerArgs := []string{"worker", "--queues", queue, "--concurrency", strconv.Itoa(concurrency),
-		"--api-rate", strconv.Itoa(rate), "--api-max-in-flight", strconv.Itoa(maxInFlight),
+		"--api-rate", strconv.Itoa(rate), "--api-rate-mode", "adaptive", "--api-max-in-flight", strconv.Itoa(maxInFlight),
 		"--auth-cooldown", "2s", "--outage-cooldown", "2s", "--refill-every", "3s",
 		"--retry-base", "200ms", "--retry-cap", "2s", "--shutdown-timeout", "5s"}
 	fleet := make([]*testenv.Process, workers)

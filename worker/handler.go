@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"reverify"
 	"sync"
 	"time"
@@ -45,6 +46,8 @@ type Governor interface {
 	Release(ctx context.Context, p fleet.Permit)  // after the call
 	Withdraw(ctx context.Context, p fleet.Permit) // instead of the call
 	Report(ctx context.Context, o fleet.Outcome, reason string) (opened bool, err error)
+	// Adapt tells the fleet's adaptive rate how a call went.
+	Adapt(ctx context.Context, sent time.Time, latency time.Duration, s fleet.Signal) (cut bool, err error)
 }
 
 // Stash keeps a paid call's answer beside its task until the ledger has it.
@@ -220,6 +223,7 @@ func (j *job) call(ctx context.Context, image []byte, meta objects.Object, repla
 	cancel()
 	h.gov.Release(context.WithoutCancel(ctx), permit)
 	a := j.interpret(ctx, callID, h.now().Sub(sent), meta, res, apiErr)
+	j.adapt(ctx, sent, a.Call.Latency, apiErr)
 	h.obs.APICalled(a.Call.Outcome, a.Call.Latency, a.Call.Score, a.Call.TransactionID != "")
 	j.log.InfoContext(ctx, "api call", "outcome", a.Call.Outcome, "transaction_id", a.Call.TransactionID,
 		"http_status", a.Call.HTTPStatus, "latency_ms", a.Call.Latency.Milliseconds())
@@ -328,6 +332,31 @@ func (j *job) transient(ctx context.Context, apiErr error, final *postgres.Resul
 	}
 	final.Status, final.Message = reverify.StatusFailed, "retries exhausted: "+apiErr.Error()
 	return final, nil
+}
+
+// adapt tells the fleet's adaptive rate how the call went: a 429, a
+// timeout (unless the task itself was cancelled), or an answer and its
+// latency.
+func (j *job) adapt(ctx context.Context, sent time.Time, latency time.Duration, apiErr error) {
+	sig := fleet.SignalAnswered
+	var ne net.Error
+	switch {
+	case liveness.KindOf(apiErr) == liveness.RateLimited:
+		sig = fleet.SignalLimited
+	case ctx.Err() != nil:
+		return
+	case errors.Is(apiErr, context.DeadlineExceeded) || (errors.As(apiErr, &ne) && ne.Timeout()):
+		sig = fleet.SignalTimeout
+	case apiErr != nil && liveness.KindOf(apiErr) != liveness.Permanent:
+		return // a 5xx or a broken answer: the outage circuit's business; its latency says nothing
+	}
+	cut, err := j.h.gov.Adapt(context.WithoutCancel(ctx), sent, latency, sig)
+	switch {
+	case err != nil:
+		j.log.WarnContext(ctx, "could not report the call to the fleet's adaptive rate", "err", err)
+	case cut:
+		j.log.InfoContext(ctx, "fleet's API rate cut", "signal", sig.String())
+	}
 }
 
 // report feeds a failure to the fleet's circuits; losing a report only

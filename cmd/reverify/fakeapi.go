@@ -27,7 +27,8 @@ development and test tool: it verifies nothing. GET /_fake/ledger and
 The only x-api-key it accepts is the one workers send: REVERIFY_API_KEY or
 REVERIFY_API_KEY_FILE (or --api-key), else "fake-key".`,
 		Example: `  reverify fake-api --addr 127.0.0.1:8090 --latency 200ms
-  reverify fake-api --rate-limit-rate 0.1 --error-rate 0.05 --retry-after 2s`,
+  reverify fake-api --rate-limit-rate 0.1 --error-rate 0.05 --retry-after 2s
+  reverify fake-api --hidden-rate 150 --load-latency 100ms`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.APIKey = "fake-key"
@@ -69,6 +70,10 @@ REVERIFY_API_KEY_FILE (or --api-key), else "fake-key".`,
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the fault injection")
 	f.StringVar(&certFile, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate and --tls-key, as the real API does")
 	f.StringVar(&keyFile, "tls-key", "", "PEM private key of --tls-cert")
+	f.Float64Var(&o.HiddenRate, "hidden-rate", 0,
+		"undocumented fleet-wide limit in calls/s: beyond it, 429 without Retry-After (0 = none; change it with POST /_fake/options {\"hiddenRate\":75})")
+	f.Float64Var(&o.HiddenBurst, "hidden-burst", 0, "calls the hidden limit lets through at once (0 = a fifth of --hidden-rate)")
+	f.DurationVar(&o.LoadLatency, "load-latency", 0, "latency added at the hidden rate, in proportion to the square of the load")
 	return cmd
 }
 

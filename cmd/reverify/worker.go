@@ -36,6 +36,7 @@ type workerOptions struct {
 	shutdownTimeout  time.Duration
 	maxObjectBytes   int64
 	fleet            fleet.Config
+	rateMode         string
 	feeder           campaign.FeederConfig
 	metricsAddr      string
 	backoff          worker.Backoff
@@ -55,6 +56,7 @@ worker also runs the feeder and the webhook sender; one of the fleet's does
 each job at a time.`,
 		Example: `  REVERIFY_API_KEY_FILE=/run/secrets/api-key reverify worker --concurrency 200 --metrics-addr :9090
   reverify worker --api-rate 50 --api-max-in-flight 100 --api-daily-budget 500000
+  reverify worker --api-rate-mode adaptive --api-rate 200
   REVERIFY_NOTIFY_SECRET_FILE=/run/secrets/webhook-key reverify worker --notify https://ops.example.com/hooks/reverify`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -73,7 +75,9 @@ each job at a time.`,
 		"how long SIGTERM waits for in-flight images")
 	f.Int64Var(&o.maxObjectBytes, "max-object-bytes", 15<<20, "objects larger than this are recorded as invalid_image, unread")
 	a.envErrs.intSetting(f, &o.fleet.RatePerSecond, "api-rate", "REVERIFY_API_RATE", 0,
-		"API calls per second for the whole fleet (0 = no limit)")
+		"API calls per second for the whole fleet: the fixed rate, or the adaptive rate's ceiling (0 = none; see --api-rate-mode)")
+	stringSetting(f, &o.rateMode, "api-rate-mode", "REVERIFY_API_RATE_MODE", "auto",
+		"adaptive: the fleet finds the API's limit from its 429s and latency and follows it, up to --api-rate; fixed: exactly --api-rate; auto: adaptive when --api-rate is 0, else fixed (docs/rate.md)")
 	a.envErrs.intSetting(f, &o.fleet.MaxInFlight, "api-max-in-flight", "REVERIFY_API_MAX_IN_FLIGHT", 0,
 		"API calls in flight at once for the whole fleet (0 = no limit)")
 	a.envErrs.int64Setting(f, &o.fleet.DailyBudget, "api-daily-budget", "REVERIFY_API_DAILY_BUDGET", 0,
@@ -143,6 +147,15 @@ func parseQueues(specs []string) (map[string]int, error) {
 func (a *app) worker(ctx context.Context, o workerOptions) error {
 	if o.fleet.RatePerSecond < 0 || o.fleet.MaxInFlight < 0 || o.fleet.DailyBudget < 0 {
 		return fmt.Errorf("invalid fleet limits: REVERIFY_API_RATE, REVERIFY_API_MAX_IN_FLIGHT and REVERIFY_API_DAILY_BUDGET must not be negative")
+	}
+	switch o.rateMode {
+	case "auto":
+		o.fleet.Adaptive = o.fleet.RatePerSecond == 0
+	case "adaptive":
+		o.fleet.Adaptive = true
+	case "fixed":
+	default:
+		return fmt.Errorf("invalid REVERIFY_API_RATE_MODE (--api-rate-mode) %q: want auto, adaptive or fixed", o.rateMode)
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// Hundreds of images in flight are short-lived garbage: collecting

@@ -67,6 +67,9 @@ type optionsJSON struct {
 	Forbidden     bool              `json:"forbidden"`
 	MaxBodyBytes  int64             `json:"maxBodyBytes"`
 	Seed          int64             `json:"seed"`
+	HiddenRate    float64           `json:"hiddenRate"`
+	HiddenBurst   float64           `json:"hiddenBurst"`
+	LoadLatency   reverify.Duration `json:"loadLatency"`
 }
 
 // MarshalJSON writes durations as strings such as "250ms".
@@ -76,6 +79,7 @@ func (o Options) MarshalJSON() ([]byte, error) {
 		RateLimitRate: o.RateLimitRate, RetryAfter: reverify.Duration(o.RetryAfter), SlowRate: o.SlowRate,
 		SlowLatency: reverify.Duration(o.SlowLatency), MalformedRate: o.MalformedRate, Forbidden: o.Forbidden,
 		MaxBodyBytes: o.MaxBodyBytes, Seed: o.Seed,
+		HiddenRate: o.HiddenRate, HiddenBurst: o.HiddenBurst, LoadLatency: reverify.Duration(o.LoadLatency),
 	})
 }
 
@@ -87,6 +91,7 @@ func (o *Options) UnmarshalJSON(data []byte) error {
 		RateLimitRate: o.RateLimitRate, RetryAfter: reverify.Duration(o.RetryAfter), SlowRate: o.SlowRate,
 		SlowLatency: reverify.Duration(o.SlowLatency), MalformedRate: o.MalformedRate, Forbidden: o.Forbidden,
 		MaxBodyBytes: o.MaxBodyBytes, Seed: o.Seed,
+		HiddenRate: o.HiddenRate, HiddenBurst: o.HiddenBurst, LoadLatency: reverify.Duration(o.LoadLatency),
 	}
 	if err := json.Unmarshal(data, &j); err != nil {
 		return err
@@ -96,6 +101,7 @@ func (o *Options) UnmarshalJSON(data []byte) error {
 		RateLimitRate: j.RateLimitRate, RetryAfter: time.Duration(j.RetryAfter), SlowRate: j.SlowRate,
 		SlowLatency: time.Duration(j.SlowLatency), MalformedRate: j.MalformedRate, Forbidden: j.Forbidden,
 		MaxBodyBytes: j.MaxBodyBytes, Seed: j.Seed,
+		HiddenRate: j.HiddenRate, HiddenBurst: j.HiddenBurst, LoadLatency: time.Duration(j.LoadLatency),
 	}
 	return nil
 }

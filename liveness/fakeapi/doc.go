@@ -10,6 +10,9 @@
 //   - fault knobs, drawn from a seeded RNG: 500/502/503 (JSON or HTML body),
 //     429 with Retry-After, slow answers (to trip client timeouts), and 200
 //     answers with truncated JSON.
+//   - a hidden fleet-wide limit (Options.HiddenRate): a token bucket;
+//     calls beyond it get 429 at once, with no Retry-After. Options.LoadLatency
+//     makes answers slower as the load nears the limit.
 //   - body over Options.MaxBodyBytes: 413.
 //   - body that is not a JSON object: 400 "invalid request body".
 //   - faceImage missing, null or "": 400 errorCode 1016 "faceImage is required".
@@ -33,6 +36,7 @@
 //	GET  /_fake/stats    JSON Stats
 //	GET  /_fake/options  JSON Options (apiKey left out)
 //	POST /_fake/options  JSON Options; fields present replace the current ones
+//	                     (e.g. {"hiddenRate":75} changes the hidden limit)
 //	POST /_fake/reset    clear ledger and stats
 //
 // Durations in the JSON form of Options are strings ("250ms") or integer

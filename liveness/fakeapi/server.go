@@ -52,6 +52,15 @@ type Options struct {
 	Forbidden     bool    // answer 403 to everyone (IP not allowed)
 	MaxBodyBytes  int64   // request body limit → 413; 0 means DefaultMaxBodyBytes
 	Seed          int64   // RNG seed for the fault knobs; SetOptions reseeds
+	// HiddenRate is a fleet-wide limit the vendor does not document: a
+	// token bucket of HiddenRate calls/s (0 = none) holding HiddenBurst
+	// tokens (0 = a fifth of a second's worth, at least 1). Calls beyond it
+	// get 429 at once, without Retry-After, as the real API documents none.
+	HiddenRate  float64
+	HiddenBurst float64
+	// LoadLatency is added to answers in proportion to the square of the
+	// load: (calls in the last second ÷ HiddenRate)² × LoadLatency.
+	LoadLatency time.Duration
 }
 
 // normalized clamps rates to 0..1 and fills defaults.
@@ -68,7 +77,23 @@ func (o Options) normalized() Options {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if math.IsNaN(o.HiddenRate) || o.HiddenRate < 0 {
+		o.HiddenRate = 0
+	}
+	if math.IsNaN(o.HiddenBurst) || o.HiddenBurst < 0 {
+		o.HiddenBurst = 0
+	}
+	o.LoadLatency = max(o.LoadLatency, 0)
 	return o
+}
+
+// hiddenBurst is the hidden limit's bucket size: HiddenBurst, or a fifth
+// of a second's worth, at least 1.
+func (o Options) hiddenBurst() float64 {
+	if o.HiddenBurst > 0 {
+		return o.HiddenBurst
+	}
+	return max(o.HiddenRate/5, 1)
 }
 
 // Call is one answer the fake gave.
@@ -92,6 +117,8 @@ type Stats struct {
 	// MaxPerSecond is the most /liveness requests that arrived within any
 	// one second (a sliding window): the rate the callers really sent.
 	MaxPerSecond int `json:"maxPerSecond"`
+	// OverLimit counts the calls answered 429 by the hidden rate limit.
+	OverLimit int `json:"overLimit"`
 }
 
 // Server is the fake API. It implements http.Handler and is safe for
@@ -108,6 +135,10 @@ type Server struct {
 	ledger   []Call
 	byStatus map[int]int
 	scored   int
+
+	tokens    float64   // the hidden limit's bucket
+	refilled  time.Time // when tokens was last topped up
+	overLimit int
 }
 
 // New returns a fake API with the given knobs.
@@ -126,7 +157,11 @@ func (s *Server) SetOptions(opts Options) {
 }
 
 func (s *Server) setOptionsLocked(opts Options) {
+	old := s.opts
 	s.opts = opts.normalized()
+	if s.opts.HiddenRate != old.HiddenRate || s.opts.HiddenBurst != old.HiddenBurst {
+		s.tokens, s.refilled = s.opts.hiddenBurst(), time.Time{} // a new limit starts with a full bucket
+	}
 	s.rng = mrand.New(mrand.NewPCG(uint64(opts.Seed), 0xfa4e_a91))
 }
 
@@ -155,6 +190,7 @@ func (s *Server) Stats() Stats {
 		MaxInFlight:  int(s.maxInFlight.Load()),
 		InFlight:     int(s.inFlight.Load()),
 		MaxPerSecond: s.maxRate,
+		OverLimit:    s.overLimit,
 	}
 	for k, v := range s.byStatus {
 		st.ByStatus[k] = v
@@ -169,7 +205,7 @@ func (s *Server) Reset() {
 	defer s.mu.Unlock()
 	s.ledger = nil
 	s.byStatus = map[int]int{}
-	s.scored = 0
+	s.scored, s.overLimit = 0, 0
 	s.arrivals, s.maxRate = nil, 0
 	s.maxInFlight.Store(s.inFlight.Load())
 }
@@ -201,8 +237,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// enter counts a request in flight and raises the peaks if needed.
-func (s *Server) enter() {
+// enter counts a request in flight and raises the peaks if needed. It
+// returns the latency the load adds, and whether the hidden limit refuses
+// the call.
+func (s *Server) enter() (loadDelay time.Duration, limited bool) {
 	now := time.Now()
 	s.mu.Lock()
 	drop := 0
@@ -211,20 +249,33 @@ func (s *Server) enter() {
 	}
 	s.arrivals = append(s.arrivals[drop:], now)
 	s.maxRate = max(s.maxRate, len(s.arrivals))
+	if r := s.opts.HiddenRate; r > 0 {
+		if !s.refilled.IsZero() {
+			s.tokens = min(s.opts.hiddenBurst(), s.tokens+now.Sub(s.refilled).Seconds()*r)
+		}
+		s.refilled = now
+		if s.tokens >= 1 {
+			s.tokens--
+		} else {
+			limited = true
+		}
+		load := float64(len(s.arrivals)) / r
+		loadDelay = time.Duration(load * load * float64(s.opts.LoadLatency))
+	}
 	s.mu.Unlock()
 
 	n := s.inFlight.Add(1)
 	for {
 		m := s.maxInFlight.Load()
 		if n <= m || s.maxInFlight.CompareAndSwap(m, n) {
-			return
+			return loadDelay, limited
 		}
 	}
 }
 
 // liveness answers POST /liveness.
 func (s *Server) liveness(w http.ResponseWriter, r *http.Request) {
-	s.enter()
+	loadDelay, limited := s.enter()
 	defer s.inFlight.Add(-1)
 
 	opts := s.Options()
@@ -248,7 +299,14 @@ func (s *Server) liveness(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	sleep(r, opts.Latency)
+	if limited && authorized && !opts.Forbidden {
+		s.mu.Lock()
+		s.overLimit++
+		s.mu.Unlock()
+		s.answer(w, http.StatusTooManyRequests, jsonType, msgBody("Too Many Requests"), Call{})
+		return
+	}
+	sleep(r, opts.Latency+loadDelay)
 	switch {
 	case !authorized:
 		s.answer(w, http.StatusUnauthorized, jsonType, msgBody("Unauthorized"), Call{})

@@ -528,3 +528,87 @@ func TestOptionsJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal(data, &out))
 	require.Equal(t, in, out)
 }
+
+func TestHiddenRateLimit(t *testing.T) {
+	t.Parallel()
+	body := faceBody(fakeapi.GeneratePNG(5, 64, 64))
+	// flood sends from 8 goroutines for d and returns how many calls got 200
+	// and 429, and the elapsed time.
+	flood := func(t *testing.T, b *bundle, d time.Duration) (ok, limited int, elapsed time.Duration) {
+		t.Helper()
+		var mu sync.Mutex
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for time.Since(start) < d {
+					a := b.post(t, body)
+					mu.Lock()
+					switch a.status {
+					case 200:
+						ok++
+					case 429:
+						limited++
+						assert.Empty(t, a.header.Get("Retry-After"), "the vendor documents no Retry-After")
+					default:
+						t.Errorf("status %d", a.status)
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		return ok, limited, time.Since(start)
+	}
+
+	t.Run("flood is cut to the rate", func(t *testing.T) {
+		t.Parallel()
+		const r = 50.0
+		b := setup(t, fakeapi.Options{APIKey: key, HiddenRate: r})
+		ok, limited, elapsed := flood(t, b, time.Second)
+		require.LessOrEqual(t, float64(ok), r*elapsed.Seconds()+r/5+1)
+		require.GreaterOrEqual(t, float64(ok), 0.5*r*elapsed.Seconds(), "the limit lets R calls/s through")
+		require.Positive(t, limited)
+		require.Equal(t, limited, b.fake.Stats().OverLimit)
+		require.Equal(t, limited, b.fake.Stats().ByStatus[429])
+	})
+	t.Run("paced calls pass", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, fakeapi.Options{APIKey: key, HiddenRate: 40})
+		for range 20 {
+			require.Equal(t, 200, b.post(t, body).status)
+			time.Sleep(50 * time.Millisecond) // 20/s, half the limit
+		}
+		require.Zero(t, b.fake.Stats().OverLimit)
+	})
+	t.Run("changed at runtime", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, fakeapi.Options{APIKey: key, HiddenRate: 200})
+		a := b.do(t, http.MethodPost, "/_fake/options", "", []byte(`{"hiddenRate":20,"hiddenBurst":1}`))
+		require.Equal(t, 200, a.status, string(a.raw))
+		require.Equal(t, 20.0, b.fake.Options().HiddenRate)
+		ok, _, elapsed := flood(t, b, 500*time.Millisecond)
+		require.LessOrEqual(t, float64(ok), 20*elapsed.Seconds()+2)
+
+		b.fake.SetOptions(fakeapi.Options{APIKey: key}) // no limit
+		ok, limited, _ := flood(t, b, 200*time.Millisecond)
+		require.Positive(t, ok)
+		require.Zero(t, limited, "no limit, no 429")
+	})
+	t.Run("latency grows with load", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, fakeapi.Options{APIKey: key, HiddenRate: 1000, LoadLatency: 2 * time.Second})
+		start := time.Now()
+		require.Equal(t, 200, b.post(t, body).status)
+		light := time.Since(start) // 1 call in the last second: (1/1000)² × 2 s
+		require.Less(t, light, 500*time.Millisecond)
+		var wg sync.WaitGroup
+		for range 100 {
+			wg.Go(func() { b.post(t, body) })
+		}
+		wg.Wait()
+		start = time.Now()
+		require.Equal(t, 200, b.post(t, body).status)
+		require.Greater(t, time.Since(start), 15*time.Millisecond, "(102/1000)² × 2 s ≈ 20 ms")
+	})
+}

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -29,8 +28,16 @@ func (d *Denied) Error() string {
 
 // Config sets the fleet's limits. Zero values mean "no limit".
 type Config struct {
-	Prefix         string        // Redis key prefix; default "{reverify-fleet}:"
-	RatePerSecond  int           // calls per second for the whole fleet
+	Prefix        string // Redis key prefix; default "{reverify-fleet}:"
+	RatePerSecond int    // calls per second for the whole fleet; with Adaptive, the ceiling (0 = none)
+	// Adaptive: the fleet finds the API's limit itself (Cubic) and
+	// follows it, instead of a fixed RatePerSecond.
+	Adaptive bool
+	Law      Cubic // the adaptive rate's constants; zero values are defaults, Max is RatePerSecond
+	// LatencyFactor: with Adaptive, the rate is also cut when the API's
+	// latency rises above this many times its usual (and by 250 ms);
+	// default 3, < 0 = never.
+	LatencyFactor  float64
 	MaxInFlight    int           // calls in flight at once for the whole fleet
 	DailyBudget    int64         // calls per UTC day
 	SlotLease      time.Duration // an in-flight slot a crashed process never released frees itself after this; default 2m
@@ -82,29 +89,40 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.LatencyFactor == 0 {
+		c.LatencyFactor = 3
+	}
+	c.Law.Max = float64(c.RatePerSecond)
 }
 
 // Governor admits API calls. It is safe for concurrent use.
 type Governor struct {
-	rdb     redis.UniversalClient
-	limiter *redis_rate.Limiter
-	cfg     Config
-	keys    keys
+	rdb      redis.UniversalClient
+	cfg      Config
+	keys     keys
+	adaptive *adaptive // nil: a fixed rate
 }
 
 // keys are the fleet's fixed Redis keys, all under the prefix.
 type keys struct {
-	authCircuit, outageCircuit, inflight, rate, budgetLimit string
+	authCircuit, outageCircuit, inflight, budgetLimit     string
+	adaptive, adaptiveTAT, rateMode, fixedStats, fixedTAT string
 }
 
 // New returns a governor over rdb.
 func New(rdb redis.UniversalClient, cfg Config) *Governor {
 	cfg.defaults()
 	p := cfg.Prefix
-	return &Governor{rdb: rdb, limiter: redis_rate.NewLimiter(rdb), cfg: cfg, keys: keys{
+	g := &Governor{rdb: rdb, cfg: cfg, keys: keys{
 		authCircuit: p + "circuit:auth", outageCircuit: p + "circuit:outage",
-		inflight: p + "inflight", rate: p + "rate", budgetLimit: p + "budget:limit",
+		inflight: p + "inflight", budgetLimit: p + "budget:limit",
+		adaptive: p + "adaptive", adaptiveTAT: p + "adaptive:tat", rateMode: p + "rate:mode",
+		fixedStats: p + "rate:fixed", fixedTAT: p + "rate:fixed:tat",
 	}}
+	if cfg.Adaptive {
+		g.adaptive = &adaptive{law: cfg.Law, latency: &LatencyRise{Factor: cfg.LatencyFactor, Margin: 250 * time.Millisecond}}
+	}
+	return g
 }
 
 func (g *Governor) budgetKey(now time.Time) string {
@@ -207,28 +225,19 @@ func (g *Governor) tryAdmit(ctx context.Context, holder string) (Permit, *Denied
 	}
 }
 
-// waitForRate takes a token from the fleet's GCRA rate limiter.
+// waitForRate waits for the fleet's next call instant: at the adaptive
+// rate, or at the fixed one (none: at once). Both reserve the instant
+// ahead, so no instant is lost to a waiting call that woke up late (a
+// polled limiter with no burst loses each such delay for good: 19% of a
+// fixed 150/s, docs/performance.md).
 func (g *Governor) waitForRate(ctx context.Context, deadline time.Time) error {
-	if g.cfg.RatePerSecond <= 0 {
-		return nil
+	switch {
+	case g.adaptive != nil:
+		return g.waitForAdaptive(ctx, deadline)
+	case g.cfg.RatePerSecond > 0:
+		return g.waitForFixed(ctx, deadline)
 	}
-	for {
-		// No burst: no one-second window may hold more than the rate (+1).
-		limit := redis_rate.Limit{Rate: g.cfg.RatePerSecond, Period: time.Second, Burst: 1}
-		res, err := g.limiter.Allow(ctx, g.keys.rate, limit)
-		if err != nil {
-			return fmt.Errorf("fleet rate limit: %w", err)
-		}
-		if res.Allowed > 0 {
-			return nil
-		}
-		if g.cfg.Now().Add(res.RetryAfter).After(deadline) {
-			return &Denied{Reason: reverify.WaitFleetRate, After: max(res.RetryAfter, 100*time.Millisecond)}
-		}
-		if err := sleep(ctx, res.RetryAfter); err != nil {
-			return err
-		}
-	}
+	return nil
 }
 
 // Release frees the permit's in-flight slot.
@@ -326,6 +335,12 @@ type Status struct {
 	BudgetUsed    int64
 	DailyBudget   int64
 	BudgetResets  time.Duration // until the next UTC day
+	// Rate is the fleet's rate of API calls now (calls/s; 0 with a fixed
+	// rate = no limit, or with an adaptive one = not started yet) and
+	// RateReason why: configured, or the adaptive rate's state.
+	Rate       float64
+	RateReason RateReason
+	Adaptive   bool
 }
 
 // BudgetSpent reports whether today's budget is used up.
@@ -341,7 +356,8 @@ func (g *Governor) Status(ctx context.Context) (Status, error) {
 	inflight := pipe.ZCount(ctx, g.keys.inflight, strconv.FormatInt(now.UnixMilli(), 10), "+inf")
 	used := pipe.Get(ctx, g.budgetKey(now))
 	announced := pipe.Get(ctx, g.keys.budgetLimit)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	_, err := pipe.Exec(ctx)
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return Status{}, fmt.Errorf("read fleet status: %w", err)
 	}
 	s := Status{
@@ -355,17 +371,28 @@ func (g *Governor) Status(ctx context.Context) (Status, error) {
 		s.OutageOpenFor = d
 	}
 	s.BudgetUsed, _ = used.Int64()
+	if s.Rate, s.RateReason, s.Adaptive, err = g.rateStatus(ctx); err != nil {
+		return Status{}, fmt.Errorf("read fleet status: %w", err)
+	}
 	if s.DailyBudget == 0 {
 		s.DailyBudget, _ = announced.Int64()
 	}
 	return s, nil
 }
 
-// Announce publishes this process's daily budget, so tools that do not
-// know the workers' settings (`runs show`) can tell when it is spent.
+// Announce publishes this process's daily budget and rate setting, so
+// tools that do not know the workers' settings (`runs show`) can tell
+// when the budget is spent and what the rate is.
 func (g *Governor) Announce(ctx context.Context) error {
-	if err := g.rdb.Set(ctx, g.keys.budgetLimit, g.cfg.DailyBudget, 0).Err(); err != nil {
-		return fmt.Errorf("announce daily budget: %w", err)
+	mode := "fixed " + strconv.Itoa(g.cfg.RatePerSecond)
+	if g.adaptive != nil {
+		mode = "adaptive " + strconv.Itoa(g.cfg.RatePerSecond)
+	}
+	pipe := g.rdb.TxPipeline()
+	pipe.Set(ctx, g.keys.budgetLimit, g.cfg.DailyBudget, 0)
+	pipe.Set(ctx, g.keys.rateMode, mode, 0)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("announce daily budget and rate: %w", err)
 	}
 	return nil
 }

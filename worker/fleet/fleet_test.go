@@ -20,7 +20,9 @@ import (
 // would, each with its own Redis connection.
 func governors(t *testing.T, n int, cfg fleet.Config) []*fleet.Governor {
 	t.Helper()
-	cfg.Prefix = "{" + testenv.Queue(t) + "}:"
+	if cfg.Prefix == "" {
+		cfg.Prefix = prefix(t)
+	}
 	var gs []*fleet.Governor
 	for range n {
 		rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
@@ -28,6 +30,19 @@ func governors(t *testing.T, n int, cfg fleet.Config) []*fleet.Governor {
 		gs = append(gs, fleet.New(rdb, cfg))
 	}
 	return gs
+}
+
+// prefix is a fleet's Redis key prefix of its own for the test.
+func prefix(t *testing.T) string {
+	t.Helper()
+	return "{" + testenv.Queue(t) + "}:"
+}
+
+func redisClient(t *testing.T) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
 }
 
 func denied(t *testing.T, err error) *fleet.Denied {
