@@ -538,10 +538,16 @@ func (e *env) callsSince(ctx context.Context, id string, t time.Time) (int64, er
 }
 
 // failRows marks n cancelled rows of the run failed, as a storage outage
-// would have left them, for runs retry to re-drive.
+// would have left them, for runs retry to re-drive; then it vacuums the
+// run's partition, as autovacuum would have in the hours of such an outage.
 func (e *env) failRows(ctx context.Context, id string, n int) (int, error) {
 	var failed int
 	err := e.query(ctx, func(conn *pgx.Conn) error {
+		defer func() {
+			if failed > 0 {
+				_, _ = conn.Exec(ctx, `VACUUM (ANALYZE) `+pgx.Identifier{"verifications_" + strings.ReplaceAll(id, "-", "")}.Sanitize())
+			}
+		}()
 		tag, err := conn.Exec(ctx, `UPDATE verifications SET status = 'failed', error_code = 500, message = 'bench: storage outage'
 			WHERE run_id = $1::uuid AND seq IN (SELECT seq FROM verifications WHERE run_id = $1::uuid AND status = 'cancelled' ORDER BY seq LIMIT $2)`,
 			id, n)

@@ -328,9 +328,9 @@ func retryBatch(ctx context.Context, q execer, runID string, statuses []reverify
 	tag, err := q.Exec(ctx, `
 		UPDATE verifications v SET status = 'pending', seq = nextval('verifications_seq'), liveness_score = NULL,
 			transaction_id = NULL, error_code = NULL, message = 'retried: was ' || v.status, completed_at = NULL
-		WHERE v.run_id = $1::uuid AND v.status = ANY($2)
-		  AND v.ctid = ANY (ARRAY(SELECT ctid FROM verifications WHERE run_id = $1::uuid AND status = ANY($2) LIMIT $3))`,
-		runID, statuses, RetryBatch)
+		FROM (SELECT bucket, object_key FROM verifications
+		      WHERE run_id = $1::uuid AND status = ANY($2) LIMIT $3) b
+		WHERE v.run_id = $1::uuid AND v.bucket = b.bucket AND v.object_key = b.object_key`, runID, statuses, RetryBatch)
 	return tag.RowsAffected(), err
 }
 
