@@ -543,15 +543,14 @@ func (e *env) callsSince(ctx context.Context, id string, t time.Time) (int64, er
 func (e *env) failRows(ctx context.Context, id string, n int) (int, error) {
 	var failed int
 	err := e.query(ctx, func(conn *pgx.Conn) error {
-		defer func() {
-			if failed > 0 {
-				_, _ = conn.Exec(ctx, `VACUUM (ANALYZE) `+pgx.Identifier{"verifications_" + strings.ReplaceAll(id, "-", "")}.Sanitize())
-			}
-		}()
 		tag, err := conn.Exec(ctx, `UPDATE verifications SET status = 'failed', error_code = 500, message = 'bench: storage outage'
 			WHERE run_id = $1::uuid AND seq IN (SELECT seq FROM verifications WHERE run_id = $1::uuid AND status = 'cancelled' ORDER BY seq LIMIT $2)`,
 			id, n)
+		if err != nil {
+			return err
+		}
 		failed = int(tag.RowsAffected())
+		_, err = conn.Exec(ctx, `VACUUM (ANALYZE) `+pgx.Identifier{"verifications_" + strings.ReplaceAll(id, "-", "")}.Sanitize())
 		return err
 	})
 	return failed, err
