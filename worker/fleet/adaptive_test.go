@@ -121,13 +121,19 @@ func TestAdaptiveFleetFindsHiddenLimit(t *testing.T) {
 			}
 		})
 	}
-	go func() {
-		for ctx.Err() == nil {
-			time.Sleep(time.Second)
+	wg.Go(func() { // ends before the test does: it logs to t
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 			st, _ := gs[0].Status(ctx)
 			t.Logf("fleet rate %.1f/s (%s); answers so far %v", st.Rate, st.RateReason, fake.Stats().ByStatus)
 		}
-	}()
+	})
 	// window counts the answers during d after settle.
 	window := func(settle, d time.Duration) (okPerSec, limitedShare float64) {
 		time.Sleep(settle)
