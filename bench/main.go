@@ -57,6 +57,9 @@ func run(ctx context.Context, args []string) error {
 	logf("scratch %s, database %s, redis db %d, versitygw %s", e.dir, e.dbName, e.redisDB, e.s3.Endpoint)
 	if err := e.runCases(ctx, o, r); err != nil {
 		r.print(os.Stdout)
+		if path, werr := r.write(o.outDir); werr == nil {
+			logf("the figures so far written to %s", path)
+		}
 		return err
 	}
 	r.print(os.Stdout)
