@@ -392,19 +392,23 @@ func (e *env) runDone(ctx context.Context, runID string) (int, error) {
 }
 
 // waitQueued waits until the paused queue holds n pending tasks: the
-// worker's feeder has dispatched them all.
+// worker's feeder has dispatched them all. It gives up when the queue has
+// not grown for 30 s.
 func (e *env) waitQueued(ctx context.Context, queue string, n int, w *testenv.Process) error {
 	in := asynq.NewInspectorFromRedisClient(e.redis)
-	deadline := time.Now().Add(30*time.Second + time.Duration(n)*time.Millisecond)
+	last, grown := -1, time.Now()
 	for {
 		have, err := e.queued(in, queue)
+		if have > last {
+			last, grown = have, time.Now()
+		}
 		switch {
 		case err != nil:
 			return err
 		case have >= n:
 			return nil
-		case time.Now().After(deadline):
-			return fmt.Errorf("the feeder queued %d of %d tasks (see %s)", have, n, w.LogPath())
+		case time.Since(grown) > 30*time.Second:
+			return fmt.Errorf("the feeder queued %d of %d tasks and no more for 30 s (see %s)", have, n, w.LogPath())
 		}
 		if err := waitShort(ctx, 100*time.Millisecond); err != nil {
 			return err
