@@ -3,7 +3,6 @@ package demo_test
 import (
 	"context"
 	"encoding/base64"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -107,16 +106,16 @@ func TestDemoServesTheDashboard(t *testing.T) {
 
 	// After the run, everything still serves.
 	time.Sleep(300 * time.Millisecond)
-	code, body := get(t, base)
+	code, body := testenv.HTTPGet(t, base)
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, id)
-	code, body = get(t, base+"runs/"+id)
+	code, body = testenv.HTTPGet(t, base+"runs/"+id)
 	require.Equal(t, http.StatusOK, code)
 	ref := base64.RawURLEncoding.EncodeToString([]byte(demo.Bucket + "\x00selfies/customer-0000.png"))
-	code, body = get(t, base+"runs/"+id+"/image?o="+ref)
+	code, body = testenv.HTTPGet(t, base+"runs/"+id+"/image?o="+ref)
 	require.Equal(t, http.StatusOK, code, body)
 	require.True(t, strings.HasPrefix(body, "\x89PNG"), "the seeded image, from the demo's S3")
-	code, _ = get(t, base+"monitoring/")
+	code, _ = testenv.HTTPGet(t, base+"monitoring/")
 	require.Equal(t, http.StatusOK, code)
 
 	select {
@@ -142,18 +141,4 @@ func TestDemoServesOnLoopbackOnly(t *testing.T) {
 	t.Parallel()
 	_, err := demo.Run(context.Background(), demo.Config{Serve: &demo.Serve{Addr: "0.0.0.0:8080"}})
 	require.ErrorContains(t, err, "without credentials")
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	require.NoError(t, err)
-	res, err := http.DefaultTransport.RoundTrip(req)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return res.StatusCode, string(b)
 }

@@ -2,7 +2,6 @@ package ops_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,17 +39,17 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	t.Cleanup(func() { w.Close(ctx) })
 	base := "http://" + w.Addr()
 
-	code, _ := httpGet(t, base+"/readyz")
+	code, _ := testenv.HTTPGet(t, base+"/readyz")
 	require.Equal(t, http.StatusServiceUnavailable, code, "not ready while migrations are pending")
 	_, err = postgres.Migrate(ctx, db.Config().ConnString())
 	require.NoError(t, err)
-	code, body := httpGet(t, base+"/readyz")
+	code, body := testenv.HTTPGet(t, base+"/readyz")
 	require.Equal(t, http.StatusOK, code, body)
 
 	score := 80.0
 	w.Observer().APICalled("scored", 250*time.Millisecond, &score, true)
 	w.Observer().ResultRecorded("scored")
-	code, body = httpGet(t, base+"/metrics")
+	code, body = testenv.HTTPGet(t, base+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `reverify_results_total{status="scored"} 1`)
 	require.Contains(t, body, `reverify_api_billable_answers_total 1`)
@@ -65,26 +64,12 @@ func TestWorkerOpsServeMetricsAndProbes(t *testing.T) {
 	// worker out of service (a drain or rollout would stall).
 	_, err = gov.Report(ctx, fleet.AuthError, "HTTP 401")
 	require.NoError(t, err)
-	code, body = httpGet(t, base+"/readyz")
+	code, body = testenv.HTTPGet(t, base+"/readyz")
 	require.Equal(t, http.StatusOK, code, "ready while the API refuses the key: %s", body)
-	_, body = httpGet(t, base+"/metrics")
+	_, body = testenv.HTTPGet(t, base+"/metrics")
 	require.Contains(t, body, `reverify_fleet_circuit_open{circuit="auth"} 1`)
 
 	off, err := ops.StartWorker(nil, redis, store, nil, nil, nil)
 	require.NoError(t, err)
 	require.Nil(t, off.Observer(), "no --metrics-addr, no observer")
-}
-
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	require.NoError(t, err)
-	res, err := http.DefaultTransport.RoundTrip(req)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return res.StatusCode, string(b)
 }
