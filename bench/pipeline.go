@@ -502,17 +502,7 @@ func (e *env) startFakeAPI(ctx context.Context, latency time.Duration, tls bool)
 	}
 	ready, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	err = p.WaitReady(ready, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/_fake/stats", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		return resp.Body.Close()
-	})
+	err = p.WaitReady(ready, func(ctx context.Context) error { return getOK(ctx, client, url+"/_fake/stats") })
 	if err != nil {
 		_ = p.Terminate()
 		return nil, "", fmt.Errorf("fake API on %s did not answer: %w", port.Addr(), err)

@@ -220,8 +220,8 @@ func (e *env) scaleQueries(ctx context.Context, store *postgres.Store, id string
 	}{
 		{"runs show", func() error { _, err := e.cli(ctx, nil, "runs", "show", id, "-o", "json"); return err }},
 		{"runs list", func() error { _, err := e.cli(ctx, nil, "runs", "list", "-o", "json"); return err }},
-		{"dashboard run page", func() error { return getOK(ctx, url+"/runs/"+id) }},
-		{"dashboard runs page", func() error { return getOK(ctx, url+"/") }},
+		{"dashboard run page", func() error { return getOK(ctx, http.DefaultClient, url+"/runs/"+id) }},
+		{"dashboard runs page", func() error { return getOK(ctx, http.DefaultClient, url+"/") }},
 		{"threshold check", func() error { _, err := store.FailRunsOverThreshold(ctx); return err }},
 		{"feeder top-up", func() error {
 			if _, err := store.InWindow(ctx, id, seq); err != nil {
@@ -469,19 +469,20 @@ func (e *env) startDashboard(ctx context.Context) (*testenv.Process, string, err
 	url := "http://" + port.Addr()
 	ready, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := p.WaitReady(ready, func(ctx context.Context) error { return getOK(ctx, url+"/healthz") }); err != nil {
+	if err := p.WaitReady(ready, func(ctx context.Context) error { return getOK(ctx, http.DefaultClient, url+"/healthz") }); err != nil {
 		_ = p.Terminate()
 		return nil, "", fmt.Errorf("dashboard did not answer: %w", err)
 	}
 	return p, url, nil
 }
 
-func getOK(ctx context.Context, url string) error {
+// getOK GETs url with c and wants 200.
+func getOK(ctx context.Context, c *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
