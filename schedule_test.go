@@ -51,7 +51,7 @@ func TestRateScheduleFollowsTheZonesClock(t *testing.T) {
 		{time.Date(2026, 12, 5, 9, 0, 0, 0, berlin), 50, true},    // Saturday
 		{time.Date(2026, 11, 30, 7, 0, 0, 0, time.UTC), 10, true}, // 08:00 in Berlin (UTC+1 in winter)
 		{time.Date(2026, 7, 6, 6, 30, 0, 0, time.UTC), 10, true},  // 08:30 in Berlin in summer (UTC+2)
-		{time.Date(2026, 7, 6, 5, 30, 0, 0, time.UTC), 100, true}, // 07:30 in Berlin in summer
+		{time.Date(2026, 7, 7, 5, 30, 0, 0, time.UTC), 100, true}, // Tuesday 07:30 in Berlin in summer
 	} {
 		got, ok := s.At(tc.at)
 		if got != tc.want || ok != tc.ok {
