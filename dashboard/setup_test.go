@@ -74,7 +74,7 @@ func setup(t *testing.T, cfg dashboard.Config) *bundle {
 	}
 	s3.PutObject(t, b.bucket, "users/not-in-run.jpg", fakeapi.GenerateJPEG(99, 96, 96))
 
-	if cfg.Auth == (dashboard.Auth{}) {
+	if !cfg.Auth.Configured() {
 		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 		require.NoError(t, err)
 		cfg.Auth = dashboard.Auth{User: user, PasswordHash: string(hash), Token: token}
