@@ -45,11 +45,11 @@ type User struct {
 // SSO trusts an identity header set by a single sign-on proxy (such as
 // oauth2-proxy), from the proxy's addresses only: anyone else could set it.
 type SSO struct {
-	Header       string                   // e.g. X-Auth-Request-Email; "" = SSO off
+	Header       string                   // e.g. X-Auth-Request-Email
 	GroupsHeader string                   // e.g. X-Auth-Request-Groups, comma-separated; "" = no groups
 	GroupRoles   map[string]reverify.Role // group → role; a person gets the highest of their groups'
 	DefaultRole  reverify.Role            // for a person in no mapped group; "" = none (refused)
-	Trusted      []netip.Prefix           // the proxy's addresses
+	Trusted      []netip.Prefix           // the proxy's addresses; none = SSO off
 }
 
 // On reports whether an identity header is trusted from somewhere.
@@ -104,8 +104,8 @@ func (a Auth) Validate() error {
 			tokens[sum] = fmt.Sprintf("user %q", u.Name)
 		}
 	}
-	if (a.SSO.Header == "") != (len(a.SSO.Trusted) == 0) {
-		return errors.New("SSO needs both an identity header and the trusted proxies' addresses")
+	if len(a.SSO.Trusted) > 0 && a.SSO.Header == "" {
+		return errors.New("trusted proxies are set but no SSO identity header to trust from them")
 	}
 	if a.SSO.DefaultRole != "" && !a.SSO.DefaultRole.Valid() {
 		return fmt.Errorf("SSO default role %q: %w", a.SSO.DefaultRole, errUnknownRole)

@@ -47,7 +47,7 @@ func (s *Server) auditedMonitor(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		path, runID := monitorAuditPath(strings.TrimPrefix(r.URL.Path, MonitorPath))
+		path, runID := monitorAuditPath(strings.TrimPrefix(r.URL.EscapedPath(), MonitorPath))
 		detail := map[string]any{"method": r.Method, "path": path}
 		if err := s.ledger.Audit(r.Context(), s.actor(r), reverify.AuditMonitorWrite, runID, nil, detail); err != nil {
 			s.log.ErrorContext(r.Context(), "asynqmon write refused: the audit log is unavailable",
