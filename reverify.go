@@ -413,13 +413,49 @@ const (
 	AuditReportWrite AuditAction = "report.write"
 	AuditErase       AuditAction = "subject.erase"
 	AuditPrune       AuditAction = "run.prune"
+	// AuditMonitorWrite is a change made through the dashboard's asynqmon
+	// (tasks deleted, archived or run, queues paused): detail holds the
+	// method and path, whose task IDs name objects by hash only.
+	AuditMonitorWrite AuditAction = "monitor.write"
 )
 
 // AuditActions lists every audited action.
 func AuditActions() []AuditAction {
 	return []AuditAction{AuditRunCreate, AuditRunConfirm, AuditRunPause, AuditRunResume, AuditRunCancel, AuditRunFail,
-		AuditRunRetry, AuditRunPriority, AuditRunDelete, AuditImageView, AuditReview, AuditReportWrite, AuditErase, AuditPrune}
+		AuditRunRetry, AuditRunPriority, AuditRunDelete, AuditImageView, AuditReview, AuditReportWrite, AuditErase, AuditPrune,
+		AuditMonitorWrite}
 }
+
+// Role is what a dashboard identity may do; each role may do what the
+// roles before it may.
+type Role string
+
+// Dashboard roles, least first.
+const (
+	RoleViewer   Role = "viewer"   // pages and figures; images only where the dashboard allows viewers them
+	RoleReviewer Role = "reviewer" // images and review decisions
+	RoleOperator Role = "operator" // asynqmon writes and run actions too
+)
+
+// Roles lists the roles, least first.
+func Roles() []Role { return []Role{RoleViewer, RoleReviewer, RoleOperator} }
+
+// Valid reports whether r is one of Roles.
+func (r Role) Valid() bool { return slices.Contains(Roles(), r) }
+
+// Allows reports whether r may do what need may; an unknown role allows
+// nothing.
+func (r Role) Allows(need Role) bool {
+	have, want := slices.Index(Roles(), r), slices.Index(Roles(), need)
+	return have >= 0 && want >= 0 && have >= want
+}
+
+// TimeLayout is how people are shown a time: UTC, marked as such.
+const TimeLayout = "2006-01-02 15:04:05 UTC"
+
+// FormatTime shows t in UTC with the zone marked, never in the local zone
+// of whoever runs the command.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 
 // Run is one campaign.
 type Run struct {

@@ -3,28 +3,62 @@ package dashboard
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"reverify"
 )
 
-// Auth holds the credentials the dashboard accepts. Either or both may be set.
+// Auth holds the credentials the dashboard accepts: any mix of the single
+// user and token (role operator), the users of a file, and an SSO proxy's
+// identity header.
 type Auth struct {
-	User         string // basic auth user name
+	User         string // basic auth user name; role operator
 	PasswordHash string // bcrypt hash of the basic auth password
-	Token        string // bearer token
+	Token        string // bearer token; role operator
 	TokenName    string // who a token holder is recorded as in reviews; default "token"
+	Users        []User // several people, each with a role (LoadUsers)
+	SSO          SSO
 }
 
+// User is one identity of the users file: a name, a role and a bcrypt
+// password hash, a token's SHA-256, or both.
+type User struct {
+	Name         string        `json:"name"`
+	Role         reverify.Role `json:"role"`
+	PasswordHash string        `json:"password_hash,omitempty"`
+	TokenSHA256  string        `json:"token_sha256,omitempty"` // hex; the token itself is never in the file
+}
+
+// SSO trusts an identity header set by a single sign-on proxy (such as
+// oauth2-proxy), from the proxy's addresses only: anyone else could set it.
+type SSO struct {
+	Header       string                   // e.g. X-Auth-Request-Email
+	GroupsHeader string                   // e.g. X-Auth-Request-Groups, comma-separated; "" = no groups
+	GroupRoles   map[string]reverify.Role // group → role; a person gets the highest of their groups'
+	DefaultRole  reverify.Role            // for a person in no mapped group; "" = none (refused)
+	Trusted      []netip.Prefix           // the proxy's addresses; none = SSO off
+}
+
+// On reports whether an identity header is trusted from somewhere.
+func (s SSO) On() bool { return s.Header != "" && len(s.Trusted) > 0 }
+
 // Configured reports whether any credential is set.
-func (a Auth) Configured() bool { return a.User != "" || a.Token != "" }
+func (a Auth) Configured() bool {
+	return a.User != "" || a.Token != "" || len(a.Users) > 0 || a.SSO.On()
+}
 
 // Validate checks the settings are usable.
 func (a Auth) Validate() error {
@@ -32,8 +66,8 @@ func (a Auth) Validate() error {
 		return errors.New("basic auth needs both a user and a password hash")
 	}
 	if a.PasswordHash != "" {
-		if _, err := bcrypt.Cost([]byte(a.PasswordHash)); err != nil {
-			return fmt.Errorf("password hash is not a bcrypt hash (make one with `reverify dashboard hash-password`): %w", err)
+		if err := checkBcrypt(a.PasswordHash); err != nil {
+			return err
 		}
 	}
 	if a.Token != "" && len(a.Token) < 16 {
@@ -45,7 +79,166 @@ func (a Auth) Validate() error {
 	if IsPlaceholder(a.PasswordHash) {
 		return errors.New("password hash is an example's placeholder: make one with `reverify dashboard hash-password`")
 	}
+	names := map[string]bool{}
+	tokens := map[string]string{}
+	if a.User != "" {
+		names[a.User] = true
+	}
+	if a.Token != "" {
+		sum := sha256.Sum256([]byte(a.Token))
+		tokens[hex.EncodeToString(sum[:])] = "the bearer token"
+	}
+	for i, u := range a.Users {
+		if err := u.validate(); err != nil {
+			return fmt.Errorf("user %d (%q): %w", i+1, u.Name, err)
+		}
+		if names[u.Name] {
+			return fmt.Errorf("user %d: the name %q is used twice", i+1, u.Name)
+		}
+		names[u.Name] = true
+		if u.TokenSHA256 != "" {
+			sum := strings.ToLower(u.TokenSHA256)
+			if other, ok := tokens[sum]; ok {
+				return fmt.Errorf("user %d (%q): same token as %s", i+1, u.Name, other)
+			}
+			tokens[sum] = fmt.Sprintf("user %q", u.Name)
+		}
+	}
+	if len(a.SSO.Trusted) > 0 && a.SSO.Header == "" {
+		return errors.New("trusted proxies are set but no SSO identity header to trust from them")
+	}
+	if a.SSO.DefaultRole != "" && !a.SSO.DefaultRole.Valid() {
+		return fmt.Errorf("SSO default role %q: %w", a.SSO.DefaultRole, errUnknownRole)
+	}
+	for g, r := range a.SSO.GroupRoles {
+		if !r.Valid() {
+			return fmt.Errorf("SSO group %q: role %q: %w", g, r, errUnknownRole)
+		}
+	}
 	return nil
+}
+
+var errUnknownRole = fmt.Errorf("want one of %s", roleList())
+
+func roleList() string {
+	var s []string
+	for _, r := range reverify.Roles() {
+		s = append(s, string(r))
+	}
+	return strings.Join(s, ", ")
+}
+
+func (u User) validate() error {
+	switch {
+	case strings.TrimSpace(u.Name) == "" || u.Name != strings.TrimSpace(u.Name):
+		return errors.New("a name is required, without surrounding spaces")
+	case !u.Role.Valid():
+		return fmt.Errorf("role %q: %w", u.Role, errUnknownRole)
+	case u.PasswordHash == "" && u.TokenSHA256 == "":
+		return errors.New("needs a password_hash (reverify dashboard hash-password) or a token_sha256 (reverify dashboard hash-token)")
+	case IsPlaceholder(u.PasswordHash) || IsPlaceholder(u.TokenSHA256):
+		return errors.New("holds an example's placeholder")
+	}
+	if u.PasswordHash != "" {
+		if err := checkBcrypt(u.PasswordHash); err != nil {
+			return err
+		}
+	}
+	if u.TokenSHA256 != "" {
+		if b, err := hex.DecodeString(u.TokenSHA256); err != nil || len(b) != sha256.Size {
+			return errors.New("token_sha256 is not 64 hex digits (the SHA-256 of the token: reverify dashboard hash-token)")
+		}
+	}
+	return nil
+}
+
+func checkBcrypt(hash string) error {
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return fmt.Errorf("password hash is not a bcrypt hash (make one with `reverify dashboard hash-password`): %w", err)
+	}
+	return nil
+}
+
+// usersFile is the users file: YAML or JSON.
+type usersFile struct {
+	Users []User `json:"users"`
+}
+
+// LoadUsers reads a users file (YAML or JSON):
+//
+//	users:
+//	  - {name: alice@example.com, role: reviewer, password_hash: "$2a$10$..."}
+//	  - {name: ci, role: operator, token_sha256: "9f86d0..."}
+//
+// Unknown fields are refused, so a typo ("passwd") does not silently
+// leave a user without a password.
+func LoadUsers(src []byte) ([]User, error) {
+	var f usersFile
+	if err := sigsyaml.UnmarshalStrict(src, &f); err != nil {
+		return nil, fmt.Errorf("users file: %w", err)
+	}
+	if len(f.Users) == 0 {
+		return nil, errors.New("users file: no users (want a list under \"users:\")")
+	}
+	if err := (Auth{Users: f.Users}).Validate(); err != nil {
+		return nil, fmt.Errorf("users file: %w", err)
+	}
+	return f.Users, nil
+}
+
+// HashToken returns what a users file holds for token: its SHA-256, hex.
+func HashToken(token string) (string, error) {
+	if len(token) < 16 {
+		return "", errors.New("token is shorter than 16 characters")
+	}
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// ParseGroupRoles reads "group=role,group=role".
+func ParseGroupRoles(s string) (map[string]reverify.Role, error) {
+	out := map[string]reverify.Role{}
+	for _, pair := range strings.Split(s, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		g, r, ok := strings.Cut(pair, "=")
+		g, r = strings.TrimSpace(g), strings.TrimSpace(r)
+		if !ok || g == "" {
+			return nil, fmt.Errorf("%q: want group=role", pair)
+		}
+		if !reverify.Role(r).Valid() {
+			return nil, fmt.Errorf("%q: role %q: %w", pair, r, errUnknownRole)
+		}
+		out[g] = reverify.Role(r)
+	}
+	return out, nil
+}
+
+// ParsePrefixes reads comma-separated CIDRs or single addresses.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q: want a CIDR (10.0.0.0/8) or an address: %w", f, err)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q: want a CIDR (10.0.0.0/8) or an address: %w", f, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // IsPlaceholder reports whether a secret is an example's placeholder
@@ -100,63 +293,168 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// Identity is who a request is and what they may do.
+type Identity struct {
+	Name string
+	Role reverify.Role // "" or unknown: authenticated, but allowed nothing
+	Via  string        // how: "password", "token", "sso", "local"
+}
+
 // authenticator checks requests. bcrypt is slow on purpose, so a
 // verified user/password pair is remembered (as a hash) for this process,
 // and failed attempts are rate-limited per client address.
 type authenticator struct {
-	auth     Auth
-	tokenSum [32]byte
-	mu       sync.Mutex
-	verified map[[32]byte]bool
-	limiter  *loginLimiter
+	auth      Auth
+	passwords map[string]User   // by name
+	tokens    map[[32]byte]User // by the token's SHA-256
+	dummy     string            // a bcrypt hash checked for unknown names
+	mu        sync.Mutex
+	verified  map[[32]byte]bool
+	limiter   *loginLimiter
 }
 
 func newAuthenticator(a Auth) *authenticator {
 	if a.TokenName == "" {
 		a.TokenName = "token"
 	}
-	return &authenticator{auth: a, tokenSum: sha256.Sum256([]byte(a.Token)), verified: map[[32]byte]bool{},
+	au := &authenticator{auth: a, passwords: map[string]User{}, tokens: map[[32]byte]User{}, verified: map[[32]byte]bool{},
 		limiter: newLoginLimiter(loginBurst, loginEvery, loginClients, time.Now)}
+	// The single user and token of the flags are operators, as they could
+	// do everything before roles existed.
+	if a.User != "" {
+		au.passwords[a.User] = User{Name: a.User, Role: reverify.RoleOperator, PasswordHash: a.PasswordHash}
+	}
+	if a.Token != "" {
+		au.tokens[sha256.Sum256([]byte(a.Token))] = User{Name: a.TokenName, Role: reverify.RoleOperator}
+	}
+	for _, u := range a.Users {
+		if u.PasswordHash != "" {
+			au.passwords[u.Name] = u
+		}
+		if b, err := hex.DecodeString(u.TokenSHA256); err == nil && len(b) == sha256.Size {
+			au.tokens[[32]byte(b)] = u
+		}
+	}
+	for _, u := range au.passwords {
+		au.dummy = u.PasswordHash
+		break
+	}
+	return au
 }
 
-// who returns the reviewer name of an authenticated request, or "" when
-// the request is not authenticated.
-func (au *authenticator) who(r *http.Request) string {
-	if !au.auth.Configured() {
-		return "local"
+// peerTrusted reports whether the connection comes from an SSO proxy.
+func (au *authenticator) peerTrusted(r *http.Request) bool {
+	if !au.auth.SSO.On() {
+		return false
 	}
-	if h := r.Header.Get("Authorization"); au.auth.Token != "" && strings.HasPrefix(h, "Bearer ") {
-		sum := sha256.Sum256([]byte(strings.TrimPrefix(h, "Bearer ")))
-		if subtle.ConstantTimeCompare(sum[:], au.tokenSum[:]) == 1 {
-			return au.auth.TokenName
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range au.auth.SSO.Trusted {
+		if p.Contains(ip) {
+			return true
 		}
-		return ""
+	}
+	return false
+}
+
+// ssoRole is the highest role of the groups the proxy named, else the
+// default.
+func (au *authenticator) ssoRole(r *http.Request) reverify.Role {
+	best := -1
+	if h := au.auth.SSO.GroupsHeader; h != "" {
+		for _, v := range r.Header.Values(h) {
+			for _, g := range strings.Split(v, ",") {
+				if role, ok := au.auth.SSO.GroupRoles[strings.TrimSpace(g)]; ok {
+					best = max(best, slices.Index(reverify.Roles(), role))
+				}
+			}
+		}
+	}
+	if best < 0 {
+		return au.auth.SSO.DefaultRole
+	}
+	return reverify.Roles()[best]
+}
+
+// identify returns who an authenticated request is; ok is false when it
+// is not authenticated. The SSO header counts only from a trusted proxy:
+// from anywhere else it is ignored and the request must bring a password
+// or token.
+func (au *authenticator) identify(r *http.Request) (Identity, bool) {
+	if !au.auth.Configured() {
+		return Identity{Name: "local", Role: reverify.RoleOperator, Via: "local"}, true
+	}
+	if au.peerTrusted(r) {
+		if name := strings.TrimSpace(r.Header.Get(au.auth.SSO.Header)); name != "" {
+			return Identity{Name: name, Role: au.ssoRole(r), Via: "sso"}, true
+		}
+	}
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		sum := sha256.Sum256([]byte(strings.TrimPrefix(h, "Bearer ")))
+		// Every configured token is compared, so the time taken does not
+		// tell which one came close.
+		var found User
+		for k, u := range au.tokens {
+			if subtle.ConstantTimeCompare(sum[:], k[:]) == 1 {
+				found = u
+			}
+		}
+		if found.Name == "" {
+			return Identity{}, false
+		}
+		return Identity{Name: found.Name, Role: found.Role, Via: "token"}, true
 	}
 	user, pass, ok := r.BasicAuth()
-	if !ok || au.auth.User == "" {
-		return ""
+	if !ok || len(au.passwords) == 0 {
+		return Identity{}, false
 	}
+	u, known := au.passwords[user]
 	key := sha256.Sum256([]byte(user + "\x00" + pass))
 	au.mu.Lock()
 	ok = au.verified[key]
 	au.mu.Unlock()
-	if ok {
-		return user
+	if ok && known {
+		return Identity{Name: u.Name, Role: u.Role, Via: "password"}, true
 	}
-	// The password is checked whether or not the user is right, so that a
-	// wrong user takes as long as a wrong password: answer times do not
-	// tell which user names exist.
-	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(au.auth.User)) == 1
-	passOK := bcrypt.CompareHashAndPassword([]byte(au.auth.PasswordHash), []byte(pass)) == nil
-	if !userOK || !passOK {
-		return ""
+	// A hash is checked whether or not the user exists, so that a wrong
+	// user takes as long as a wrong password: answer times do not tell
+	// which user names exist.
+	hash := au.dummy
+	if known {
+		hash = u.PasswordHash
+	}
+	passOK := bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass)) == nil
+	if !known || !passOK {
+		return Identity{}, false
 	}
 	au.mu.Lock()
 	if len(au.verified) < 64 { // bounded: a password change restarts the process anyway
 		au.verified[key] = true
 	}
 	au.mu.Unlock()
-	return user
+	return Identity{Name: u.Name, Role: u.Role, Via: "password"}, true
+}
+
+// from is where a request came from, for the audit log: the peer, and
+// behind a trusted proxy also the client the proxy says it forwards (the
+// last X-Forwarded-For entry, the one the proxy added).
+func (au *authenticator) from(r *http.Request) string {
+	if !au.peerTrusted(r) {
+		return r.RemoteAddr
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	if len(xff) == 0 {
+		return r.RemoteAddr
+	}
+	parts := strings.Split(xff[len(xff)-1], ",")
+	client := strings.TrimSpace(parts[len(parts)-1])
+	if _, err := netip.ParseAddr(client); err != nil {
+		return r.RemoteAddr
+	}
+	return client + " via " + r.RemoteAddr
 }
 
 func (au *authenticator) middleware(next http.Handler) http.Handler {
@@ -169,8 +467,8 @@ func (au *authenticator) middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		who := au.who(r)
-		if who == "" {
+		id, ok := au.identify(r)
+		if !ok {
 			if r.Header.Get("Authorization") != "" { // a browser's first request carries none
 				au.limiter.failed(client)
 			}
@@ -178,7 +476,7 @@ func (au *authenticator) middleware(next http.Handler) http.Handler {
 			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return
 		}
-		r2 := r.WithContext(withReviewer(r.Context(), who))
+		r2 := r.WithContext(withIdentity(r.Context(), id, au.from(r)))
 		next.ServeHTTP(w, r2)
 		// net/http removes the temporary files of a multipart form parsed
 		// on the request it made, not on this copy.

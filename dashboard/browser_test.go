@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -17,34 +18,9 @@ import (
 // that must land in PostgreSQL with the reviewer's name.
 func TestReviewInBrowser(t *testing.T) {
 	t.Parallel()
-	exec := chromium(t)
 	b := setup(t, dashboard.Config{ReviewThreshold: 50})
-
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exec),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(testContext(t, 60*time.Second), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-
-	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
-	require.NoError(t, err)
-	_, err = chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
-		Headers: network.Headers{"Authorization": b.basic()},
-	})
-	require.NoError(t, err)
+	ctx := browser(t)
+	require.NoError(t, setAuth(ctx, b.basic()))
 
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(b.srv.URL+"/"),
@@ -97,9 +73,111 @@ func TestReviewInBrowser(t *testing.T) {
 	require.Equal(t, 1, decisions, "the decision is in the audit log")
 }
 
-func evaluate[T any](t *testing.T, ctx context.Context, expr string) T {
+// TestRolesInBrowser: in headless Chromium, a viewer's object page has no
+// image and no decision form, and the image and a decision are refused to
+// it; a reviewer sees the image and records a decision under their name;
+// an operator deletes a task through asynqmon, and the audit log names
+// the operator for it.
+func TestRolesInBrowser(t *testing.T) {
+	t.Parallel()
+	m := setupMonitor(t, dashboard.Config{ReviewThreshold: 50})
+	ctx := browser(t)
+	object := m.srv.URL + "/runs/" + m.runID + "/object?o=" + plainRef(m.bucket, m.low)
+	image := "/runs/" + m.runID + "/image?o=" + plainRef(m.bucket, m.low)
+	decide := `fetch('/runs/` + m.runID + `/reviews', {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+		body: 'o=` + plainRef(m.bucket, m.low) + `&decision=confirmed_live', redirect: 'manual'}).then(r => r.status)`
+
+	// The viewer.
+	require.NoError(t, setAuth(ctx, basicAuth(viewerName, viewerPassword)))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(object), chromedp.WaitVisible(chromedp.CSS(`#no-image`))))
+	viewerFace := evaluate[int](t, ctx, `document.querySelectorAll('#face').length`)
+	viewerForm := evaluate[int](t, ctx, `document.querySelectorAll('#review').length`)
+	// The pages allow no script requests (CSP), asynqmon's page does: the
+	// viewer opens the image itself, and posts a decision from there.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(m.srv.URL+image), chromedp.WaitReady(chromedp.CSS(`body`))))
+	viewerImage := evaluate[string](t, ctx, `document.body.innerText`)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(m.srv.URL+dashboard.MonitorPath+"/"), chromedp.WaitReady(chromedp.CSS(`body`))))
+	viewerDecide := evaluate[int](t, ctx, decide, chromedp.EvalAwaitPromise)
+	require.Zero(t, viewerFace, "no image on a viewer's page")
+	require.Zero(t, viewerForm, "no decision form on a viewer's page")
+	require.Contains(t, viewerImage, "needs the reviewer role")
+	require.Equal(t, http.StatusForbidden, viewerDecide)
+
+	// The reviewer.
+	require.NoError(t, setAuth(ctx, basicAuth(reviewerName, reviewerPassword)))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(object), chromedp.WaitVisible(chromedp.CSS(`#review`))))
+	imgWidth, err := chromedp.Run(ctx, chromedp.Poll[int](
+		`document.getElementById('face').complete && document.getElementById('face').naturalWidth`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#decision-needs_recheck`)),
+		chromedp.Click(chromedp.CSS(`#submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#saved`)),
+	))
+	require.Equal(t, 96, imgWidth, "the reviewer sees the image")
+
+	// The operator, from asynqmon's own page.
+	require.NoError(t, setAuth(ctx, basicAuth(operatorName, operatorPassword)))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(m.srv.URL+dashboard.MonitorPath+"/"), chromedp.WaitReady(chromedp.CSS(`body`))))
+	deleted := evaluate[int](t, ctx, `fetch('`+dashboard.MonitorPath+`/api/queues/`+m.queue+`/pending_tasks/`+m.taskID+`', {method: 'DELETE'}).then(r => r.status)`,
+		chromedp.EvalAwaitPromise)
+	require.Less(t, deleted, 300, "the operator's delete through asynqmon")
+	require.False(t, m.taskQueued(t), "the task is gone")
+
+	var reviewer string
+	require.NoError(t, m.pool.QueryRow(context.Background(), `SELECT reviewer FROM reviews WHERE run_id = $1`, m.runID).Scan(&reviewer))
+	require.Equal(t, reviewerName, reviewer, "only the reviewer's decision is recorded")
+	var actor, method, path string
+	require.NoError(t, m.pool.QueryRow(context.Background(), `SELECT actor, detail->>'method', detail->>'path' FROM audit_log
+		WHERE action = 'monitor.write'`).Scan(&actor, &method, &path))
+	require.Equal(t, operatorName, actor)
+	require.Equal(t, "DELETE", method)
+	require.Equal(t, "/api/queues/"+m.queue+"/pending_tasks/"+m.taskID, path)
+	var views int
+	require.NoError(t, m.pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE action = 'image.view' AND actor <> $1`,
+		reviewerName).Scan(&views))
+	require.Zero(t, views, "only the reviewer saw the image")
+}
+
+// browser starts headless Chromium for one test.
+func browser(t *testing.T) context.Context {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	exec := chromium(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exec),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(testContext(t, 4*time.Minute), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancel)
+	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
+	require.NoError(t, err)
+	return ctx
+}
+
+// setAuth makes the browser send authorization with every request.
+func setAuth(ctx context.Context, authorization string) error {
+	_, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+		Headers: network.Headers{"Authorization": authorization},
+	})
+	return err
+}
+
+func evaluate[T any](t *testing.T, ctx context.Context, expr string, opts ...chromedp.EvaluateOption) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, opts...))
 	require.NoError(t, err, expr)
 	return v
 }

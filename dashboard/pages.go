@@ -44,10 +44,10 @@ func newPages(cfg Config, refs objRefs) *pages {
 		"when": func(t any) string {
 			switch v := t.(type) {
 			case time.Time:
-				return v.UTC().Format("2006-01-02 15:04:05Z")
+				return reverify.FormatTime(v)
 			case *time.Time:
 				if v != nil {
-					return v.UTC().Format("2006-01-02 15:04:05Z")
+					return reverify.FormatTime(*v)
 				}
 			}
 			return "–"
@@ -154,10 +154,10 @@ th{background:#f5f5f5}
 <tr><th>Message</th><td>{{.Message}}</td></tr>
 <tr><th>Completed</th><td>{{when .CompletedAt}}</td></tr>
 </tbody></table>
-<p><img class="face" id="face" alt="stored image" src="{{imageURL .RunID .Bucket .Key}}"></p>{{end}}
+{{if $.CanSeeImages}}<p><img class="face" id="face" alt="stored image" src="{{imageURL .RunID .Bucket .Key}}"></p>{{else}}<p id="no-image">Your role ({{$.Role}}) may not see images.</p>{{end}}{{end}}
 
 {{if .Saved}}<p class="saved" id="saved">Decision recorded.</p>{{end}}
-{{if not readOnly}}{{with .Item}}
+{{if and (not readOnly) $.CanDecide}}{{with .Item}}
 <h2>Decision</h2>
 <form id="review" method="post" action="/runs/{{.RunID}}/reviews">
 <input type="hidden" name="o" value="{{ref .Bucket .Key}}">

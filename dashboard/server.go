@@ -38,12 +38,15 @@ type Images interface {
 
 // Config tunes the dashboard.
 type Config struct {
-	Auth            Auth
-	ReadOnly        bool    // no review decisions (and asynqmon read-only, see MonitorOptions)
-	MaskKeys        bool    // show object keys as hashes in lists
-	ReviewThreshold float64 // scores under this are queued for review; default 50
-	MaxImageBytes   int64   // larger objects are not streamed; default 15 MiB
-	Logger          *slog.Logger
+	Auth     Auth
+	ReadOnly bool // no writes for anyone: no review decisions (and asynqmon read-only, see MonitorOptions)
+	// ViewersSeeImages lets the viewer role see images; otherwise images
+	// need a reviewer.
+	ViewersSeeImages bool
+	MaskKeys         bool    // show object keys as hashes in lists
+	ReviewThreshold  float64 // scores under this are queued for review; default 50
+	MaxImageBytes    int64   // larger objects are not streamed; default 15 MiB
+	Logger           *slog.Logger
 }
 
 // Server is the dashboard's HTTP handler.
@@ -88,16 +91,49 @@ func New(ledger Ledger, images Images, monitor http.Handler, probes func(*http.S
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
+// route is one page or action and the least role that may use it.
+type route struct {
+	pattern string
+	need    reverify.Role
+	handler http.Handler
+}
+
+// routeTable lists everything the dashboard serves behind authentication,
+// with the role each needs: a new route is gated by adding it here. The
+// read-only switch (Config.ReadOnly) refuses every write on top of this.
+func (s *Server) routeTable() []route {
+	images := s.imageRole()
+	rs := []route{
+		{"GET /{$}", reverify.RoleViewer, http.HandlerFunc(s.runsPage)},
+		{"GET /runs/{id}", reverify.RoleViewer, http.HandlerFunc(s.runPage)},
+		{"GET /runs/{id}/object", reverify.RoleViewer, http.HandlerFunc(s.objectPage)},
+		{"GET /runs/{id}/image", images, http.HandlerFunc(s.image)},
+		{"POST /runs/{id}/reviews", reverify.RoleReviewer, http.HandlerFunc(s.recordReview)},
+	}
+	if s.monitor != nil {
+		rs = append(rs,
+			route{"GET " + MonitorPath, reverify.RoleViewer, http.RedirectHandler(MonitorPath+"/", http.StatusFound)},
+			// Reading asynqmon (GET and HEAD) is a page like the others;
+			// any other method changes queues or tasks, and is audited.
+			route{"GET " + MonitorPath + "/", reverify.RoleViewer, s.monitor},
+			route{MonitorPath + "/", reverify.RoleOperator, s.auditedMonitor(s.monitor)},
+		)
+	}
+	return rs
+}
+
+// imageRole is the least role that may see images.
+func (s *Server) imageRole() reverify.Role {
+	if s.cfg.ViewersSeeImages {
+		return reverify.RoleViewer
+	}
+	return reverify.RoleReviewer
+}
+
 func (s *Server) routes() http.Handler {
 	app := http.NewServeMux()
-	app.HandleFunc("GET /{$}", s.runsPage)
-	app.HandleFunc("GET /runs/{id}", s.runPage)
-	app.HandleFunc("GET /runs/{id}/object", s.objectPage)
-	app.HandleFunc("GET /runs/{id}/image", s.image)
-	app.HandleFunc("POST /runs/{id}/reviews", s.recordReview)
-	if s.monitor != nil {
-		app.Handle(MonitorPath+"/", s.monitor)
-		app.Handle("GET "+MonitorPath, http.RedirectHandler(MonitorPath+"/", http.StatusFound))
+	for _, rt := range s.routeTable() {
+		app.Handle(rt.pattern, requireRole(rt.need, rt.handler))
 	}
 	var h http.Handler = app
 	if s.cfg.ReadOnly {
@@ -158,20 +194,47 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-type reviewerKey struct{}
-
-func withReviewer(ctx context.Context, who string) context.Context {
-	return context.WithValue(ctx, reviewerKey{}, who)
+// requireRole answers 403 to an identity whose role does not allow need.
+func requireRole(need reverify.Role, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := identity(r.Context())
+		switch {
+		case !id.Role.Valid():
+			http.Error(w, fmt.Sprintf("%q has no dashboard role (want one of %s): ask an operator to grant one", id.Name, roleList()),
+				http.StatusForbidden)
+			return
+		case !id.Role.Allows(need):
+			http.Error(w, fmt.Sprintf("this needs the %s role; %q is a %s", need, id.Name, id.Role), http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
-func reviewer(ctx context.Context) string {
-	who, _ := ctx.Value(reviewerKey{}).(string)
-	return who
+type identityKey struct{}
+
+type requestIdentity struct {
+	Identity
+	from string
 }
+
+func withIdentity(ctx context.Context, id Identity, from string) context.Context {
+	return context.WithValue(ctx, identityKey{}, requestIdentity{id, from})
+}
+
+func identity(ctx context.Context) Identity {
+	v, _ := ctx.Value(identityKey{}).(requestIdentity)
+	return v.Identity
+}
+
+// reviewer is the authenticated name behind ctx: the dashboard's actor in
+// reviews and the audit log (never REVERIFY_ACTOR, which is the CLI's).
+func reviewer(ctx context.Context) string { return identity(ctx).Name }
 
 // actor is the authenticated person behind r, for the audit log.
 func (s *Server) actor(r *http.Request) reverify.Actor {
-	return reverify.Actor{Who: reviewer(r.Context()), Source: reverify.AuditFromDashboard, From: r.RemoteAddr}
+	v, _ := r.Context().Value(identityKey{}).(requestIdentity)
+	return reverify.Actor{Who: v.Name, Source: reverify.AuditFromDashboard, From: v.from}
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -265,6 +328,7 @@ func (s *Server) requestedItem(w http.ResponseWriter, r *http.Request) (postgres
 }
 
 func (s *Server) objectPage(w http.ResponseWriter, r *http.Request) {
+	id := identity(r.Context())
 	item, reviews, ok := s.requestedItem(w, r)
 	if !ok {
 		return
@@ -272,6 +336,7 @@ func (s *Server) objectPage(w http.ResponseWriter, r *http.Request) {
 	s.pages.render(w, r, s.log, "object", map[string]any{
 		"Item": item, "Reviews": reviews, "Decisions": reverify.Decisions(),
 		"Saved": r.URL.Query().Get("saved") != "", "Reviewer": reviewer(r.Context()),
+		"Role": id.Role, "CanSeeImages": id.Role.Allows(s.imageRole()), "CanDecide": id.Role.Allows(reverify.RoleReviewer),
 	})
 }
 
@@ -366,7 +431,7 @@ func (s *Server) recordReview(w http.ResponseWriter, r *http.Request) {
 	rev := postgres.Review{
 		RunID: id, Bucket: bucket, Key: key,
 		Decision: reverify.Decision(r.PostForm.Get("decision")), Note: strings.TrimSpace(r.PostForm.Get("note")),
-		Reviewer: reviewer(r.Context()), Source: reverify.AuditFromDashboard, From: r.RemoteAddr,
+		Reviewer: reviewer(r.Context()), Source: reverify.AuditFromDashboard, From: s.actor(r).From,
 	}
 	switch {
 	case rev.Bucket == "" || rev.Key == "":

@@ -17,6 +17,7 @@ import (
 type call struct {
 	method, path, auth, origin string
 	form                       url.Values
+	header                     http.Header
 }
 
 func (b *bundle) do(t *testing.T, c call) (*http.Response, string) {
@@ -29,6 +30,9 @@ func (b *bundle) do(t *testing.T, c call) (*http.Response, string) {
 	require.NoError(t, err)
 	if c.form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, vs := range c.header {
+		req.Header[k] = vs
 	}
 	if c.auth != "" {
 		req.Header.Set("Authorization", c.auth)

@@ -42,6 +42,12 @@ func (b *bundle) basic() string {
 // scored, rejected and failed objects whose images are in a versitygw bucket.
 func setup(t *testing.T, cfg dashboard.Config) *bundle {
 	t.Helper()
+	return setupWith(t, cfg, nil)
+}
+
+// setupWith is setup with asynqmon (or any handler) under /monitoring.
+func setupWith(t *testing.T, cfg dashboard.Config, monitor http.Handler) *bundle {
+	t.Helper()
 	ctx := context.Background()
 	store, pool := testenv.LedgerWithPool(t)
 	s3 := testenv.S3(t)
@@ -74,7 +80,7 @@ func setup(t *testing.T, cfg dashboard.Config) *bundle {
 	}
 	s3.PutObject(t, b.bucket, "users/not-in-run.jpg", fakeapi.GenerateJPEG(99, 96, 96))
 
-	if cfg.Auth == (dashboard.Auth{}) {
+	if !cfg.Auth.Configured() {
 		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 		require.NoError(t, err)
 		cfg.Auth = dashboard.Auth{User: user, PasswordHash: string(hash), Token: token}
@@ -82,7 +88,7 @@ func setup(t *testing.T, cfg dashboard.Config) *bundle {
 	probes := func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	}
-	d, err := dashboard.New(store, dashboard.NewS3Images(s3.Client), nil, probes, cfg)
+	d, err := dashboard.New(store, dashboard.NewS3Images(s3.Client), monitor, probes, cfg)
 	require.NoError(t, err)
 	b.srv = httptest.NewServer(d)
 	t.Cleanup(b.srv.Close)

@@ -231,7 +231,7 @@ func startRun(ctx context.Context, store *postgres.Store, objs *objects.Store) (
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	run, err := campaigns.Create(ctx, campaign.Spec{
-		Name:   "demo " + time.Now().Format(time.DateTime),
+		Name:   "demo " + reverify.FormatTime(time.Now()),
 		Queue:  "reverify-demo-" + hex.EncodeToString(suffix), // the demo's own queue, whatever else shares this Redis
 		Source: reverify.Source{Kind: reverify.SourcePrefix, Bucket: Bucket, Prefix: "selfies/"},
 	})

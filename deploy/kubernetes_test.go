@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
@@ -51,6 +52,7 @@ var builtin = map[string]struct {
 }{
 	"Deployment":          {"apps/v1", func() any { return &appsv1.Deployment{} }},
 	"Job":                 {"batch/v1", func() any { return &batchv1.Job{} }},
+	"CronJob":             {"batch/v1", func() any { return &batchv1.CronJob{} }},
 	"ConfigMap":           {"v1", func() any { return &corev1.ConfigMap{} }},
 	"Secret":              {"v1", func() any { return &corev1.Secret{} }},
 	"Service":             {"v1", func() any { return &corev1.Service{} }},
@@ -160,6 +162,13 @@ type chartValues struct {
 	Migrate struct {
 		Enabled bool `json:"enabled"`
 	} `json:"migrate"`
+	Retention struct {
+		Enabled   bool   `json:"enabled"`
+		Suspend   bool   `json:"suspend"`
+		OlderThan string `json:"olderThan"`
+		Schedule  string `json:"schedule"`
+		Actor     string `json:"actor"`
+	} `json:"retention"`
 	Metrics struct {
 		ServiceMonitor struct {
 			Enabled bool `json:"enabled"`
@@ -277,6 +286,8 @@ func TestHelmChartRefusesBadValues(t *testing.T) {
 		{"config.extraEnv.HOME=/tmp", "HOME is not a REVERIFY_* setting"},
 		{"worker.replica=3", "additional properties 'replica' not allowed"},
 		{"config.logLevel=verbose", "logLevel"},
+		{"retention.enabled=true,retention.olderThan=forever", "olderThan"},
+		{"retention.enabled=true,retention.olderThan=", "olderThan"},
 	} {
 		args := []string{"template", "rv", chartDir}
 		if tc.set != "" {
@@ -294,7 +305,7 @@ var kustomizeFiles = []struct {
 	templates []string
 }{
 	{"reverify.yaml", []string{"configmap.yaml", "serviceaccount.yaml", "worker.yaml", "scheduler.yaml", "dashboard.yaml",
-		"migrate-job.yaml", "networkpolicy.yaml"}},
+		"migrate-job.yaml", "prune-cronjob.yaml", "networkpolicy.yaml"}},
 	{"keda.yaml", []string{"worker-scaledobject.yaml"}},
 	{"monitoring.yaml", []string{"servicemonitor.yaml", "prometheusrule.yaml"}},
 }
@@ -514,6 +525,10 @@ func checkRendering(t *testing.T, bin binary, known map[string]bool, r rendering
 		j := o.typed.(*batchv1.Job)
 		workloads = append(workloads, workload{o: o, pod: j.Spec.Template})
 	}
+	for _, o := range byKind["CronJob"] {
+		cj := o.typed.(*batchv1.CronJob)
+		workloads = append(workloads, workload{o: o, pod: cj.Spec.JobTemplate.Spec.Template})
+	}
 	image := ""
 	byCommand := map[string]workload{}
 	for _, w := range workloads {
@@ -606,6 +621,7 @@ func checkRendering(t *testing.T, bin binary, known map[string]bool, r rendering
 			}
 		}
 	}
+	checkRetention(t, r, byCommand, configMaps, secrets)
 	if !r.values.ServiceAccount.Create {
 		require.Empty(t, byKind["ServiceAccount"])
 	}
@@ -674,6 +690,52 @@ func checkRendering(t *testing.T, bin binary, known map[string]bool, r rendering
 			require.True(t, covered, "%s: no NetworkPolicy selects its pods", w.o.where())
 		}
 	}
+}
+
+// checkRetention: with retention enabled, a CronJob runs `reverify prune
+// --older-than` the values' age on a valid schedule, one at a time, with
+// the ledger and Redis of the other workloads and an actor for the audit
+// log; without, there is none.
+func checkRetention(t *testing.T, r rendering, byCommand map[string]workload, configMaps, secrets map[string]map[string]string) {
+	t.Helper()
+	prune, ok := byCommand["prune"]
+	if !r.values.Retention.Enabled {
+		require.False(t, ok, "%s: a prune workload while retention is off", r.name)
+		return
+	}
+	require.True(t, ok, "%s: retention enabled but no prune CronJob", r.name)
+	require.Equal(t, "CronJob", prune.o.kind)
+	cj := prune.o.typed.(*batchv1.CronJob)
+	_, err := cron.ParseStandard(cj.Spec.Schedule)
+	require.NoError(t, err, "%s: schedule", prune.o.where())
+	require.Equal(t, r.values.Retention.Schedule, cj.Spec.Schedule)
+	require.NotNil(t, cj.Spec.TimeZone)
+	_, err = time.LoadLocation(*cj.Spec.TimeZone)
+	require.NoError(t, err, "%s: timeZone", prune.o.where())
+	require.Equal(t, batchv1.ForbidConcurrent, cj.Spec.ConcurrencyPolicy, "two prunes never overlap")
+	require.NotNil(t, cj.Spec.Suspend)
+	require.Equal(t, r.values.Retention.Suspend, *cj.Spec.Suspend)
+	require.Equal(t, corev1.RestartPolicyNever, prune.pod.Spec.RestartPolicy)
+
+	c := prune.pod.Spec.Containers[0]
+	i := slices.Index(c.Args, "--older-than")
+	require.GreaterOrEqual(t, i, 0, "%s: prune --older-than", prune.o.where())
+	require.Equal(t, r.values.Retention.OlderThan, c.Args[i+1])
+	require.Regexp(t, `^[0-9]+d$|^([0-9]+d)?[0-9]+[hms]`, c.Args[i+1], "an age reverify prune reads")
+	env := envValue(c, configMaps)
+	require.Equal(t, r.values.Retention.Actor, env["REVERIFY_ACTOR"], "the audit log names the retention job")
+	var fromSecret []string
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			require.Contains(t, secrets, e.ValueFrom.SecretKeyRef.Name, "%s: %s from a missing Secret", prune.o.where(), e.Name)
+			fromSecret = append(fromSecret, e.Name)
+		}
+	}
+	require.ElementsMatch(t, []string{"REVERIFY_DATABASE_URL", "REVERIFY_REDIS_URL"}, fromSecret,
+		"the ledger, and Redis for the runs' queued tasks, wired as the worker's")
+	worker := byCommand["worker"].pod.Spec.Containers[0]
+	require.Equal(t, worker.EnvFrom, c.EnvFrom, "the settings ConfigMap of the other workloads")
+	require.Equal(t, worker.Image, c.Image)
 }
 
 // checkPodSecurity: a numeric non-root user the kubelet can verify (the

@@ -85,7 +85,7 @@ func WriteProgress(w io.Writer, p postgres.Progress, now time.Time) {
 	}
 	fmt.Fprintf(tw, "source\t%s\n", r.Source)
 	fmt.Fprintf(tw, "queue\t%s\n", r.Queue)
-	fmt.Fprintf(tw, "created\t%s\n", r.CreatedAt.Local().Format(time.DateTime))
+	fmt.Fprintf(tw, "created\t%s\n", reverify.FormatTime(r.CreatedAt))
 	fmt.Fprintf(tw, "started\t%s\n", when(r.StartedAt))
 	fmt.Fprintf(tw, "finished\t%s\n", when(r.FinishedAt))
 	pct := 0.0
@@ -140,7 +140,7 @@ func WriteHistory(w io.Writer, hist []postgres.StatusChange) {
 		if from == "" {
 			from = "(created)"
 		}
-		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s\n", h.ChangedAt.Local().Format(time.DateTime), from, h.To, h.Actor, h.Reason)
+		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s\n", reverify.FormatTime(h.ChangedAt), from, h.To, h.Actor, h.Reason)
 	}
 	tw.Flush()
 }
@@ -158,7 +158,7 @@ func WriteRuns(w io.Writer, runs []RunLine) error {
 	for _, l := range runs {
 		r := l.Run
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.ID, r.Status, r.Priority, l.Done, r.Total,
-			r.CreatedAt.Local().Format("2006-01-02 15:04"), r.Name, Labels(r.Labels))
+			r.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"), r.Name, Labels(r.Labels))
 	}
 	return tw.Flush()
 }
@@ -230,5 +230,5 @@ func when(t *time.Time) string {
 	if t == nil {
 		return "-"
 	}
-	return t.Local().Format(time.DateTime)
+	return reverify.FormatTime(*t)
 }

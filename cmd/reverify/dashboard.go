@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"reverify"
 	"reverify/dashboard"
 	"reverify/health"
 	"reverify/ops"
@@ -23,7 +24,14 @@ type dashboardOptions struct {
 	passwordHash   string
 	token          string
 	tokenFile      string
+	usersFile      string
+	trustedProxies string
+	ssoHeader      string
+	groupsHeader   string
+	groupRoles     string
+	ssoDefaultRole string
 	readOnly       bool
+	viewersImages  bool
 	maskKeys       bool
 	threshold      int
 	prometheusAddr string
@@ -35,12 +43,18 @@ func (a *app) dashboardCommand() *cobra.Command {
 		Use:   "dashboard",
 		Short: "Serve the web dashboard: runs, score histograms, the review queue, and asynqmon under /monitoring",
 		Long: `dashboard serves reverify's pages and asynqmon (under /monitoring) on --addr.
-It refuses an address beyond loopback unless basic auth (a user and a bcrypt
-hash from 'reverify dashboard hash-password') or a bearer token is configured.
+It refuses an address beyond loopback unless credentials are configured: the
+single user (a bcrypt hash from 'reverify dashboard hash-password') and bearer
+token, a users file of people with roles, or an SSO proxy's identity header
+trusted from the proxy's addresses only. The single user and token are
+operators. Roles: viewer (pages; images only with --viewers-see-images),
+reviewer (images, decisions), operator (asynqmon writes, which are audited).
 /healthz and /readyz answer without credentials.`,
 		Example: `  reverify dashboard
   REVERIFY_DASHBOARD_USER=ops REVERIFY_DASHBOARD_PASSWORD_HASH="$HASH" reverify dashboard --addr :8080
-  reverify dashboard --addr :8080 --token-file /run/secrets/dashboard-token --read-only`,
+  reverify dashboard --addr :8080 --token-file /run/secrets/dashboard-token --read-only
+  reverify dashboard --addr :8080 --users-file /etc/reverify/users.yaml
+  reverify dashboard --addr :8080 --trusted-proxies 10.0.5.0/24 --sso-group-roles "kyc-reviewers=reviewer,kyc-ops=operator"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.dashboard(cmd.Context(), o)
@@ -53,16 +67,54 @@ hash from 'reverify dashboard hash-password') or a bearer token is configured.
 		"bcrypt hash of the basic auth password (from: reverify dashboard hash-password)")
 	secretSetting(f, &o.token, "token", "REVERIFY_DASHBOARD_TOKEN", "bearer token (prefer the file)")
 	stringSetting(f, &o.tokenFile, "token-file", "REVERIFY_DASHBOARD_TOKEN_FILE", "", "file holding the bearer token")
+	stringSetting(f, &o.usersFile, "users-file", "REVERIFY_DASHBOARD_USERS_FILE", "",
+		"YAML or JSON file of people: name, role, password_hash and/or token_sha256 (docs/security.md)")
+	stringSetting(f, &o.trustedProxies, "trusted-proxies", "REVERIFY_DASHBOARD_TRUSTED_PROXIES", "",
+		"CIDRs of the SSO proxy: only connections from these may assert an identity in the SSO header (empty = SSO off)")
+	stringSetting(f, &o.ssoHeader, "sso-header", "REVERIFY_DASHBOARD_SSO_HEADER", "X-Auth-Request-Email",
+		"header in which the SSO proxy names the person")
+	stringSetting(f, &o.groupsHeader, "sso-groups-header", "REVERIFY_DASHBOARD_SSO_GROUPS_HEADER", "X-Auth-Request-Groups",
+		"header in which the SSO proxy lists the person's groups, comma-separated (empty = none)")
+	stringSetting(f, &o.groupRoles, "sso-group-roles", "REVERIFY_DASHBOARD_SSO_GROUP_ROLES", "",
+		"group=role,... : an SSO person gets the highest role of their groups")
+	stringSetting(f, &o.ssoDefaultRole, "sso-default-role", "REVERIFY_DASHBOARD_SSO_DEFAULT_ROLE", "",
+		"role of an SSO person in no mapped group (empty = none: refused)")
 	a.envErrs.boolSetting(f, &o.readOnly, "read-only", "REVERIFY_DASHBOARD_READ_ONLY", false,
-		"no review decisions and a read-only asynqmon")
+		"no writes for anyone: no review decisions and a read-only asynqmon")
+	a.envErrs.boolSetting(f, &o.viewersImages, "viewers-see-images", "REVERIFY_DASHBOARD_VIEWERS_SEE_IMAGES", false,
+		"let the viewer role see images (otherwise reviewers and operators only)")
 	a.envErrs.boolSetting(f, &o.maskKeys, "mask-keys", "REVERIFY_DASHBOARD_MASK_KEYS", true,
 		"show object keys as hashes, in pages, links and asynqmon task payloads")
 	a.envErrs.intSetting(f, &o.threshold, "review-threshold", "REVERIFY_REVIEW_THRESHOLD", 50,
 		"scores under this are queued for review")
 	urlSetting(f, &o.prometheusAddr, "prometheus-url", "REVERIFY_PROMETHEUS_URL", "",
 		"Prometheus that asynqmon draws queue charts from (empty = no charts)")
-	cmd.AddCommand(a.hashPasswordCommand())
+	cmd.AddCommand(a.hashPasswordCommand(), a.hashTokenCommand())
 	return cmd
+}
+
+func (a *app) hashTokenCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "hash-token",
+		Short: "Read a bearer token and print its SHA-256 for a users file's token_sha256",
+		Long: `hash-token prints the SHA-256 (hex) of a bearer token, what a users file
+holds instead of the token. It reads the token like hash-password reads a
+password.`,
+		Example: `  openssl rand -hex 32 | tee token.txt | reverify dashboard hash-token`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := a.readPassword()
+			if err != nil {
+				return err
+			}
+			sum, err := dashboard.HashToken(strings.TrimSpace(token))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, sum)
+			return nil
+		},
+	}
 }
 
 func (a *app) hashPasswordCommand() *cobra.Command {
@@ -135,8 +187,26 @@ func (o dashboardOptions) auth() (dashboard.Auth, error) {
 		}
 		auth.Token = strings.TrimSpace(string(b))
 	}
+	if o.usersFile != "" {
+		b, err := os.ReadFile(o.usersFile)
+		if err != nil {
+			return auth, fmt.Errorf("REVERIFY_DASHBOARD_USERS_FILE (--users-file): %w", err)
+		}
+		if auth.Users, err = dashboard.LoadUsers(b); err != nil {
+			return auth, fmt.Errorf("REVERIFY_DASHBOARD_USERS_FILE (--users-file) %s: %w", o.usersFile, err)
+		}
+	}
+	var err error
+	if auth.SSO.Trusted, err = dashboard.ParsePrefixes(o.trustedProxies); err != nil {
+		return auth, fmt.Errorf("invalid REVERIFY_DASHBOARD_TRUSTED_PROXIES (--trusted-proxies): %w", err)
+	}
+	if auth.SSO.GroupRoles, err = dashboard.ParseGroupRoles(o.groupRoles); err != nil {
+		return auth, fmt.Errorf("invalid REVERIFY_DASHBOARD_SSO_GROUP_ROLES (--sso-group-roles): %w", err)
+	}
+	auth.SSO.Header, auth.SSO.GroupsHeader = strings.TrimSpace(o.ssoHeader), strings.TrimSpace(o.groupsHeader)
+	auth.SSO.DefaultRole = reverify.Role(o.ssoDefaultRole)
 	if err := auth.Validate(); err != nil {
-		return auth, fmt.Errorf("dashboard credentials (REVERIFY_DASHBOARD_USER, REVERIFY_DASHBOARD_PASSWORD_HASH, REVERIFY_DASHBOARD_TOKEN): %w", err)
+		return auth, fmt.Errorf("dashboard credentials (REVERIFY_DASHBOARD_USER, REVERIFY_DASHBOARD_PASSWORD_HASH, REVERIFY_DASHBOARD_TOKEN, REVERIFY_DASHBOARD_USERS_FILE, REVERIFY_DASHBOARD_SSO_*): %w", err)
 	}
 	return auth, nil
 }
@@ -180,7 +250,7 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 
 	srv, err := dashboard.New(store, dashboard.NewS3Images(s3client), monitor, probes.Register,
 		dashboard.Config{
-			Auth: auth, ReadOnly: o.readOnly, MaskKeys: o.maskKeys,
+			Auth: auth, ReadOnly: o.readOnly, ViewersSeeImages: o.viewersImages, MaskKeys: o.maskKeys,
 			ReviewThreshold: float64(o.threshold), Logger: log,
 		})
 	if err != nil {
@@ -192,7 +262,7 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 	}
 	hs := ops.Serve(ln, srv, log)
 	log.InfoContext(ctx, "dashboard listening", "addr", ln.Addr().String(), "read_only", o.readOnly,
-		"mask_keys", o.maskKeys, "auth", auth.Configured())
+		"mask_keys", o.maskKeys, "auth", auth.Configured(), "users", len(auth.Users), "sso", auth.SSO.On())
 	fmt.Fprintf(a.stderr, "dashboard on http://%s/ (asynqmon on /monitoring/)\n", ln.Addr())
 	select {
 	case <-ctx.Done():

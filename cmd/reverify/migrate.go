@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"reverify"
 	"reverify/storage/postgres"
 )
 
@@ -187,7 +188,7 @@ func (a *app) migrateStatusCommand() *cobra.Command {
 			if m.Applied {
 				state = "applied"
 				if m.AppliedAt != nil {
-					at = m.AppliedAt.Local().Format(time.DateTime)
+					at = reverify.FormatTime(*m.AppliedAt)
 				}
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.Version, m.File, state, at)

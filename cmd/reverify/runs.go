@@ -291,7 +291,7 @@ func writeDeliveries(w io.Writer, ds []postgres.DeliveryState) {
 		if d.LastError != "" {
 			detail += ", last: " + d.LastError
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.CreatedAt.Local().Format(time.DateTime), d.Event, destination(d),
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", reverify.FormatTime(d.CreatedAt), d.Event, destination(d),
 			deliveryState(d), detail)
 	}
 	tw.Flush()
