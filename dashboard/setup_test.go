@@ -74,10 +74,10 @@ func setup(t *testing.T, cfg dashboard.Config) *bundle {
 	}
 	s3.PutObject(t, b.bucket, "users/not-in-run.jpg", fakeapi.GenerateJPEG(99, 96, 96))
 
-	if cfg.Auth == (dashboard.Auth{}) {
+	if cfg.Auth.User == "" && cfg.Auth.Token == "" {
 		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 		require.NoError(t, err)
-		cfg.Auth = dashboard.Auth{User: user, PasswordHash: string(hash), Token: token}
+		cfg.Auth = dashboard.Auth{User: user, PasswordHash: string(hash), Token: token, TokenName: cfg.Auth.TokenName}
 	}
 	probes := func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
