@@ -408,6 +408,10 @@ func (s *Store) ClaimNext(ctx context.Context, q ClaimQuery) (c Claim, ok bool, 
 	if q.Reviewer == "" || q.TTL <= 0 {
 		return Claim{}, false, errors.New("a claim needs a reviewer and a duration")
 	}
+	// The reviewer's expired claims hold keys and serve no one: gone.
+	if _, err := s.pool.Exec(ctx, `DELETE FROM review_claims WHERE reviewer = $1 AND expires_at <= now()`, q.Reviewer); err != nil {
+		return Claim{}, false, classify(fmt.Errorf("drop expired claims: %w", err))
+	}
 	if c, ok, err := s.CurrentClaim(ctx, q); err != nil || ok {
 		if ok {
 			c.ExpiresAt, err = s.RenewClaim(ctx, c.Item.RunID, reverify.ObjectRef{Bucket: c.Item.Bucket, Key: c.Item.Key}, q.Reviewer, q.TTL)
