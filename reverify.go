@@ -260,6 +260,45 @@ func (d Decision) Label() string {
 	return string(d)
 }
 
+// Shortcut is the key that records the decision in the review workspace.
+func (d Decision) Shortcut() string {
+	switch d {
+	case DecisionConfirmedLive:
+		return "l"
+	case DecisionSuspectedSpoof:
+		return "s"
+	case DecisionNeedsRecheck:
+		return "r"
+	}
+	return ""
+}
+
+// ReviewState is whether a recorded decision stands, as stored in
+// reviews.state.
+type ReviewState string
+
+// Review states.
+const (
+	ReviewFinal ReviewState = "final"
+	// ReviewAwaitingSecond: a suspected spoof under the four-eyes rule,
+	// pending until a second, different reviewer decides.
+	ReviewAwaitingSecond ReviewState = "awaiting_second"
+)
+
+// ReviewStates lists every review state.
+func ReviewStates() []ReviewState { return []ReviewState{ReviewFinal, ReviewAwaitingSecond} }
+
+// QueueState is where an object of a run's review queue stands, as the
+// review_queue view's queue_state says.
+type QueueState string
+
+// Queue states.
+const (
+	QueueToReview          QueueState = "to_review"
+	QueueNeedsSecondReview QueueState = "needs_second_review"
+	QueueDecided           QueueState = "decided"
+)
+
 // WaitReason says why a task was put back without counting as a failure.
 type WaitReason string
 

@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -32,8 +33,10 @@ func TestReviewInBrowser(t *testing.T) {
 	lowBand := evaluate[int](t, ctx, `Number(document.querySelector('svg.histogram rect[data-band="10"]').dataset.count)`)
 	reviewLinks := evaluate[int](t, ctx, `document.querySelectorAll('a.review-link').length`)
 
+	require.Equal(t, "users/c.jpg", evaluate[string](t, ctx, `document.querySelector('a.review-link').textContent.slice(4)`),
+		"refusals first")
+	evaluate[bool](t, ctx, `[...document.querySelectorAll('a.review-link')].find(a => a.textContent.includes('selfie')).click() === undefined`)
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`a.review-link`)), // unreviewed, lowest score first
 		chromedp.WaitVisible(chromedp.CSS(`#review`)),
 	))
 	imgWidth, err := chromedp.Run(ctx, chromedp.Poll[int](
@@ -173,6 +176,145 @@ func setAuth(ctx context.Context, authorization string) error {
 		Headers: network.Headers{"Authorization": authorization},
 	})
 	return err
+}
+
+// TestFourEyesInBrowser: under the four-eyes rule reviewer A works the
+// queue in the workspace with keyboard shortcuts and marks the low score a
+// suspected spoof; it stays pending and is not offered to A again;
+// reviewer B takes it as "needs second review" and confirms it; reviews
+// and the audit log hold both decisions with both names.
+func TestFourEyesInBrowser(t *testing.T) {
+	t.Parallel()
+	const bob = "reviewer-bob"
+	b := setup(t, dashboard.Config{ReviewThreshold: 50, FourEyes: true, Auth: dashboard.Auth{TokenName: bob}})
+	ctx := browser(t)
+	run := b.srv.URL + "/runs/" + b.runID
+	faceShown := func() int {
+		t.Helper()
+		w, err := chromedp.Run(ctx, chromedp.Poll[int](
+			`document.getElementById('face') && document.getElementById('face').complete && document.getElementById('face').naturalWidth`,
+			chromedp.WithPollingTimeout(10*time.Second)))
+		require.NoError(t, err)
+		return w
+	}
+
+	// Reviewer A (ann): from the run page into the workspace.
+	require.NoError(t, setAuth(ctx, b.basic()))
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(run),
+		chromedp.WaitVisible(chromedp.CSS(`#open-workspace`)),
+		chromedp.Click(chromedp.CSS(`#open-workspace`)),
+		chromedp.WaitVisible(chromedp.CSS(`#ws-next`)),
+		chromedp.Click(chromedp.CSS(`#ws-next`)),
+		chromedp.WaitVisible(chromedp.CSS(`#decide`)),
+	))
+	first := evaluate[string](t, ctx, `document.getElementById('ws-object').textContent`)
+	shortcuts := evaluate[string](t, ctx, `document.getElementById('decide').innerText`)
+	require.Equal(t, 96, faceShown(), "the image beside its score")
+	// The refusal first: confirmed live with the keyboard; the next
+	// claimed item loads.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.KeyEvent("l"),
+		chromedp.WaitVisible(chromedp.CSS(`#notice`)),
+		chromedp.WaitVisible(chromedp.CSS(`#decide`)),
+	))
+	second := evaluate[string](t, ctx, `document.getElementById('ws-object').textContent`)
+	score := evaluate[string](t, ctx, `document.getElementById('ws-score').textContent`)
+	require.Equal(t, 96, faceShown())
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.KeyEvent("s"),
+		chromedp.WaitVisible(chromedp.CSS(`#ws-empty`)),
+	))
+	notice := evaluate[string](t, ctx, `document.getElementById('notice').textContent`)
+	require.Equal(t, "kyc/users/c.jpg", first, "refusals first")
+	require.Contains(t, shortcuts, "Suspected spoof s", "the shortcuts are on the page")
+	require.Equal(t, "kyc/"+b.low, second, "the next item loaded after the decision")
+	require.Equal(t, "12.50", score)
+	require.Contains(t, notice, "awaits a second reviewer")
+
+	var state string
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT queue_state FROM review_queue
+		WHERE run_id = $1 AND object_key = $2`, b.runID, b.low).Scan(&state))
+	require.Equal(t, "needs_second_review", state, "pending, not decided")
+	// Ann asking again gets nothing: her own pending decision is not hers
+	// to confirm.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#ws-next`)),
+		chromedp.WaitVisible(chromedp.CSS(`#ws-empty`)),
+	))
+	var annClaims int
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM review_claims WHERE reviewer = $1`, user).Scan(&annClaims))
+	require.Zero(t, annClaims, "ann holds nothing")
+
+	// Reviewer B (bob) takes it as a second review and confirms it.
+	require.NoError(t, setAuth(ctx, "Bearer "+token))
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(run+"/review"),
+		chromedp.WaitVisible(chromedp.CSS(`#ws-next`)),
+		chromedp.Click(chromedp.CSS(`#ws-next`)),
+		chromedp.WaitVisible(chromedp.CSS(`#decide`)),
+	))
+	me := evaluate[string](t, ctx, `document.getElementById('me').textContent`)
+	pending := evaluate[string](t, ctx, `document.getElementById('ws-state').dataset.state + ' ' + document.getElementById('ws-state').textContent`)
+	history := evaluate[int](t, ctx, `document.querySelectorAll('#ws-reviews tbody tr').length`)
+	require.Equal(t, 96, faceShown())
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#ws-suspected_spoof`)),
+		chromedp.WaitVisible(chromedp.CSS(`#ws-empty`)),
+	))
+	require.Equal(t, bob, me)
+	require.Contains(t, pending, "needs_second_review")
+	require.Contains(t, pending, user+" decided Suspected spoof")
+	require.Equal(t, 1, history, "ann's decision is in the item's history")
+
+	rows, err := b.pool.Query(context.Background(), `SELECT reviewer, decision, state, second_of IS NOT NULL
+		FROM reviews WHERE bucket = $1 AND object_key = $2 ORDER BY id`, b.bucket, b.low)
+	require.NoError(t, err)
+	var reviews []string
+	for rows.Next() {
+		var who, decision, st string
+		var second bool
+		require.NoError(t, rows.Scan(&who, &decision, &st, &second))
+		reviews = append(reviews, fmt.Sprint(who, " ", decision, " ", st, " ", second))
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{user + " suspected_spoof awaiting_second false", bob + " suspected_spoof final true"}, reviews)
+
+	rows, err = b.pool.Query(context.Background(), `SELECT actor, detail->>'decision', detail->>'state',
+			coalesce(detail->>'first_reviewer', '')
+		FROM audit_log WHERE action = 'review.decide' AND run_id = $1 AND key_hash = $2 ORDER BY id`,
+		b.runID, dashboard.KeyHash(b.bucket, b.low))
+	require.NoError(t, err)
+	var trail []string
+	for rows.Next() {
+		var actor, decision, st, firstReviewer string
+		require.NoError(t, rows.Scan(&actor, &decision, &st, &firstReviewer))
+		trail = append(trail, fmt.Sprint(actor, " ", decision, " ", st, " ", firstReviewer))
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{user + " suspected_spoof awaiting_second ", bob + " suspected_spoof final " + user}, trail,
+		"both decisions, with both names, in the audit log")
+	var viewers []string
+	require.NoError(t, pgxscan(b, `SELECT DISTINCT actor FROM audit_log WHERE action = 'image.view' AND key_hash = $1 ORDER BY 1`,
+		&viewers, dashboard.KeyHash(b.bucket, b.low)))
+	require.Equal(t, []string{user, bob}, viewers, "both image views are audited")
+}
+
+// pgxscan collects one text column.
+func pgxscan(b *bundle, sql string, out *[]string, args ...any) error {
+	rows, err := b.pool.Query(context.Background(), sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return err
+		}
+		*out = append(*out, s)
+	}
+	return rows.Err()
 }
 
 func evaluate[T any](t *testing.T, ctx context.Context, expr string, opts ...chromedp.EvaluateOption) T {

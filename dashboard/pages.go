@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// pages renders the server-side HTML; there is no script on reverify's
-// own pages.
+// pages renders the server-side HTML; the one script, the review
+// workspace's keyboard shortcuts, is served from /assets/ (no inline
+// script: the CSP allows none).
 type pages struct{ t *template.Template }
 
 func newPages(cfg Config, refs objRefs) *pages {
@@ -59,6 +60,18 @@ func newPages(cfg Config, refs objRefs) *pages {
 			return fmt.Sprintf("%.1f%%", 100*float64(done)/float64(total))
 		},
 		"label": reverify.Decision.Label,
+		"queueState": func(q reverify.QueueState) string {
+			switch q {
+			case reverify.QueueToReview:
+				return "to review"
+			case reverify.QueueNeedsSecondReview:
+				return "needs second review"
+			case reverify.QueueDecided:
+				return "decided"
+			}
+			return string(q)
+		},
+		"script": func() string { return WorkspaceScriptPath },
 	}
 	return &pages{t: template.Must(template.New("").Funcs(funcs).Parse(pageTemplates))}
 }
@@ -94,6 +107,9 @@ th{background:#f5f5f5}
 .saved{background:#e8f5e9;border:1px solid #2e7d32;padding:.5em}
 .face{max-width:420px;max-height:420px;border:1px solid #ccc}
 .ro{color:#b71c1c}
+.ws{display:flex;gap:1.5em;align-items:flex-start}.ws .face{max-width:520px;max-height:520px}
+.big{font-size:20px}kbd{border:1px solid #999;border-radius:3px;padding:0 .3em;font-size:12px}
+.ws button{font-size:16px;padding:.4em .8em}
 </style></head><body>
 <header><a href="/"><strong>reverify</strong></a><a href="/">Runs</a><a href="/monitoring/">Queues (asynqmon)</a>{{if readOnly}}<span class="ro">read-only</span>{{end}}</header><main>{{end}}
 
@@ -124,15 +140,16 @@ th{background:#f5f5f5}
 {{.Histogram}}
 <p><small>Bars under the review threshold ({{.Threshold}}) are orange.</small></p>
 
-<h2>Review queue</h2>
-<p><small>Scores under {{.Threshold}} and refusals by the API; unreviewed first.</small></p>
-<table id="review-queue"><thead><tr><th>Object</th><th>Status</th><th class="num">Score</th><th>Code</th><th>Decision</th></tr></thead><tbody>
-{{range .Queue}}<tr>
+<h2 id="review-queue-title">Review queue</h2>
+<p><small>Refusals by the API and scores under {{.Threshold}}, refusals first, then the lowest scores. {{if .All}}All, decided ones too{{else}}Still to do{{end}} · <a id="queue-toggle" href="{{.Toggle}}">{{if .All}}show only what is to do{{else}}show decided ones too{{end}}</a>{{if not readOnly}} · <a id="open-workspace" href="/runs/{{.Run.Run.ID}}/review">Open the review workspace</a>{{end}}</small></p>
+<table id="review-queue"><thead><tr><th>Object</th><th>Status</th><th class="num">Score</th><th>Code</th><th>Queue</th><th>Decision</th></tr></thead><tbody>
+{{range .Queue}}<tr data-state="{{.QueueState}}">
 <td><a class="key review-link" href="{{objectURL .RunID .Bucket .Key}}">{{key .Bucket .Key}}</a></td>
-<td>{{.Status}}</td><td class="num">{{score .Score}}</td><td>{{code .ErrorCode}}</td>
+<td>{{.Status}}</td><td class="num">{{score .Score}}</td><td>{{code .ErrorCode}}</td><td>{{queueState .QueueState}}</td>
 <td>{{if .Decision}}{{label .Decision}} <small>by {{.Reviewer}}</small>{{else}}<em>to review</em>{{end}}</td>
-</tr>{{else}}<tr><td colspan="5">Nothing to review.</td></tr>{{end}}
+</tr>{{else}}<tr><td colspan="6">Nothing {{if .Paged}}more {{end}}to review.</td></tr>{{end}}
 </tbody></table>
+<p>{{if .Paged}}<a id="queue-first" href="{{.FirstPage}}">← first page</a> {{end}}{{if .NextPage}}<a id="queue-next" href="{{.NextPage}}">next page →</a>{{end}}</p>
 
 <h2>Failures</h2>
 <table id="failures"><thead><tr><th>Object</th><th>Status</th><th>Why</th><th>When</th></tr></thead><tbody>
@@ -141,6 +158,43 @@ th{background:#f5f5f5}
 <td>{{.Status}}</td><td>{{.Message}}</td><td>{{when .CompletedAt}}</td>
 </tr>{{else}}<tr><td colspan="4">No failures.</td></tr>{{end}}
 </tbody></table>
+{{template "foot"}}{{end}}
+
+{{define "workspace"}}{{template "head" "Review"}}
+<p><a href="/runs/{{.Run.Run.ID}}">← {{.Run.Run.Name}}</a> · reviewing as <strong id="me">{{.Reviewer}}</strong>{{if .FourEyes}} · <span id="four-eyes">four-eyes rule: a suspected spoof needs a second reviewer</span>{{end}}</p>
+{{if eq .Notice "awaiting_second"}}<p class="saved" id="notice">Recorded; it awaits a second reviewer.</p>{{else if .Notice}}<p class="saved" id="notice">Decision recorded.</p>{{end}}
+{{with .Claim}}{{$c := .}}{{with .Item}}
+<div class="ws">
+<div><img class="face" id="face" alt="stored image" src="{{imageURL .RunID .Bucket .Key}}"></div>
+<div>
+<h1 class="key" id="ws-object">{{key .Bucket .Key}}</h1>
+<p class="big">Score <strong id="ws-score">{{score .Score}}</strong> · {{.Status}}{{with code .ErrorCode}} · code {{.}}{{end}}</p>
+<p id="ws-state" data-state="{{.QueueState}}">{{if eq .QueueState "needs_second_review"}}<strong>Needs second review</strong>: {{.Reviewer}} decided {{label .Decision}}. Confirm it or overturn it.{{else}}To review{{end}}</p>
+<p><small>ETag <span class="key">{{.ETag}}</span> · completed {{when .CompletedAt}} · held until {{when $c.ExpiresAt}}</small></p>
+<p class="ro" id="lost" hidden>Your claim on this item was lost (expired and taken, or decided): take the next item.</p>
+{{if readOnly}}<p class="ro">Read-only: no decisions.</p>{{else}}
+<form id="decide" method="post" action="/runs/{{.RunID}}/reviews" data-renew="/runs/{{.RunID}}/claims/renew" data-renew-every="{{$.RenewEvery}}">
+<input type="hidden" name="o" value="{{ref .Bucket .Key}}"><input type="hidden" name="next" value="1">
+<p>{{range $.Decisions}}<button type="submit" name="decision" value="{{.}}" id="ws-{{.}}" data-key="{{.Shortcut}}">{{.Label}} <kbd>{{.Shortcut}}</kbd></button> {{end}}</p>
+<p><label>Note<br><textarea name="note" id="ws-note" rows="2" cols="50" maxlength="2000"></textarea></label></p>
+</form>
+<p><small>Keys: {{range $.Decisions}}<kbd>{{.Shortcut}}</kbd> {{.Label}} · {{end}}(not while typing a note)</small></p>
+<form method="post" action="/runs/{{.RunID}}/claims/release"><input type="hidden" name="o" value="{{ref .Bucket .Key}}"><button type="submit" id="ws-release">Give it back and leave</button></form>{{end}}
+</div></div>{{end}}
+<h2>This object in every run</h2>
+<table id="ws-history"><thead><tr><th>Run</th><th>Status</th><th class="num">Score</th><th>ETag</th><th>Completed</th></tr></thead><tbody>
+{{range $.History}}<tr><td>{{.RunName}}</td><td>{{.Status}}</td><td class="num">{{score .Score}}</td><td class="key">{{.ETag}}</td><td>{{when .CompletedAt}}</td></tr>{{end}}
+</tbody></table>
+<h2>Decisions</h2>
+<table id="ws-reviews"><thead><tr><th>When</th><th>Decision</th><th>State</th><th>Reviewer</th><th class="num">Score then</th><th>Note</th></tr></thead><tbody>
+{{range $.Reviews}}<tr><td>{{when .ReviewedAt}}</td><td>{{label .Decision}}</td><td>{{.State}}</td><td>{{.Reviewer}}</td><td class="num">{{score .Score}}</td><td>{{.Note}}</td></tr>
+{{else}}<tr><td colspan="6">No decisions yet.</td></tr>{{end}}
+</tbody></table>
+<script src="{{script}}"></script>
+{{else}}
+<p id="ws-empty">You hold no item of this run's queue.</p>
+{{if not readOnly}}<form method="post" action="/runs/{{.Run.Run.ID}}/claims"><button type="submit" id="ws-next" autofocus>Take the next item</button></form>{{end}}
+{{end}}
 {{template "foot"}}{{end}}
 
 {{define "object"}}{{template "head" "Object"}}

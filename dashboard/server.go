@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"reverify"
 	"slices"
@@ -25,9 +26,17 @@ type Ledger interface {
 	RunWithCounts(ctx context.Context, id string) (postgres.RunCounts, error)
 	ScoreHistogram(ctx context.Context, runID string) ([10]int64, error)
 	Failures(ctx context.Context, runID string, limit int) ([]postgres.ReviewItem, error)
-	ReviewQueue(ctx context.Context, runID string, threshold float64, limit int) ([]postgres.ReviewItem, error)
+	ReviewQueuePage(ctx context.Context, q postgres.QueueQuery) (postgres.QueuePage, error)
 	Item(ctx context.Context, runID string, obj reverify.ObjectRef) (postgres.ReviewItem, []postgres.Review, error)
-	RecordReview(ctx context.Context, r postgres.Review) error
+	ObjectHistory(ctx context.Context, obj reverify.ObjectRef, limit int) ([]postgres.ObjectRun, error)
+	// Decide returns postgres.ErrClaimed when another reviewer holds the
+	// object and postgres.ErrSecondReviewer when a reviewer would confirm
+	// their own decision.
+	Decide(ctx context.Context, r postgres.Review) (postgres.Review, error)
+	ClaimNext(ctx context.Context, q postgres.ClaimQuery) (postgres.Claim, bool, error)
+	CurrentClaim(ctx context.Context, q postgres.ClaimQuery) (postgres.Claim, bool, error)
+	RenewClaim(ctx context.Context, runID string, obj reverify.ObjectRef, reviewer string, ttl time.Duration) (time.Time, error)
+	ReleaseClaim(ctx context.Context, obj reverify.ObjectRef, reviewer string) error
 	Audit(ctx context.Context, a reverify.Actor, action reverify.AuditAction, runID string, obj *reverify.ObjectRef, detail map[string]any) error
 }
 
@@ -45,8 +54,14 @@ type Config struct {
 	ViewersSeeImages bool
 	MaskKeys         bool    // show object keys as hashes in lists
 	ReviewThreshold  float64 // scores under this are queued for review; default 50
-	MaxImageBytes    int64   // larger objects are not streamed; default 15 MiB
-	Logger           *slog.Logger
+	// RescoreDelta: an object decided before (same ETag) is back in the
+	// queue only when its score moved by more than this (0: any move).
+	RescoreDelta  float64
+	FourEyes      bool          // a suspected spoof needs a second, different reviewer
+	ClaimTTL      time.Duration // how long a reviewer holds an item; default 10 minutes
+	QueuePage     int           // rows per page of the review queue; default 50
+	MaxImageBytes int64         // larger objects are not streamed; default 15 MiB
+	Logger        *slog.Logger
 }
 
 // Server is the dashboard's HTTP handler.
@@ -71,6 +86,12 @@ func New(ledger Ledger, images Images, monitor http.Handler, probes func(*http.S
 	}
 	if cfg.ReviewThreshold <= 0 {
 		cfg.ReviewThreshold = 50
+	}
+	if cfg.ClaimTTL <= 0 {
+		cfg.ClaimTTL = 10 * time.Minute
+	}
+	if cfg.QueuePage <= 0 {
+		cfg.QueuePage = 50
 	}
 	if cfg.MaxImageBytes <= 0 {
 		cfg.MaxImageBytes = 15 << 20
@@ -109,6 +130,11 @@ func (s *Server) routeTable() []route {
 		{"GET /runs/{id}/object", reverify.RoleViewer, http.HandlerFunc(s.objectPage)},
 		{"GET /runs/{id}/image", images, http.HandlerFunc(s.image)},
 		{"POST /runs/{id}/reviews", reverify.RoleReviewer, http.HandlerFunc(s.recordReview)},
+		{"GET /runs/{id}/review", reverify.RoleReviewer, http.HandlerFunc(s.workspace)},
+		{"POST /runs/{id}/claims", reverify.RoleReviewer, http.HandlerFunc(s.claimNext)},
+		{"POST /runs/{id}/claims/renew", reverify.RoleReviewer, http.HandlerFunc(s.renewClaim)},
+		{"POST /runs/{id}/claims/release", reverify.RoleReviewer, http.HandlerFunc(s.releaseClaim)},
+		{"GET " + WorkspaceScriptPath, reverify.RoleViewer, http.HandlerFunc(s.workspaceScript)},
 	}
 	if s.monitor != nil {
 		rs = append(rs,
@@ -188,7 +214,7 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer") // URLs carry object keys
 		if !strings.HasPrefix(r.URL.Path, MonitorPath) {
-			h.Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+			h.Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'")
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -288,14 +314,27 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	queue, err := s.ledger.ReviewQueue(ctx, id, s.cfg.ReviewThreshold, 200)
+	after, ok := s.parseQueueCursor(r.URL.Query().Get("after"))
+	if !ok {
+		http.Error(w, "bad queue position (after)", http.StatusBadRequest)
+		return
+	}
+	all := r.URL.Query().Get("all") == "1"
+	page, err := s.ledger.ReviewQueuePage(ctx, postgres.QueueQuery{RunID: id, Threshold: s.cfg.ReviewThreshold,
+		Delta: s.cfg.RescoreDelta, All: all, After: after, Limit: s.cfg.QueuePage})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	next := ""
+	if c := s.queueCursor(page.Next); c != "" {
+		next = queuePageURL(id, c, all)
+	}
 	s.pages.render(w, r, s.log, "run", map[string]any{
 		"Run": run, "Histogram": histogramSVG(hist, s.cfg.ReviewThreshold), "Bands": hist,
-		"Failures": failures, "Queue": queue, "Threshold": s.cfg.ReviewThreshold,
+		"Failures": failures, "Queue": page.Items, "Threshold": s.cfg.ReviewThreshold,
+		"All": all, "NextPage": next, "FirstPage": queuePageURL(id, "", all), "Paged": after != (postgres.QueueCursor{}),
+		"Toggle": queuePageURL(id, "", !all),
 	})
 }
 
@@ -444,11 +483,29 @@ func (s *Server) recordReview(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("the note must be UTF-8 text of at most %d bytes", maxNote), http.StatusBadRequest)
 		return
 	}
-	if err := s.ledger.RecordReview(r.Context(), rev); err != nil {
+	rev.FourEyes = s.cfg.FourEyes
+	stored, err := s.ledger.Decide(r.Context(), rev)
+	switch {
+	case errors.Is(err, postgres.ErrClaimed):
+		http.Error(w, "another reviewer is reviewing this object; take the next item", http.StatusConflict)
+		return
+	case errors.Is(err, postgres.ErrSecondReviewer):
+		http.Error(w, "this decision awaits a second review by another reviewer (four-eyes rule)", http.StatusConflict)
+		return
+	case err != nil:
 		s.fail(w, r, err)
 		return
 	}
 	s.log.InfoContext(r.Context(), "review recorded", "run_id", id, "key_hash", KeyHash(rev.Bucket, rev.Key),
-		"decision", rev.Decision, "reviewer", rev.Reviewer)
+		"decision", rev.Decision, "state", stored.State, "reviewer", rev.Reviewer)
+	if r.PostForm.Get("next") == "1" {
+		// The workspace: the next item is claimed and shown at once.
+		if _, _, err := s.ledger.ClaimNext(r.Context(), s.claimQuery(id, rev.Reviewer)); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		http.Redirect(w, r, "/runs/"+id+"/review?notice="+url.QueryEscape(string(stored.State)), http.StatusSeeOther)
+		return
+	}
 	http.Redirect(w, r, s.refs.url(id, "object", rev.Bucket, rev.Key)+"&saved=1", http.StatusSeeOther)
 }

@@ -90,8 +90,10 @@ func TestReviewsAndImages(t *testing.T) {
 	require.NotContains(t, body, "jane", "keys are masked, in text and in links")
 	require.Contains(t, body, dashboard.KeyHash(b.bucket, b.low))
 	require.Equal(t, "no-referrer", res.Header.Get("Referrer-Policy"))
-	// The low score is listed first; its link carries a sealed reference.
-	m := regexp.MustCompile(`class="key review-link" href="/runs/[^/]+/object\?o=([^"]+)"`).FindStringSubmatch(body)
+	// The low score is listed (after the refusal); its link carries a
+	// sealed reference.
+	m := regexp.MustCompile(`class="key review-link" href="/runs/[^/]+/object\?o=([^"]+)">sha256:` +
+		dashboard.KeyHash(b.bucket, b.low) + `<`).FindStringSubmatch(body)
 	require.NotNil(t, m)
 	ref := m[1]
 	require.Equal(t, http.StatusBadRequest, must(b.do(t, call{method: "GET", path: run + "/object?o=" + plainRef(b.bucket, b.low), auth: b.basic()})).StatusCode,

@@ -83,7 +83,7 @@ func setupWith(t *testing.T, cfg dashboard.Config, monitor http.Handler) *bundle
 	if !cfg.Auth.Configured() {
 		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 		require.NoError(t, err)
-		cfg.Auth = dashboard.Auth{User: user, PasswordHash: string(hash), Token: token}
+		cfg.Auth = dashboard.Auth{User: user, PasswordHash: string(hash), Token: token, TokenName: cfg.Auth.TokenName}
 	}
 	probes := func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })

@@ -46,7 +46,8 @@ func NewWriter(ledger Ledger, s3 PutObjectAPI) *Writer {
 }
 
 // CSVHeader is the first line of results.csv.
-var CSVHeader = []string{"bucket", "key", "version", "status", "liveness_score", "transaction_id", "error_code", "message"}
+var CSVHeader = []string{"bucket", "key", "version", "status", "liveness_score", "transaction_id", "error_code", "message",
+	"etag", "completed_at", "decision", "review_state", "reviewer", "reviewed_at"}
 
 // Summary is summary.json.
 type Summary struct {
@@ -112,13 +113,22 @@ func (w *Writer) results(ctx context.Context, runID string, out io.Writer) (int6
 		if o.ErrorCode != 0 {
 			code = strconv.Itoa(o.ErrorCode)
 		}
-		return cw.Write([]string{o.Bucket, o.Key, o.Version, string(o.Status), score, o.TransactionID, code, o.Message})
+		return cw.Write([]string{o.Bucket, o.Key, o.Version, string(o.Status), score, o.TransactionID, code, o.Message,
+			o.ETag, utcText(o.CompletedAt), string(o.Decision), string(o.ReviewState), o.Reviewer, utcText(o.ReviewedAt)})
 	})
 	if err != nil {
 		return 0, err
 	}
 	cw.Flush()
 	return n, cw.Error()
+}
+
+// utcText prints a time in UTC, RFC 3339 with Z and milliseconds; "" for none.
+func utcText(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
 func (w *Writer) summary(ctx context.Context, run reverify.Run, n int64) ([]byte, error) {

@@ -115,7 +115,7 @@ func TestCampaignLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(string(csvBytes)), "\n")
 	require.Len(t, lines, 9)
-	require.Equal(t, "bucket,key,version,status,liveness_score,transaction_id,error_code,message", lines[0])
+	require.Equal(t, "bucket,key,version,status,liveness_score,transaction_id,error_code,message,etag,completed_at,decision,review_state,reviewer,reviewed_at", lines[0])
 	require.True(t, strings.HasPrefix(lines[1], "camp,a/a.jpg,,scored,"), lines[1])
 	var sum struct {
 		Status  string         `json:"status"`

@@ -56,6 +56,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"report", "--view", "all", "-o", "csv"}, exitUsage, "CSV holds one view"},
 		{[]string{"report", "--view", "nope"}, exitUsage, `invalid --view "nope"`},
 		{[]string{"report", "-o", "yml"}, exitUsage, "want table, csv, json, yaml"},
+		{[]string{"report", "--view", "run_summary", "--since", "2026-11-01"}, exitUsage, "--since and --until cut --view reviews only"},
+		{[]string{"report", "--view", "reviews", "--since", "yesterday"}, exitUsage, `invalid --since "yesterday"`},
+		{[]string{"report", "--view", "reviews", "--since", "2026-11-02", "--until", "2026-11-01"}, exitUsage, "is not before --until"},
 		{[]string{"migrate", "--database-url", "::not a url"}, exitError, "REVERIFY_DATABASE_URL"},
 		{[]string{"runs", "show", "x", "--database-url", unreachableDB}, exitError, "REVERIFY_DATABASE_URL"},
 	}

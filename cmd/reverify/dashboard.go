@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -34,6 +35,9 @@ type dashboardOptions struct {
 	viewersImages  bool
 	maskKeys       bool
 	threshold      int
+	rescoreDelta   int
+	fourEyes       bool
+	claimTTL       time.Duration
 	prometheusAddr string
 }
 
@@ -87,6 +91,12 @@ reviewer (images, decisions), operator (asynqmon writes, which are audited).
 		"show object keys as hashes, in pages, links and asynqmon task payloads")
 	a.envErrs.intSetting(f, &o.threshold, "review-threshold", "REVERIFY_REVIEW_THRESHOLD", 50,
 		"scores under this are queued for review")
+	a.envErrs.intSetting(f, &o.rescoreDelta, "review-rescore-delta", "REVERIFY_REVIEW_RESCORE_DELTA", 10,
+		"an object decided before (same ETag) comes back to the queue only when its score moved by more than this")
+	a.envErrs.boolSetting(f, &o.fourEyes, "four-eyes", "REVERIFY_REVIEW_FOUR_EYES", false,
+		"a suspected spoof needs a second, different reviewer to confirm it")
+	a.envErrs.durationSetting(f, &o.claimTTL, "review-claim-ttl", "REVERIFY_REVIEW_CLAIM_TTL", 10*time.Minute,
+		"how long a reviewer holds the item they work on (renewed while the workspace is open)")
 	urlSetting(f, &o.prometheusAddr, "prometheus-url", "REVERIFY_PROMETHEUS_URL", "",
 		"Prometheus that asynqmon draws queue charts from (empty = no charts)")
 	cmd.AddCommand(a.hashPasswordCommand(), a.hashTokenCommand())
@@ -222,6 +232,12 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 	if o.threshold < 0 || o.threshold > 100 {
 		return fmt.Errorf("invalid REVERIFY_REVIEW_THRESHOLD (--review-threshold) %d: want 0 to 100", o.threshold)
 	}
+	if o.rescoreDelta < 0 || o.rescoreDelta > 100 {
+		return fmt.Errorf("invalid REVERIFY_REVIEW_RESCORE_DELTA (--review-rescore-delta) %d: want 0 to 100", o.rescoreDelta)
+	}
+	if o.claimTTL < time.Minute || o.claimTTL > 24*time.Hour {
+		return fmt.Errorf("invalid REVERIFY_REVIEW_CLAIM_TTL (--review-claim-ttl) %s: want 1m to 24h", o.claimTTL)
+	}
 	log, err := a.logger()
 	if err != nil {
 		return err
@@ -251,7 +267,8 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 	srv, err := dashboard.New(store, dashboard.NewS3Images(s3client), monitor, probes.Register,
 		dashboard.Config{
 			Auth: auth, ReadOnly: o.readOnly, ViewersSeeImages: o.viewersImages, MaskKeys: o.maskKeys,
-			ReviewThreshold: float64(o.threshold), Logger: log,
+			ReviewThreshold: float64(o.threshold), RescoreDelta: float64(o.rescoreDelta),
+			FourEyes: o.fourEyes, ClaimTTL: o.claimTTL, Logger: log,
 		})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,7 +21,7 @@ import (
 )
 
 func (a *app) reportCommand() *cobra.Command {
-	var runID, view, dir string
+	var runID, view, dir, since, until string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "report [--run ID] [--view NAME|all] [-o table|csv|json|yaml] [--out DIR]",
@@ -34,10 +35,15 @@ One view prints as a table, CSV, or a JSON/YAML list of rows; several views
 print as tables one after another, or as one JSON/YAML document whose keys
 are the views. CSV holds one table: several views need --out DIR, which
 writes one file per view (DIR/<view>.csv; any format). A view cut at --limit
-is said on standard error.`,
+is said on standard error.
+
+--view reviews lists every review decision (who, when, about which ETag and
+score, and a second reviewer's confirmation); --since and --until cut it to
+a time window (RFC 3339, or a date meaning its 00:00 UTC).`,
 		Example: `  reverify report --run "$RUN"
   reverify report --view api_usage_daily -o csv > usage.csv
   reverify report --view all -o csv --out reports/
+  reverify report --view reviews --since 2026-11-01 --until 2026-12-01 -o csv > reviews.csv
   reverify report --run "$RUN" -o json | jq '.run_summary[0].scored'`,
 		Args: cobra.NoArgs,
 	}
@@ -61,10 +67,28 @@ is said on standard error.`,
 		if limit < 0 {
 			return usagef("invalid --limit %d: want 0 (all) or more", limit)
 		}
+		from, err := reportTime("--since", since)
+		if err != nil {
+			return err
+		}
+		to, err := reportTime("--until", until)
+		if err != nil {
+			return err
+		}
+		if !from.IsZero() || !to.IsZero() {
+			for _, v := range views {
+				if !postgres.ViewHasWindow(v) {
+					return usagef("--since and --until cut --view reviews only; %s has no time to cut", v)
+				}
+			}
+			if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+				return usagef("--since %s is not before --until %s", since, until)
+			}
+		}
 		return a.withStore(ctx, func(store *postgres.Store) error {
 			tables := make([]postgres.Table, len(views))
 			for i, v := range views {
-				t, err := store.View(ctx, v, runID, limit+min(limit, 1)) // one more tells whether the view was cut
+				t, err := store.ViewWindow(ctx, v, runID, from, to, limit+min(limit, 1)) // one more tells whether the view was cut
 				if err != nil {
 					return err
 				}
@@ -86,6 +110,8 @@ is said on standard error.`,
 	_ = f.MarkHidden("format")
 	f.StringVar(&view, "view", "", "one view ("+strings.Join(postgres.Views, ", ")+") or all")
 	f.IntVar(&limit, "limit", 1000, "at most this many rows per view (0 = all)")
+	f.StringVar(&since, "since", "", "with --view reviews: decisions at or after this time (RFC 3339 or YYYY-MM-DD, UTC)")
+	f.StringVar(&until, "until", "", "with --view reviews: decisions before this time (RFC 3339 or YYYY-MM-DD, UTC)")
 	f.StringVar(&dir, "out", "", "write each view to a file of its own in this directory, e.g. DIR/run_summary.csv")
 	_ = cmd.RegisterFlagCompletionFunc("run", a.completeRunID)
 	_ = cmd.RegisterFlagCompletionFunc("view", cobra.FixedCompletions(append([]string{"all"}, postgres.Views...), cobra.ShellCompDirectiveNoFileComp))
@@ -93,6 +119,20 @@ is said on standard error.`,
 		return nil, cobra.ShellCompDirectiveFilterDirs
 	})
 	return cmd
+}
+
+// reportTime parses a --since or --until: RFC 3339, or a date (00:00 UTC).
+func reportTime(flag, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usagef("invalid %s %q: want RFC 3339 (2026-11-25T08:00:00Z) or a date (2026-11-25)", flag, v)
 }
 
 // writeViews prints tables in format: one view alone as it is; several as

@@ -144,6 +144,10 @@ func (s *Store) EraseObjects(ctx context.Context, objs []reverify.ObjectRef, a r
 			buckets, keys, hashes); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM review_claims c USING reverify_erase e
+			WHERE c.bucket = e.bucket AND c.object_key = e.object_key`); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `DELETE FROM reviews r USING reverify_erase e
 			WHERE r.bucket = e.bucket AND r.object_key = e.object_key RETURNING r.run_id::text, r.bucket, r.object_key`)
 		if err != nil {
@@ -274,6 +278,9 @@ func (s *Store) PruneRun(ctx context.Context, id string, a reverify.Actor) (Eras
 			return err
 		}
 		r.APICallsHashed = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, `DELETE FROM review_claims WHERE run_id = $1::uuid`, id); err != nil {
+			return err
+		}
 		if err := tx.QueryRow(ctx, `SELECT reverify_prune_run_objects($1::uuid)`, id).Scan(&r.Verifications); err != nil {
 			return err
 		}

@@ -34,6 +34,14 @@ var (
 	ErrNotMigrated = errors.New("database is not migrated: run `reverify migrate` first")
 	// ErrUnknownView names a view that is not one of Views.
 	ErrUnknownView = errors.New("unknown view")
+	// ErrClaimed means another reviewer holds a live claim on the object.
+	ErrClaimed = errors.New("another reviewer is reviewing the object")
+	// ErrClaimLost means the reviewer's claim expired and was taken, or
+	// the object was decided.
+	ErrClaimLost = errors.New("the claim on the object is no longer held")
+	// ErrSecondReviewer means a reviewer tried to confirm or overturn their
+	// own decision awaiting a second review (four-eyes rule).
+	ErrSecondReviewer = errors.New("a decision awaiting a second review needs another reviewer")
 
 	// Migrate creates a missing database; another process may create it first.
 	errNoDatabase     = errors.New("database does not exist")
@@ -84,7 +92,8 @@ func classify(err error) error {
 
 // ledgerError reports whether err already is one of the ledger's errors.
 func ledgerError(err error) bool {
-	for _, e := range []error{ErrNotFound, ErrUnknownRun, ErrInvalidTransition, ErrUnavailable, ErrNotMigrated, ErrUnknownView} {
+	for _, e := range []error{ErrNotFound, ErrUnknownRun, ErrInvalidTransition, ErrUnavailable, ErrNotMigrated, ErrUnknownView,
+		ErrClaimed, ErrClaimLost, ErrSecondReviewer} {
 		if errors.Is(err, e) {
 			return true
 		}

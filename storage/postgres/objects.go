@@ -116,6 +116,6 @@ const analyzeFrom = 8192
 // result yet, in key order, a page at a time.
 func (s *Store) PendingObjects(ctx context.Context, runID string, fn func(reverify.ObjectRef) error) error {
 	return forEachByKey(ctx, s, "list pending objects of run "+runID, runID,
-		objectRefColumns, `status = 'pending'`, pgx.RowToStructByName[reverify.ObjectRef],
+		objectRefColumns, "", `status = 'pending'`, pgx.RowToStructByName[reverify.ObjectRef],
 		func(o reverify.ObjectRef) (string, string) { return o.Bucket, o.Key }, fn)
 }

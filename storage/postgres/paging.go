@@ -15,9 +15,9 @@ const keysetPage = 5000
 // order, a page at a time. Each page starts after the last key of the one
 // before, an index range scan however far into the run it is, so millions
 // of rows need memory for one page only. columns is the select list rowTo
-// reads; key returns a row's bucket and object key. Errors of the query
+// reads, over verifications v and what join adds; key returns a row's bucket and object key. Errors of the query
 // are wrapped with what; fn's are returned as they are.
-func forEachByKey[T any](ctx context.Context, s *Store, what, runID, columns, filter string,
+func forEachByKey[T any](ctx context.Context, s *Store, what, runID, columns, join, filter string,
 	rowTo pgx.RowToFunc[T], key func(T) (bucket, objectKey string), fn func(T) error) error {
 	if err := checkRunID(runID); err != nil {
 		return err
@@ -25,9 +25,9 @@ func forEachByKey[T any](ctx context.Context, s *Store, what, runID, columns, fi
 	if filter != "" {
 		filter = " AND (" + filter + ")"
 	}
-	sql := `SELECT ` + columns + ` FROM verifications
-		WHERE run_id = $1::uuid` + filter + ` AND (bucket, object_key) > ($2, $3)
-		ORDER BY bucket, object_key LIMIT $4`
+	sql := `SELECT ` + columns + ` FROM verifications v ` + join + `
+		WHERE v.run_id = $1::uuid` + filter + ` AND (v.bucket, v.object_key) > ($2, $3)
+		ORDER BY v.bucket, v.object_key LIMIT $4`
 	var lastBucket, lastKey string
 	for {
 		rows, err := s.pool.Query(ctx, sql, runID, lastBucket, lastKey, keysetPage)

@@ -90,6 +90,41 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 			_, err := store.ReviewQueue(ctx, big.ID, 50, 200)
 			return err
 		}},
+		{"review queue pages", func() error {
+			page, err := store.ReviewQueuePage(ctx, postgres.QueueQuery{RunID: big.ID, Delta: 10, Limit: 50})
+			if err != nil {
+				return err
+			}
+			_, err = store.ReviewQueuePage(ctx, postgres.QueueQuery{RunID: big.ID, Delta: 10, After: page.Next, Limit: 50, All: true})
+			return err
+		}},
+		{"review workspace", func() error {
+			q := postgres.ClaimQuery{RunID: big.ID, Reviewer: "ann", Delta: 10, TTL: time.Minute}
+			c, ok, err := store.ClaimNext(ctx, q)
+			if err != nil || !ok {
+				return fmt.Errorf("claim: %v %v", ok, err)
+			}
+			obj := reverify.ObjectRef{Bucket: c.Item.Bucket, Key: c.Item.Key}
+			if _, err := store.ObjectHistory(ctx, obj, 20); err != nil {
+				return err
+			}
+			if _, _, err := store.Item(ctx, big.ID, obj); err != nil {
+				return err
+			}
+			if _, err := store.RenewClaim(ctx, big.ID, obj, "ann", time.Minute); err != nil {
+				return err
+			}
+			_, err = store.Decide(ctx, postgres.Review{RunID: big.ID, Bucket: obj.Bucket, Key: obj.Key,
+				Decision: reverify.DecisionSuspectedSpoof, Reviewer: "ann", FourEyes: true})
+			if err != nil {
+				return err
+			}
+			_, ok, err = store.ClaimNext(ctx, postgres.ClaimQuery{RunID: big.ID, Reviewer: "bob", Delta: 10, TTL: time.Minute})
+			if err != nil || !ok {
+				return fmt.Errorf("second claim: %v %v", ok, err)
+			}
+			return nil
+		}},
 		{"threshold check", func() error { _, err := store.FailRunsOverThreshold(ctx); return err }},
 		{"completion check", func() error { _, err := store.CompleteFinishedRuns(ctx); return err }},
 		{"rate sample", func() error { return store.SampleRates(ctx, 0) }},

@@ -106,11 +106,11 @@ func TestReviews(t *testing.T) {
 	for _, it := range queue {
 		keys = append(keys, it.Key)
 	}
-	require.Equal(t, []string{"k00000", "k00001", "k00005"}, keys, "lowest scores first, then refusals")
-	require.Equal(t, reverify.StatusRejected, queue[2].Status)
-	require.Equal(t, 1017, queue[2].ErrorCode)
-	require.Equal(t, "tx-5", queue[2].TransactionID)
-	require.InDelta(t, 5, *queue[0].Score, 0.001)
+	require.Equal(t, []string{"k00005", "k00000", "k00001"}, keys, "refusals first, then the lowest scores")
+	require.Equal(t, reverify.StatusRejected, queue[0].Status)
+	require.Equal(t, 1017, queue[0].ErrorCode)
+	require.Equal(t, "tx-5", queue[0].TransactionID)
+	require.InDelta(t, 5, *queue[1].Score, 0.001)
 	queue, err = s.ReviewQueue(ctx, run.ID, 60, 10)
 	require.NoError(t, err)
 	require.Len(t, queue, 4, "the threshold is the caller's")
@@ -141,10 +141,12 @@ func TestReviews(t *testing.T) {
 	for _, it := range queue {
 		keys = append(keys, it.Key)
 	}
-	require.Equal(t, []string{"k00001", "k00005", "k00000"}, keys, "the unreviewed first")
-	require.Equal(t, reverify.DecisionSuspectedSpoof, queue[2].Decision)
-	require.Equal(t, "bob", queue[2].Reviewer)
+	require.Equal(t, []string{"k00005", "k00000", "k00001"}, keys, "the decided stay in their place")
+	require.Equal(t, reverify.DecisionSuspectedSpoof, queue[1].Decision)
+	require.Equal(t, "bob", queue[1].Reviewer)
+	require.Equal(t, reverify.QueueDecided, queue[1].QueueState)
 	require.Empty(t, queue[0].Decision)
+	require.Equal(t, reverify.QueueToReview, queue[0].QueueState)
 
 	_, _, err = s.Item(ctx, run.ID, reverify.ObjectRef{Bucket: "b", Key: "not-in-run"})
 	require.ErrorIs(t, err, postgres.ErrObjectNotFound)

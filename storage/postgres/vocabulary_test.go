@@ -55,6 +55,8 @@ func TestSchemaSpeaksTheVocabulary(t *testing.T) {
 	require.Equal(t, names(len(priorities), func(i int) string { return string(priorities[i]) }), allowed("runs_priority_check"))
 	require.Equal(t, names(len(outcomes), func(i int) string { return string(outcomes[i]) }), allowed("api_calls_outcome_check"))
 	require.Equal(t, names(len(decisions), func(i int) string { return string(decisions[i]) }), allowed("reviews_decision_check"))
+	states := reverify.ReviewStates()
+	require.Equal(t, names(len(states), func(i int) string { return string(states[i]) }), allowed("reviews_state_check"))
 	require.Equal(t, names(len(events), func(i int) string { return string(events[i]) }), allowed("notification_events_event_check"))
 	require.Equal(t, names(len(formats), func(i int) string { return string(formats[i]) }), allowed("notification_deliveries_format_check"))
 
