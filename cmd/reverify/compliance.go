@@ -361,7 +361,7 @@ for the runs are listed: remove them yourself. --dry-run only lists.`,
 				objs, revs, calls = objs+r.Verifications, revs+r.Reviews, calls+r.APICallsHashed
 			}
 			fmt.Fprintf(a.stdout, "%s %d runs that finished before %s: %d verifications, %d reviews deleted; %d api_calls kept with keys hashed; %d queued tasks deleted\n",
-				verb, len(p.Runs), p.Before.Format(time.RFC3339), objs, revs, calls, p.TasksDeleted)
+				verb, len(p.Runs), p.Before.UTC().Format(time.RFC3339), objs, revs, calls, p.TasksDeleted)
 			writeRuns(a.stdout, p.Runs)
 			return writeReports(a.stdout, p.Reports, "completion reports of these runs (remove them):")
 		})
