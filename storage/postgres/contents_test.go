@@ -1,0 +1,117 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"reverify"
+	"reverify/internal/testenv"
+	"reverify/storage/postgres"
+)
+
+// TestClaimContent: within a run, the first object to claim a content
+// owns it; a copy waits while the owner has no answer, then takes the
+// owner's scored or rejected answer (same transaction ID, duplicate_of
+// naming the owner) without a call of its own, and takes the claim over
+// when the owner ended without an answer or read other bytes. The
+// counters see a copy as an object, never as a call.
+func TestClaimContent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, db := testenv.LedgerWithPool(t)
+	image := sha256.Sum256([]byte("the same selfie"))
+	other := sha256.Sum256([]byte("another selfie"))
+	obj := func(k string) reverify.ObjectRef { return reverify.ObjectRef{Bucket: "b", Key: k} }
+	content := func(runID, k string, sum [32]byte) postgres.Content {
+		return postgres.Content{RunID: runID, Object: obj(k), SHA256: sum, ETag: "etag-" + k, Size: 1234, Duration: time.Millisecond}
+	}
+	claim := func(t *testing.T, runID, k string, sum [32]byte) postgres.Claimed {
+		t.Helper()
+		got, err := s.ClaimContent(ctx, content(runID, k, sum))
+		require.NoError(t, err)
+		return got
+	}
+	answer := func(t *testing.T, runID, k string, c postgres.Call, final *postgres.Result) {
+		t.Helper()
+		id, st, err := s.BeginCall(ctx, runID, obj(k), time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, postgres.CallRecorded, st)
+		c.ID = id
+		require.NoError(t, s.FinishCall(ctx, c, runID, obj(k), final))
+	}
+	score := 87.5
+
+	for _, tt := range []struct {
+		name string
+		// owner ends the owner k00000 (which claimed image) somehow.
+		owner func(t *testing.T, runID string)
+		want  postgres.Claim // what the copy k00001 then gets
+		// wantCopy is the copy's row when it took the owner's answer.
+		wantCopy postgres.Result
+	}{
+		{"owner scored", func(t *testing.T, runID string) {
+			answer(t, runID, "k00000", postgres.Call{Outcome: reverify.OutcomeScored, TransactionID: "tx-owner", HTTPStatus: 200, Score: &score},
+				&postgres.Result{RunID: runID, Object: obj("k00000"), Status: reverify.StatusScored, Score: &score, TransactionID: "tx-owner"})
+		}, postgres.ContentCopied, postgres.Result{Status: reverify.StatusScored, Score: &score, TransactionID: "tx-owner"}},
+		{"owner rejected: copies are rejected with the same transaction", func(t *testing.T, runID string) {
+			answer(t, runID, "k00000", postgres.Call{Outcome: reverify.OutcomeRejected, TransactionID: "tx-no-face", HTTPStatus: 400, ErrorCode: 1017},
+				&postgres.Result{RunID: runID, Object: obj("k00000"), Status: reverify.StatusRejected, TransactionID: "tx-no-face",
+					ErrorCode: 1017, Message: "failed to analyse face"})
+		}, postgres.ContentCopied, postgres.Result{Status: reverify.StatusRejected, TransactionID: "tx-no-face", ErrorCode: 1017, Message: "failed to analyse face"}},
+		{"owner failed: the copy takes the claim over", func(t *testing.T, runID string) {
+			require.NoError(t, s.RecordResult(ctx, postgres.Result{RunID: runID, Object: obj("k00000"), Status: reverify.StatusFailed, Message: "retries exhausted"}))
+		}, postgres.ContentOwned, postgres.Result{}},
+		{"owner deleted before its retry: the copy takes over", func(t *testing.T, runID string) {
+			require.NoError(t, s.RecordResult(ctx, postgres.Result{RunID: runID, Object: obj("k00000"), Status: reverify.StatusNotFound}))
+		}, postgres.ContentOwned, postgres.Result{}},
+		{"owner's object was overwritten with other bytes: the copy takes over", func(t *testing.T, runID string) {
+			require.Equal(t, postgres.ContentOwned, claim(t, runID, "k00000", sha256.Sum256([]byte("a new selfie"))).Claim)
+		}, postgres.ContentOwned, postgres.Result{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			run := seedRun(t, s, 3, postgres.NewRun{Name: tt.name})
+			require.Equal(t, postgres.ContentOwned, claim(t, run.ID, "k00000", image).Claim)
+			require.Equal(t, postgres.ContentOwnerBusy, claim(t, run.ID, "k00001", image).Claim, "the owner has no answer yet")
+			require.Equal(t, postgres.ContentOwned, claim(t, run.ID, "k00000", image).Claim, "a crashed owner's retry stays the owner")
+			require.Equal(t, postgres.ContentOwned, claim(t, run.ID, "k00002", other).Claim, "other bytes are another content")
+
+			tt.owner(t, run.ID)
+			got := claim(t, run.ID, "k00001", image)
+			require.Equal(t, tt.want, got.Claim)
+			row, err := s.ResultOf(ctx, run.ID, obj("k00001"))
+			require.NoError(t, err)
+			dup, err := s.DuplicateOf(ctx, run.ID, obj("k00001"))
+			require.NoError(t, err)
+			var attempts int
+			require.NoError(t, db.QueryRow(ctx, `SELECT attempts FROM verifications WHERE run_id = $1 AND object_key = 'k00001'`, run.ID).Scan(&attempts))
+			require.Zero(t, attempts, "no call was made for the copy")
+			if tt.want != postgres.ContentCopied {
+				require.Equal(t, reverify.StatusPending, row.Status)
+				require.Empty(t, dup.Of)
+				require.NotEqual(t, postgres.ContentOwned, claim(t, run.ID, "k00000", image).Claim, "the old owner lost the claim")
+				require.Equal(t, postgres.ContentOwned, claim(t, run.ID, "k00001", image).Claim, "the new owner keeps the claim")
+				return
+			}
+			want := tt.wantCopy
+			want.RunID, want.Object, want.ETag, want.Size, want.Duration = run.ID, obj("k00001"), "etag-k00001", 1234, time.Millisecond
+			require.Equal(t, want, row)
+			require.Equal(t, want.Status, got.Result.Status)
+			require.Equal(t, want.TransactionID, got.Result.TransactionID)
+			require.Equal(t, reverify.KeyHash("b", "k00000"), dup.Of, "duplicate_of is the owner's key hash")
+			require.Equal(t, run.ID, dup.OfRun)
+			require.Equal(t, reverify.KeyHash("b", "k00000"), got.DuplicateOf)
+			require.Equal(t, image[:], dup.SHA)
+			require.Equal(t, postgres.ContentDone, claim(t, run.ID, "k00001", image).Claim, "a copy is recorded once")
+
+			p, err := s.Progress(ctx, run.ID)
+			require.NoError(t, err)
+			require.EqualValues(t, 1, p.APICalls, "a copy is not an API call")
+			require.EqualValues(t, 1, p.BillableAnswers)
+			require.EqualValues(t, 2, p.ByStatus[want.Status], "the copy counts as an object")
+		})
+	}
+}
