@@ -28,6 +28,7 @@ CREATE TABLE run_contents (
     PRIMARY KEY (run_id, sha256)
 );
 COMMENT ON TABLE run_contents IS 'Which object of a run owns each distinct content (SHA-256): the owner is analysed, every other object with the same bytes takes its result. A claim passes to a copy when the owner ends without an answer (failed, cancelled, not found) or its bytes changed.';
+CREATE INDEX run_contents_subject_idx ON run_contents (bucket, object_key);
 COMMENT ON COLUMN run_contents.claimed_at IS 'When the current owner claimed the content.';
 
 CREATE VIEW duplicate_images AS
@@ -36,7 +37,7 @@ SELECT encode(v.content_sha256, 'hex') AS content_sha256,
        array_agg(DISTINCT reverify_key_hash(v.bucket, v.object_key)) AS key_hashes,
        array_agg(DISTINCT v.bucket || '/' || v.object_key) AS objects,
        count(DISTINCT v.run_id) AS runs,
-       array_agg(DISTINCT v.run_id) AS run_ids,
+       array_agg(DISTINCT v.run_id::text) AS run_ids,
        min(v.created_at) AS first_seen,
        max(coalesce(v.completed_at, v.created_at)) AS last_seen
 FROM verifications v

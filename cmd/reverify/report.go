@@ -37,6 +37,7 @@ writes one file per view (DIR/<view>.csv; any format). A view cut at --limit
 is said on standard error.`,
 		Example: `  reverify report --run "$RUN"
   reverify report --view api_usage_daily -o csv > usage.csv
+  reverify report --view duplicate_images -o csv > duplicates.csv
   reverify report --view all -o csv --out reports/
   reverify report --run "$RUN" -o json | jq '.run_summary[0].scored'`,
 		Args: cobra.NoArgs,

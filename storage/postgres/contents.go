@@ -230,3 +230,17 @@ func (s *Store) DuplicateOf(ctx context.Context, runID string, obj reverify.Obje
 	d.Of, d.OfRun = deref(of), deref(ofRun)
 	return d, nil
 }
+
+// Copies counts the objects of a run that took another object's answer
+// (duplicate_of is set): objects with no call of their own.
+func (s *Store) Copies(ctx context.Context, runID string) (int64, error) {
+	if err := checkRunID(runID); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM verifications WHERE run_id = $1::uuid AND duplicate_of IS NOT NULL`, runID).Scan(&n)
+	if err != nil {
+		return 0, classify(fmt.Errorf("count copies of run %s: %w", runID, err))
+	}
+	return n, nil
+}

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"testing"
 	"time"
 
@@ -113,5 +114,59 @@ func TestClaimContent(t *testing.T) {
 			require.EqualValues(t, 1, p.BillableAnswers)
 			require.EqualValues(t, 2, p.ByStatus[want.Status], "the copy counts as an object")
 		})
+	}
+}
+
+// TestDuplicateImagesView: content read under more than one key, in any
+// run, is listed once with its keys (and their hashes), runs and when it
+// was seen; content read under one key only, even in several runs, is
+// not.
+func TestDuplicateImagesView(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := testenv.Ledger(t)
+	shared := sha256.Sum256([]byte("one selfie, two customers"))
+	alone := sha256.Sum256([]byte("a selfie of its own"))
+	claim := func(runID, key string, sum [32]byte) {
+		t.Helper()
+		_, err := s.ClaimContent(ctx, postgres.Content{RunID: runID, Object: reverify.ObjectRef{Bucket: "b", Key: key}, SHA256: sum})
+		require.NoError(t, err)
+	}
+	first := seedRun(t, s, 2, postgres.NewRun{Name: "first"})
+	second := seedRun(t, s, 2, postgres.NewRun{Name: "second"})
+	claim(first.ID, "k00000", shared)
+	claim(first.ID, "k00001", alone)
+	claim(second.ID, "k00001", shared)
+	claim(second.ID, "k00000", alone)
+	claim(second.ID, "k00000", alone)
+
+	tbl, err := s.View(ctx, "duplicate_images", "", 0)
+	require.NoError(t, err)
+	require.Len(t, tbl.Rows, 2, "both contents were read under two keys")
+	col := func(row []any, name string) any {
+		for i, c := range tbl.Columns {
+			if c == name {
+				return row[i]
+			}
+		}
+		t.Fatalf("no column %s in %v", name, tbl.Columns)
+		return nil
+	}
+	for _, row := range tbl.Rows {
+		require.EqualValues(t, 2, col(row, "keys"))
+		require.ElementsMatch(t, []any{"b/k00000", "b/k00001"}, col(row, "objects"))
+		require.ElementsMatch(t, []any{reverify.KeyHash("b", "k00000"), reverify.KeyHash("b", "k00001")}, col(row, "key_hashes"))
+		require.EqualValues(t, 2, col(row, "runs"))
+		require.NotNil(t, col(row, "first_seen"))
+	}
+
+	third := seedRun(t, s, 1, postgres.NewRun{Name: "third"})
+	once := sha256.Sum256([]byte("read under one key in two runs"))
+	claim(third.ID, "k00000", once)
+	claim(first.ID, "k00000", once) // k00000 of the first run read other bytes on a retry
+	tbl, err = s.View(ctx, "duplicate_images", "", 0)
+	require.NoError(t, err)
+	for _, row := range tbl.Rows {
+		require.NotEqual(t, fmt.Sprintf("%x", once), col(row, "content_sha256"), "one key is no duplicate")
 	}
 }

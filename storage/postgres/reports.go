@@ -10,7 +10,7 @@ import (
 )
 
 // Views are the reporting views, in the order `reverify report` lists them.
-var Views = []string{"run_summary", "score_histogram", "errors_by_code", "score_drift", "latest_verification", "api_usage_daily"}
+var Views = []string{"run_summary", "score_histogram", "errors_by_code", "score_drift", "latest_verification", "api_usage_daily", "duplicate_images"}
 
 // Table is the result of a reporting query: column names and rows of
 // values as pgx decodes them.
@@ -31,6 +31,7 @@ var viewQueries = map[string]struct {
 	"score_drift":         {true, "delta"},
 	"latest_verification": {true, "completed_at DESC"},
 	"api_usage_daily":     {false, "day_utc"},
+	"duplicate_images":    {false, "keys DESC, last_seen DESC"},
 }
 
 // View reads one reporting view, filtered to runID when it is set and the
