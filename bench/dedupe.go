@@ -23,15 +23,17 @@ type dedupeOptions struct {
 	concurrency int
 	latency     time.Duration
 	imageKB     int
+	rate        int // the fleet's fixed API rate: the vendor's quota, what a run waits for
 }
 
 func (d *dedupeOptions) register(fs *flag.FlagSet) {
-	fs.IntVar(&d.objects, "dedupe-objects", 3000, "dedupe: objects in the corpus")
+	fs.IntVar(&d.objects, "dedupe-objects", 2000, "dedupe: objects in the corpus")
 	fs.Float64Var(&d.share, "dedupe-share", 0.3, "dedupe: share of objects whose bytes duplicate another object's")
 	fs.IntVar(&d.workers, "dedupe-workers", 2, "dedupe: worker processes")
 	fs.IntVar(&d.concurrency, "dedupe-concurrency", 50, "dedupe: concurrency of each worker")
 	fs.DurationVar(&d.latency, "dedupe-latency", 100*time.Millisecond, "dedupe: fake API latency")
 	fs.IntVar(&d.imageKB, "dedupe-image-kb", 20, "dedupe: image size in KB")
+	fs.IntVar(&d.rate, "dedupe-rate", 50, "dedupe: the fleet's fixed API rate, calls/s (a run at the vendor's quota; 0 = none)")
 }
 
 // dedupeRun is one run of the corpus through the fleet.
@@ -58,8 +60,9 @@ type dedupeFigures struct {
 }
 
 // dedupeCase runs a corpus where a share of objects repeat other objects'
-// bytes through worker processes and the fake API twice: deduplicated,
-// and with --keep-duplicates (every object paid for), one after the other.
+// bytes through worker processes and the fake API twice, at a fixed API
+// rate as a run at the vendor's quota is: deduplicated, and with
+// --keep-duplicates (every object paid for), one after the other.
 func (e *env) dedupeCase(ctx context.Context, o options) (*dedupeFigures, error) {
 	d := o.dedupe
 	keys, distinct, err := e.seedDuplicates("dedupe/", d.objects, d.share, d.imageKB<<10)
@@ -141,7 +144,8 @@ func (e *env) dedupeRun(ctx context.Context, d dedupeOptions, keys []string, mod
 		w, err := testenv.Start(testenv.Command{Name: fmt.Sprintf("worker %d", i+1), Bin: e.bin,
 			Log:  filepath.Join(e.dir, fmt.Sprintf("dedupe-%s-worker-%d.log", mode, i+1)),
 			Args: []string{"worker", "--concurrency", strconv.Itoa(d.concurrency), "--queues", queue},
-			Env:  append(append(e.procEnv(), "REVERIFY_API_URL="+url), workerEnv...)})
+			Env: append(append(e.procEnv(), "REVERIFY_API_URL="+url, "REVERIFY_API_RATE="+strconv.Itoa(d.rate)),
+				workerEnv...)})
 		if err != nil {
 			return r, err
 		}

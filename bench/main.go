@@ -114,7 +114,7 @@ func (e *env) runCases(ctx context.Context, o options, r *report) error {
 		}
 	}
 	if o.has("dedupe") {
-		logf("case 8: dedupe, %d objects of which %.0f%% repeat another's bytes, %d workers", o.dedupe.objects, 100*o.dedupe.share, o.dedupe.workers)
+		logf("case 8: dedupe, %d objects of which %.0f%% repeat another's bytes, %d workers at %d calls/s", o.dedupe.objects, 100*o.dedupe.share, o.dedupe.workers, o.dedupe.rate)
 		if r.Dedupe, err = e.dedupeCase(ctx, o); err != nil {
 			return fmt.Errorf("dedupe: %w", err)
 		}
