@@ -170,3 +170,47 @@ func TestDuplicateImagesView(t *testing.T) {
 		require.NotEqual(t, fmt.Sprintf("%x", once), col(row, "content_sha256"), "one key is no duplicate")
 	}
 }
+
+// TestClaimContentReusesOtherRuns: a run created to reuse results takes
+// the newest score of the same bytes from another run within its window,
+// naming the object whose call produced it, without a call; an older
+// score, or a run that reuses nothing, is analysed again.
+func TestClaimContentReusesOtherRuns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := testenv.Ledger(t)
+	image := sha256.Sum256([]byte("scored last week"))
+	obj := func(k string) reverify.ObjectRef { return reverify.ObjectRef{Bucket: "b", Key: k} }
+	claim := func(runID, k string) postgres.Claimed {
+		t.Helper()
+		got, err := s.ClaimContent(ctx, postgres.Content{RunID: runID, Object: obj(k), SHA256: image})
+		require.NoError(t, err)
+		return got
+	}
+	earlier := seedRun(t, s, 1, postgres.NewRun{Name: "earlier"})
+	require.Equal(t, postgres.ContentOwned, claim(earlier.ID, "k00000").Claim)
+	id, st, err := s.BeginCall(ctx, earlier.ID, obj("k00000"), time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, postgres.CallRecorded, st)
+	score := 64.25
+	require.NoError(t, s.FinishCall(ctx, postgres.Call{ID: id, Outcome: reverify.OutcomeScored, TransactionID: "tx-earlier", Score: &score},
+		earlier.ID, obj("k00000"), &postgres.Result{RunID: earlier.ID, Object: obj("k00000"), Status: reverify.StatusScored, Score: &score, TransactionID: "tx-earlier"}))
+
+	reusing := seedRun(t, s, 3, postgres.NewRun{Name: "reusing", ReuseWithin: time.Hour})
+	got := claim(reusing.ID, "k00001")
+	require.Equal(t, postgres.ContentCopied, got.Claim)
+	require.Equal(t, "tx-earlier", got.Result.TransactionID)
+	require.Equal(t, &score, got.Result.Score)
+	require.Equal(t, reverify.KeyHash("b", "k00000"), got.DuplicateOf)
+	require.Equal(t, earlier.ID, got.DuplicateOfRun)
+	p, err := s.Progress(ctx, reusing.ID)
+	require.NoError(t, err)
+	require.Zero(t, p.APICalls)
+	require.EqualValues(t, 1, p.ByStatus[reverify.StatusScored])
+
+	for _, nr := range []postgres.NewRun{{Name: "reuses nothing"}, {Name: "window too short", ReuseWithin: time.Nanosecond}} {
+		run := seedRun(t, s, 2, nr)
+		require.Equal(t, postgres.ContentOwned, claim(run.ID, "k00001").Claim, nr.Name)
+		require.Equal(t, postgres.ContentOwnerBusy, claim(run.ID, "k00000").Claim, "%s: within the run, copies still wait", nr.Name)
+	}
+}
