@@ -316,6 +316,7 @@ const (
 	WaitCallInFlight     WaitReason = "call_in_flight"      // an earlier call for the object has no answer yet
 	WaitStash            WaitReason = "stash_unavailable"   // the stash of unrecorded answers could not be read
 	WaitBucketDenied     WaitReason = "s3_access_denied"    // the bucket refuses the worker's credentials
+	WaitContentOwner     WaitReason = "content_owner_busy"  // another object with the same bytes is being analysed
 )
 
 // Event is something a run or the fleet did that webhooks are told of

@@ -113,6 +113,12 @@ func (e *env) runCases(ctx context.Context, o options, r *report) error {
 			return fmt.Errorf("api-limit: %w", err)
 		}
 	}
+	if o.has("dedupe") {
+		logf("case 8: dedupe, %d objects of which %.0f%% repeat another's bytes, %d workers at %d calls/s", o.dedupe.objects, 100*o.dedupe.share, o.dedupe.workers, o.dedupe.rate)
+		if r.Dedupe, err = e.dedupeCase(ctx, o); err != nil {
+			return fmt.Errorf("dedupe: %w", err)
+		}
+	}
 	if o.has("scale") {
 		logf("case 6: scale, a %d-object run", o.scaleObjects)
 		f, err := e.scaleCase(ctx, o)

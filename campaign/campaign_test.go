@@ -197,7 +197,11 @@ func TestEstimateAppliesTheWorkersRule(t *testing.T) {
 	objs := []tasks.Object{
 		{Key: "ok.jpg", Size: 100}, {Key: "empty.jpg", Size: 0}, {Key: "huge.jpg", Size: 2000},
 		{Key: "manifest.jpg", Size: -1}, {Key: "edge.jpg", Size: 1000}, {Key: "note.txt", Size: 10},
+		// The same bytes as ok.jpg by ETag and size: one distinct image.
+		{Key: "copy.jpg", Size: 100},
 	}
+	objs[0].ETag, objs[6].ETag = "0cc175b9c0f1b6a831c399e269772661", "0cc175b9c0f1b6a831c399e269772661"
+	objs[4].ETag = objs[0].ETag // same MD5, another size: another image
 	src := func(_ context.Context, fn func(tasks.Object) error) error {
 		for _, o := range objs {
 			if err := fn(o); err != nil {
@@ -210,7 +214,7 @@ func TestEstimateAppliesTheWorkersRule(t *testing.T) {
 		Filters: tasks.Filters{Suffixes: []string{".jpg"}}}
 	e, err := svc.Estimate(context.Background(), sp, src)
 	require.NoError(t, err)
-	require.Equal(t, campaign.Estimate{Matched: 5, Send: 3, Empty: 1, Large: 1, Unknown: 1, Bytes: 1100, MaxObjectBytes: 1000}, e)
+	require.Equal(t, campaign.Estimate{Matched: 6, Send: 4, Distinct: 3, Empty: 1, Large: 1, Unknown: 1, Bytes: 1200, MaxObjectBytes: 1000}, e)
 	for _, o := range objs[:5] {
 		sent := e.Send > 0 && (o.Size < 0 || reverify.Unsendable(o.Size, 1000) == "")
 		require.Equal(t, reverify.Unsendable(o.Size, 1000) == "" || o.Size < 0, sent, o.Key)

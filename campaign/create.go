@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -39,6 +40,10 @@ type Spec struct {
 	// TriggerKey makes creation idempotent (a scheduler firing's task ID).
 	TriggerKey string
 	Actor      reverify.Actor
+	// ReuseResults lets an object whose bytes were scored in another run
+	// within Filters.NotVerifiedSince take that result, without a call
+	// (docs/dedupe.md). It needs NotVerifiedSince.
+	ReuseResults bool
 }
 
 // Gate says when a filled run waits for `runs confirm` before any object
@@ -59,6 +64,7 @@ type Options struct {
 	MaxObjectBytes int64                `json:"max_object_bytes,omitempty"`
 	ManifestFormat tasks.ManifestFormat `json:"manifest_format,omitempty"`
 	Gate           Gate                 `json:"gate"`
+	ReuseResults   bool                 `json:"reuse_results,omitempty"`
 }
 
 // OptionsOf decodes a run's options; a run without them has none.
@@ -112,6 +118,9 @@ func (sp *Spec) Validate() error {
 	if err := sp.Filters.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 	}
+	if sp.ReuseResults && sp.Filters.NotVerifiedSince <= 0 {
+		return bad("reusing results of other runs needs not-verified-since: how old a result may be")
+	}
 	if sp.MaxObjectBytes <= 0 {
 		sp.MaxObjectBytes = reverify.DefaultMaxObjectBytes
 	}
@@ -144,9 +153,11 @@ func (s *Service) Create(ctx context.Context, sp Spec) (reverify.Run, error) {
 	}
 	run, err := s.ledger.CreateRun(ctx, postgres.NewRun{
 		Name: sp.Name, Queue: sp.Priority.Queue(sp.Queue), Source: sp.Source, Labels: sp.Labels,
-		Options:  Options{Filters: sp.Filters, MaxObjectBytes: sp.MaxObjectBytes, ManifestFormat: sp.ManifestFormat, Gate: sp.Gate},
+		Options: Options{Filters: sp.Filters, MaxObjectBytes: sp.MaxObjectBytes, ManifestFormat: sp.ManifestFormat, Gate: sp.Gate,
+			ReuseResults: sp.ReuseResults},
 		Priority: sp.Priority, Threshold: sp.Threshold, ReportTo: sp.ReportTo, Notify: sp.Notify,
 		TriggerKey: sp.TriggerKey, Actor: sp.Actor,
+		ReuseWithin: reuseWithin(sp),
 	})
 	if err != nil {
 		return reverify.Run{}, err
@@ -173,4 +184,13 @@ func (s *Service) queuePlan(ctx context.Context, run reverify.Run) error {
 		return fmt.Errorf("run %s: queue its run:plan task: %w", run.ID, err)
 	}
 	return nil
+}
+
+// reuseWithin is how old another run's result of the same bytes may be
+// for the run to take it; 0 reuses none.
+func reuseWithin(sp Spec) time.Duration {
+	if !sp.ReuseResults {
+		return 0
+	}
+	return time.Duration(sp.Filters.NotVerifiedSince)
 }

@@ -2,6 +2,7 @@ package campaign_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"strings"
@@ -112,12 +113,23 @@ func TestEraseAndPruneEndToEnd(t *testing.T) {
 			require.NoError(t, insp.ArchiveTask(b.queue, ti.ID))
 		}
 	}
+	// In run B the subject's image was read first: it owns the content,
+	// and another subject's copy of the same bytes waits for it.
+	selfie := sha256.Sum256([]byte("the subject's selfie"))
+	claim := func(key string) postgres.ContentClaim {
+		t.Helper()
+		c, err := store.ClaimContent(ctx, postgres.Content{RunID: bRun.Run.ID, Object: reverify.ObjectRef{Bucket: "b", Key: key}, SHA256: selfie})
+		require.NoError(t, err)
+		return c.Claim
+	}
+	require.Equal(t, postgres.ContentOwned, claim(subject.Key))
+	require.Equal(t, postgres.ContentOwnerBusy, claim(others[0]))
 	require.NotEmpty(t, testenv.TextHolding(t, db, subject.Key))
 
 	e, err := svc.Erase(ctx, []reverify.ObjectRef{subject}, dpo)
 	require.NoError(t, err)
 	require.Equal(t, 1, e.Subjects)
-	require.Equal(t, []int64{2, 1, 1, 1}, []int64{e.Verifications, e.Reviews, e.APICallsHashed, e.TasksDeleted})
+	require.Equal(t, []int64{2, 1, 1, 1, 1}, []int64{e.Verifications, e.Reviews, e.APICallsHashed, e.TasksDeleted, e.ContentClaims})
 	require.Len(t, e.Runs, 2)
 	require.Equal(t, []campaign.ReportRef{{RunID: a.Run.ID, Location: where, Subjects: 1}}, e.Reports)
 
@@ -125,6 +137,7 @@ func TestEraseAndPruneEndToEnd(t *testing.T) {
 	require.Empty(t, redisHolding(t, addr, b.queue, subject.Key), "no task holds the key")
 	require.Len(t, redisHolding(t, addr, b.queue, "people/"), 2, "the other subjects' tasks stay")
 	require.Empty(t, testenv.RunsWithCountersOff(t, db))
+	require.Equal(t, postgres.ContentOwned, claim(others[0]), "the copy takes the erased owner's claim over")
 	var evidence int
 	require.NoError(t, db.QueryRow(ctx, `SELECT count(*) FROM api_calls WHERE key_hashed AND object_key = $1
 		AND transaction_id = 'vendor-tx-0'`, reverify.KeyHash(subject.Bucket, subject.Key)).Scan(&evidence))

@@ -20,6 +20,11 @@ type Estimate struct {
 	Unknown int64 // counted as sent without knowing their size (manifest entries)
 	Bytes   int64 // bytes of the objects of known size that would be sent
 	Recent  int64 // left out: scored within not_verified_since
+	// Distinct estimates the distinct images among Send, from the
+	// listing alone: objects with the same plain-MD5 ETag and size count
+	// once, any other object once each (distinct.go says how exact). The
+	// worker pays once per distinct image of a run (docs/dedupe.md).
+	Distinct int64
 	// MaxObjectBytes is the limit the count used.
 	MaxObjectBytes int64
 }
@@ -44,6 +49,7 @@ func (s *Service) Estimate(ctx context.Context, sp Spec, src tasks.Source) (Esti
 		src = tasks.SkipRecentlyScored(src, s.ledger, since, func(n int) { recent.Add(int64(n)) })
 	}
 	keep := sp.Filters.Keep()
+	distinct := newDistinctCounter()
 	err := src(ctx, func(o tasks.Object) error {
 		if keep != nil && !keep(o) {
 			return nil
@@ -53,9 +59,11 @@ func (s *Service) Estimate(ctx context.Context, sp Spec, src tasks.Source) (Esti
 		case o.Size < 0:
 			e.Unknown++
 			e.Send++
+			distinct.add(o.ETag, o.Size)
 		case reverify.Unsendable(o.Size, sp.MaxObjectBytes) == "":
 			e.Send++
 			e.Bytes += o.Size
+			distinct.add(o.ETag, o.Size)
 		case o.Size == 0:
 			e.Empty++
 		default:
@@ -63,6 +71,6 @@ func (s *Service) Estimate(ctx context.Context, sp Spec, src tasks.Source) (Esti
 		}
 		return nil
 	})
-	e.Recent = recent.Load()
+	e.Recent, e.Distinct = recent.Load(), distinct.count()
 	return e, err
 }

@@ -174,6 +174,7 @@ func NewProgressDoc(p postgres.Progress, hist []postgres.StatusChange, now time.
 type EstimateDoc struct {
 	Matched        int64 `json:"matched"`         // objects the filters keep
 	WouldSend      int64 `json:"would_send"`      // objects that would reach the API
+	DistinctImages int64 `json:"distinct_images"` // of those, about how many distinct images (ETag+size): the calls a deduplicating run pays
 	Empty          int64 `json:"empty"`           // not sent: empty
 	TooLarge       int64 `json:"too_large"`       // not sent: over max_object_bytes
 	SizeUnknown    int64 `json:"size_unknown"`    // manifest entries counted as sent without checking S3
@@ -184,7 +185,7 @@ type EstimateDoc struct {
 
 // NewEstimateDoc describes a dry run's count.
 func NewEstimateDoc(e campaign.Estimate) EstimateDoc {
-	return EstimateDoc{Matched: e.Matched, WouldSend: e.Send, Empty: e.Empty, TooLarge: e.Large, SizeUnknown: e.Unknown,
+	return EstimateDoc{Matched: e.Matched, WouldSend: e.Send, DistinctImages: e.Distinct, Empty: e.Empty, TooLarge: e.Large, SizeUnknown: e.Unknown,
 		Bytes: e.Bytes, RecentlyScored: e.Recent, MaxObjectBytes: e.MaxObjectBytes}
 }
 

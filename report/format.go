@@ -90,6 +90,12 @@ func jsonValue(v any) any {
 		return cell(x)
 	case time.Time:
 		return x.UTC().Format(time.RFC3339Nano)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonValue(e)
+		}
+		return out
 	}
 	return v
 }
@@ -115,6 +121,9 @@ func cell(v any) string {
 		return numericString(x)
 	case map[string]any:
 		b, _ := json.Marshal(x)
+		return string(b)
+	case []any: // a JSON list: its items may hold spaces and commas
+		b, _ := json.Marshal(jsonValue(x))
 		return string(b)
 	case float64:
 		return fmt.Sprintf("%.2f", x)

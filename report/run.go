@@ -18,6 +18,10 @@ import (
 func WriteEstimate(w io.Writer, e campaign.Estimate, notVerifiedSince time.Duration) {
 	fmt.Fprintf(w, "dry run: %d objects match; %d would be sent to the liveness API (at least %d API calls, about %d billable answers)\n",
 		e.Matched, e.Send, e.Send, e.Send)
+	if e.Distinct < e.Send {
+		fmt.Fprintf(w, "  about %d distinct images by ETag and size: each is analysed once per run, so about %d billable answers\n",
+			e.Distinct, e.Distinct)
+	}
 	if e.Empty+e.Large > 0 {
 		fmt.Fprintf(w, "  not sent: %d empty, %d over %d bytes\n", e.Empty, e.Large, e.MaxObjectBytes)
 	}

@@ -21,6 +21,10 @@ type Object struct {
 	Size    int64 // -1 when the source does not know it (manifests)
 	// LastModified is zero when the source does not know it.
 	LastModified time.Time
+	// ETag is the object's ETag without quotes, "" when the source does
+	// not know it (manifests). A plain MD5 of the bytes unless it has a
+	// '-' (multipart) or the bucket encrypts with KMS.
+	ETag string
 }
 
 // Source yields objects to fn until it is exhausted or fn returns an error.

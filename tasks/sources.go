@@ -16,7 +16,7 @@ type Lister interface {
 func ListingSource(l Lister, bucket, prefix string) Source {
 	return func(ctx context.Context, fn func(Object) error) error {
 		return l.List(ctx, bucket, prefix, func(o objects.Object) error {
-			return fn(Object{Bucket: o.Bucket, Key: o.Key, Version: o.VersionID, Size: o.Size, LastModified: o.LastModified})
+			return fn(Object{Bucket: o.Bucket, Key: o.Key, Version: o.VersionID, Size: o.Size, LastModified: o.LastModified, ETag: o.ETag})
 		})
 	}
 }

@@ -245,6 +245,21 @@ func TestChaos(t *testing.T) {
 	require.LessOrEqual(t, stats.MaxInFlight, maxInFlight, "fleet concurrency cap at the API")
 	require.LessOrEqual(t, stats.MaxPerSecond, rate+rate/20+2, "fleet rate at the API")
 
+	// Copies (the same bytes as another object) made no call of their
+	// own and carry their owner's transaction.
+	var copies, copiesWithCalls, copiesOtherTx int
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT count(*),
+		       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM api_calls c WHERE c.run_id = v.run_id
+		           AND c.bucket = v.bucket AND c.object_key = v.object_key)),
+		       count(*) FILTER (WHERE o.transaction_id IS DISTINCT FROM v.transaction_id)
+		FROM verifications v JOIN verifications o ON o.run_id = v.duplicate_of_run
+		     AND reverify_key_hash(o.bucket, o.object_key) = v.duplicate_of
+		WHERE v.run_id = $1 AND v.duplicate_of IS NOT NULL`, runID).Scan(&copies, &copiesWithCalls, &copiesOtherTx))
+	require.Positive(t, copies, "the corpus has copies")
+	require.Zero(t, copiesWithCalls, "a copy makes no call")
+	require.Zero(t, copiesOtherTx, "a copy carries its owner's transaction")
+
 	// The counters the triggers kept through it all agree with the rows.
 	var mismatched int
 	require.NoError(t, pool.QueryRow(ctx, `
@@ -293,6 +308,12 @@ func seedChaos(t *testing.T, ctx context.Context, srv testenv.S3Server, bucket s
 		case 3:
 			o = obj{fmt.Sprintf("p/gone-%05d.jpg", i), fakeapi.GenerateJPEG(int64(i), 64, 64)}
 			want[o.key] = "not_found"
+		case 5, 6: // the bytes of face i-1 (i-2) under another key, listed next to it: paid once
+			o = obj{fmt.Sprintf("p/face-%05d-copy.jpg", i), objs[len(objs)-1].body}
+			want[o.key] = "scored"
+		case 7: // the bytes of tiny i-7: rejected, with its transaction
+			o = obj{fmt.Sprintf("p/tiny-%05d-copy.jpg", i), objs[len(objs)-7].body}
+			want[o.key] = "rejected"
 		default:
 			o = obj{fmt.Sprintf("p/face-%05d.jpg", i), fakeapi.GenerateJPEG(int64(i), 64+i%40, 64+i%30)}
 			want[o.key] = "scored"

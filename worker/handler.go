@@ -38,6 +38,7 @@ type Ledger interface {
 	ReplaceLostCall(ctx context.Context, runID string, obj reverify.ObjectRef, lostAfter time.Duration) (int64, postgres.CallStart, error)
 	FinishCall(ctx context.Context, c postgres.Call, runID string, obj reverify.ObjectRef, final *postgres.Result) error
 	RecordResult(ctx context.Context, r postgres.Result) error
+	ContentLedger
 }
 
 // Governor admits API calls for the whole fleet and keeps its circuits.
@@ -144,7 +145,7 @@ type ending func(ctx context.Context) error
 func returns(err error) ending { return func(context.Context) error { return err } }
 
 // run is one attempt, the task decoded: the run gate, the fetch, the
-// image check, then the call, whose answer is recorded. A step that ends
+// image check, the content's claim (dedupe.go), then the call, whose answer is recorded. A step that ends
 // the attempt without a call says how, and unlessPaid carries that out.
 func (j *job) run(ctx context.Context) error {
 	if end := j.gate(ctx); end != nil {
@@ -155,6 +156,9 @@ func (j *job) run(ctx context.Context) error {
 	meta, end := j.fetch(ctx, buf)
 	if end == nil {
 		end = j.check(buf.Bytes(), meta)
+	}
+	if end == nil {
+		end = j.dedupe(ctx, buf.Bytes(), meta)
 	}
 	if end != nil {
 		return j.unlessPaid(ctx, end)

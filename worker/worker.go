@@ -66,6 +66,12 @@ type Config struct {
 	// (a configuration problem); default 1m.
 	DeniedWait time.Duration
 	RunGateTTL time.Duration // how long a run's status is cached; default 2s
+	// ContentWait is how long a copy waits before it looks again at an
+	// owner still being analysed (an object of its run with the same
+	// bytes); default 1s. KeepDuplicates analyses every object, copies
+	// included (for comparisons: it pays for each copy).
+	ContentWait    time.Duration
+	KeepDuplicates bool
 
 	// Fleet are the limits every worker shares through Redis, under
 	// Fleet.Prefix. Fleet.SlotLease defaults to 2×CallTimeout + 5s: a slot
@@ -114,6 +120,9 @@ func (c *Config) defaults() {
 	}
 	if c.DeniedWait <= 0 {
 		c.DeniedWait = time.Minute
+	}
+	if c.ContentWait <= 0 {
+		c.ContentWait = time.Second
 	}
 	if c.RunGateTTL <= 0 {
 		c.RunGateTTL = 2 * time.Second

@@ -31,6 +31,7 @@ type enqueueFlags struct {
 	modifiedAfter, modifiedBefore                                   string
 	minSize, maxSize                                                int64
 	notVerifiedSince                                                time.Duration
+	reuseResults                                                    bool
 	output                                                          *outputFlag
 }
 
@@ -102,6 +103,8 @@ func (o *enqueueFlags) register(f *pflag.FlagSet, e *envErrors) {
 	f.Int64Var(&o.minSize, "min-size", 0, "only objects of at least this many bytes")
 	f.Int64Var(&o.maxSize, "max-size", 0, "only objects of at most this many bytes (0 = no limit)")
 	f.DurationVar(&o.notVerifiedSince, "not-verified-since", 0, "skip objects with a scored result newer than this, e.g. 720h (saves API calls)")
+	f.BoolVar(&o.reuseResults, "reuse-results", false,
+		"with --not-verified-since: an object whose bytes another run scored within that time takes that result, without a call (docs/dedupe.md)")
 }
 
 // spec checks the flags and turns them into a run's spec.
@@ -125,7 +128,8 @@ func (o enqueueFlags) spec(now time.Time) (campaign.Spec, error) {
 		Threshold: &reverify.Threshold{Percent: o.failPercent, MinDone: o.failMinDone, Count: o.failCount},
 		Filters: tasks.Filters{Suffixes: o.suffixes, MinSize: o.minSize, MaxSize: o.maxSize,
 			NotVerifiedSince: reverify.Duration(o.notVerifiedSince)},
-		Actor: actor("enqueue"),
+		ReuseResults: o.reuseResults,
+		Actor:        actor("enqueue"),
 	}
 	switch {
 	case o.inventory != "":

@@ -42,6 +42,7 @@ score, and a second reviewer's confirmation); --since and --until cut it to
 a time window (RFC 3339, or a date meaning its 00:00 UTC).`,
 		Example: `  reverify report --run "$RUN"
   reverify report --view api_usage_daily -o csv > usage.csv
+  reverify report --view duplicate_images -o csv > duplicates.csv
   reverify report --view all -o csv --out reports/
   reverify report --view reviews --since 2026-11-01 --until 2026-12-01 -o csv > reviews.csv
   reverify report --run "$RUN" -o json | jq '.run_summary[0].scored'`,

@@ -35,6 +35,7 @@ type workerOptions struct {
 	queues           []string
 	shutdownTimeout  time.Duration
 	maxObjectBytes   int64
+	keepDuplicates   bool
 	fleet            fleet.Config
 	rateMode         string
 	feeder           campaign.FeederConfig
@@ -74,6 +75,8 @@ each job at a time.`,
 	a.envErrs.durationSetting(f, &o.shutdownTimeout, "shutdown-timeout", "REVERIFY_SHUTDOWN_TIMEOUT", 30*time.Second,
 		"how long SIGTERM waits for in-flight images")
 	f.Int64Var(&o.maxObjectBytes, "max-object-bytes", 15<<20, "objects larger than this are recorded as invalid_image, unread")
+	a.envErrs.boolSetting(f, &o.keepDuplicates, "keep-duplicates", "REVERIFY_KEEP_DUPLICATES", false,
+		"analyse every object, even one whose bytes another object of its run was analysed for (pays for each copy; docs/dedupe.md)")
 	a.envErrs.intSetting(f, &o.fleet.RatePerSecond, "api-rate", "REVERIFY_API_RATE", 0,
 		"API calls per second for the whole fleet: the fixed rate, or the adaptive rate's ceiling (0 = none; see --api-rate-mode)")
 	stringSetting(f, &o.rateMode, "api-rate-mode", "REVERIFY_API_RATE_MODE", "auto",
@@ -288,6 +291,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		Backoff:         o.backoff,
 		Logger:          log,
 		MaxObjectBytes:  o.maxObjectBytes,
+		KeepDuplicates:  o.keepDuplicates,
 		CallTimeout:     a.cfg.APITimeout,
 		Fleet:           o.fleet,
 	})

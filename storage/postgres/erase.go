@@ -33,6 +33,7 @@ type Erasure struct {
 	Reviews        int64       `json:"reviews"`
 	APICallsHashed int64       `json:"api_calls_hashed"`
 	PlanTokens     int64       `json:"plan_tokens_cleared"`
+	ContentClaims  int64       `json:"content_claims"` // run_contents rows the subjects owned
 	Runs           []ErasedRun `json:"runs"`
 }
 
@@ -91,8 +92,8 @@ var ErrNoSubjects = errors.New("no data subject given")
 
 // EraseObjects removes data subjects (objects, by bucket and key; the
 // version is ignored) from every run, in one transaction: their
-// verifications rows and reviews are deleted (the runs' counters and
-// totals follow), the API calls made for them keep their invoice evidence
+// verifications rows (with their content hashes), reviews and content
+// claims are deleted (the runs' counters and totals follow), the API calls made for them keep their invoice evidence
 // with the key replaced by its hash (key_hashed), and an ended run's saved
 // listing position that contains a key is cleared. One audit entry per
 // subject records it, naming the object by its hash.
@@ -156,6 +157,13 @@ func (s *Store) EraseObjects(ctx context.Context, objs []reverify.ObjectRef, a r
 		if e.Reviews, err = count(rows, func(p *perSubject, r *ErasedRun) { p.reviews++; r.Reviews++ }); err != nil {
 			return err
 		}
+		// A copy waiting for an erased owner takes the claim over.
+		tag, err := tx.Exec(ctx, `DELETE FROM run_contents c USING reverify_erase e
+			WHERE c.bucket = e.bucket AND c.object_key = e.object_key`)
+		if err != nil {
+			return err
+		}
+		e.ContentClaims = tag.RowsAffected()
 		rows, err = tx.Query(ctx, `DELETE FROM verifications v USING reverify_erase e
 			WHERE v.bucket = e.bucket AND v.object_key = e.object_key RETURNING v.run_id::text, v.bucket, v.object_key`)
 		if err != nil {
@@ -181,7 +189,7 @@ func (s *Store) EraseObjects(ctx context.Context, objs []reverify.ObjectRef, a r
 		if e.APICallsHashed, err = count(rows, func(p *perSubject, r *ErasedRun) { p.calls++; r.APICallsHashed++ }); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE runs r SET plan_token = NULL
+		tag, err = tx.Exec(ctx, `UPDATE runs r SET plan_token = NULL
 			WHERE r.plan_token IS NOT NULL AND r.status IN ('completed', 'cancelled', 'failed')
 			  AND EXISTS (SELECT 1 FROM reverify_erase e WHERE strpos(r.plan_token, e.object_key) > 0)`)
 		if err != nil {
@@ -279,6 +287,9 @@ func (s *Store) PruneRun(ctx context.Context, id string, a reverify.Actor) (Eras
 		}
 		r.APICallsHashed = tag.RowsAffected()
 		if _, err := tx.Exec(ctx, `DELETE FROM review_claims WHERE run_id = $1::uuid`, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM run_contents WHERE run_id = $1::uuid`, id); err != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, `SELECT reverify_prune_run_objects($1::uuid)`, id).Scan(&r.Verifications); err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 // Views are the reporting views, in the order `reverify report` lists them.
-var Views = []string{"run_summary", "score_histogram", "errors_by_code", "score_drift", "latest_verification", "api_usage_daily", "reviews"}
+var Views = []string{"run_summary", "score_histogram", "errors_by_code", "score_drift", "latest_verification", "api_usage_daily", "reviews", "duplicate_images"}
 
 // Table is the result of a reporting query: column names and rows of
 // values as pgx decodes them.
@@ -38,6 +38,7 @@ var viewQueries = map[string]struct {
 	"latest_verification": {true, "completed_at DESC", "", ""},
 	"api_usage_daily":     {false, "day_utc", "", ""},
 	"reviews":             {true, "reviewed_at, id", "review_report", "reviewed_at"},
+	"duplicate_images":    {false, "keys DESC, last_seen DESC", "", ""},
 }
 
 // ViewHasWindow reports whether a view can be cut to a time window.

@@ -27,6 +27,10 @@ type NewRun struct {
 	// same key returns the first run.
 	TriggerKey string
 	Actor      reverify.Actor
+	// ReuseWithin, when set, lets an object whose bytes were scored in
+	// another run at most this long before the run's creation take that
+	// result (runs.reuse_since; ClaimContent).
+	ReuseWithin time.Duration
 }
 
 // runColumns selects a runs row as runRow reads it.
@@ -139,12 +143,13 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) 
 	err = s.withActor(ctx, nr.Actor, func(tx pgx.Tx) error {
 		r, err = queryRun(ctx, tx, `
 			INSERT INTO runs (name, queue, source, options, status, labels, priority, fail_percent, fail_min_done,
-				fail_count, report_to, trigger_key, notify)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, 0), nullif($11, ''), nullif($12, ''), $13)
+				fail_count, report_to, trigger_key, notify, reuse_since)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, 0), nullif($11, ''), nullif($12, ''), $13,
+				CASE WHEN $14::float8 > 0 THEN now() - make_interval(secs => $14::float8) END)
 			ON CONFLICT (trigger_key) DO NOTHING
 			RETURNING `+runColumns,
 			nr.Name, nr.Queue, source, options, nr.Status, nr.Labels, nr.Priority, th.Percent, th.MinDone,
-			th.Count, nr.ReportTo, nr.TriggerKey, nr.Notify)
+			th.Count, nr.ReportTo, nr.TriggerKey, nr.Notify, nr.ReuseWithin.Seconds())
 		if errors.Is(err, pgx.ErrNoRows) {
 			r, err = queryRun(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE trigger_key = $1`, nr.TriggerKey)
 			return err
