@@ -112,6 +112,7 @@ func TestSpecValidation(t *testing.T) {
 		{"threshold", campaign.Spec{Source: prefix, Threshold: &reverify.Threshold{Percent: 120}}, "percent must be 0-100"},
 		{"filters", campaign.Spec{Source: prefix, Filters: tasks.Filters{MinSize: 9, MaxSize: 3}}, "min size 9 is above max size 3"},
 		{"gate", campaign.Spec{Source: prefix, Gate: campaign.Gate{Above: -1}}, "must not be negative"},
+		{"reuse without a window", campaign.Spec{Source: prefix, ReuseResults: true}, "needs not-verified-since"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -64,7 +64,7 @@ func TestStructuredOutput(t *testing.T) {
 
 	var est report.EstimateDoc
 	decodeStrict(t, run(manifest, "enqueue", "--bucket", "b", "--manifest", "-", "--dry-run", "-o", "json"), &est)
-	require.Equal(t, report.EstimateDoc{Matched: 2, WouldSend: 2, SizeUnknown: 2, MaxObjectBytes: reverify.DefaultMaxObjectBytes}, est)
+	require.Equal(t, report.EstimateDoc{Matched: 2, WouldSend: 2, DistinctImages: 2, SizeUnknown: 2, MaxObjectBytes: reverify.DefaultMaxObjectBytes}, est)
 
 	var held enqueuedDoc
 	decodeStrict(t, run(manifest, "enqueue", "--bucket", "b", "--manifest", "-", "--confirm", "--label", "team=fraud", "--name", "held",
