@@ -230,6 +230,9 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		o.feeder.Window = campaign.DefaultWindow(o.concurrency, o.fleet.MaxInFlight)
 	}
 	o.feeder.Logger = log
+	// The windows follow the fleet's rate (announced by every worker in
+	// Redis), so runs share it by weight (docs/dispatch.md).
+	o.feeder.Fleet = fleet.New(rdb, o.fleet)
 	host, _ := os.Hostname()
 	feeder, closeFeeder, err := campaign.NewFleetFeeder(ctx, store, redis, rdb, fmt.Sprintf("%s/%d", host, os.Getpid()), o.feeder)
 	if err != nil {
