@@ -123,6 +123,9 @@ func TestForecast(t *testing.T) {
 	require.Nil(t, fc.Cost, "no price, no cost")
 	require.Equal(t, "at the adaptive rate, 143.2 calls/s now: 0 s", fc.Sentence())
 
+	fc = cost.Make(cost.Input{Objects: 100, Paid: 100, Now: now, Fleet: cost.Fleet{Rate: 10}, Share: 0.25})
+	require.Equal(t, 40*time.Second, fc.Duration, "a quarter of 10 calls/s")
+
 	fc = cost.Make(cost.Input{Objects: 10, Paid: 10, Now: now})
 	require.False(t, fc.Finite)
 	require.Contains(t, fc.Sentence(), "duration unknown")

@@ -33,7 +33,10 @@ type Input struct {
 	Paid     int64 // API calls that get a billable answer
 	Price    Price // zero: no price given
 	Fleet    Fleet
-	Now      time.Time
+	// Share is the part of the fleet's calls these calls get, when other
+	// runs share it (0 or 1: all of it).
+	Share float64
+	Now   time.Time
 }
 
 // Forecast is what the paid calls cost and how long the fleet takes
@@ -66,7 +69,12 @@ func Make(in Input) Forecast {
 		fc.Cost = &m
 	}
 	if in.Fleet.Known() {
-		fc.Duration, fc.Finite = Duration(in.Fleet, in.Paid, in.Now)
+		calls := in.Paid
+		if in.Share > 0 && in.Share < 1 {
+			// The other runs go on taking the rest of the rate and budget.
+			calls = int64(math.Ceil(float64(calls) / in.Share))
+		}
+		fc.Duration, fc.Finite = Duration(in.Fleet, calls, in.Now)
 		if fc.Finite {
 			fc.Finish = in.Now.Add(fc.Duration)
 		}

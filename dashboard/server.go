@@ -36,13 +36,29 @@ type Images interface {
 	Open(ctx context.Context, bucket, key, version string) (io.ReadCloser, int64, error)
 }
 
+// Forecaster tells the fleet's rate and a run's forecast for the run
+// page; cmd/reverify's, over Redis and the ledger, is the one in use.
+type Forecaster interface {
+	RunForecast(ctx context.Context, runID string) (RunForecast, error)
+}
+
+// RunForecast is what the run page shows of the fleet and a run's
+// forecast, each as a sentence ("" when not known).
+type RunForecast struct {
+	FleetRate string // the fleet's API rate now and why
+	ETA       string // the time left at the run's share of the fleet
+	Left      string // the paid calls left and their cost
+	Spent     string // what the run's billable answers cost so far
+}
+
 // Config tunes the dashboard.
 type Config struct {
 	Auth            Auth
-	ReadOnly        bool    // no review decisions (and asynqmon read-only, see MonitorOptions)
-	MaskKeys        bool    // show object keys as hashes in lists
-	ReviewThreshold float64 // scores under this are queued for review; default 50
-	MaxImageBytes   int64   // larger objects are not streamed; default 15 MiB
+	ReadOnly        bool       // no review decisions (and asynqmon read-only, see MonitorOptions)
+	MaskKeys        bool       // show object keys as hashes in lists
+	ReviewThreshold float64    // scores under this are queued for review; default 50
+	MaxImageBytes   int64      // larger objects are not streamed; default 15 MiB
+	Forecaster      Forecaster // nil: the run page shows no rate, ETA or spend
 	Logger          *slog.Logger
 }
 
@@ -230,9 +246,19 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	var fc *RunForecast
+	if s.cfg.Forecaster != nil {
+		f, err := s.cfg.Forecaster.RunForecast(ctx, id)
+		if err != nil {
+			// The page is still worth showing without it.
+			s.log.WarnContext(ctx, "run forecast failed", "run_id", id, "err", err)
+		} else {
+			fc = &f
+		}
+	}
 	s.pages.render(w, r, s.log, "run", map[string]any{
 		"Run": run, "Histogram": histogramSVG(hist, s.cfg.ReviewThreshold), "Bands": hist,
-		"Failures": failures, "Queue": queue, "Threshold": s.cfg.ReviewThreshold,
+		"Failures": failures, "Queue": queue, "Threshold": s.cfg.ReviewThreshold, "Forecast": fc,
 	})
 }
 

@@ -27,6 +27,7 @@ type dashboardOptions struct {
 	maskKeys       bool
 	threshold      int
 	prometheusAddr string
+	price          string
 }
 
 func (a *app) dashboardCommand() *cobra.Command {
@@ -59,6 +60,7 @@ hash from 'reverify dashboard hash-password') or a bearer token is configured.
 		"show object keys as hashes, in pages, links and asynqmon task payloads")
 	a.envErrs.intSetting(f, &o.threshold, "review-threshold", "REVERIFY_REVIEW_THRESHOLD", 50,
 		"scores under this are queued for review")
+	registerPrice(f, &o.price)
 	urlSetting(f, &o.prometheusAddr, "prometheus-url", "REVERIFY_PROMETHEUS_URL", "",
 		"Prometheus that asynqmon draws queue charts from (empty = no charts)")
 	cmd.AddCommand(a.hashPasswordCommand())
@@ -152,6 +154,10 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 	if o.threshold < 0 || o.threshold > 100 {
 		return fmt.Errorf("invalid REVERIFY_REVIEW_THRESHOLD (--review-threshold) %d: want 0 to 100", o.threshold)
 	}
+	price, err := parsePrice(o.price)
+	if err != nil {
+		return err
+	}
 	log, err := a.logger()
 	if err != nil {
 		return err
@@ -182,6 +188,7 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 		dashboard.Config{
 			Auth: auth, ReadOnly: o.readOnly, MaskKeys: o.maskKeys,
 			ReviewThreshold: float64(o.threshold), Logger: log,
+			Forecaster: dashboardForecaster{a: a, store: store, price: price},
 		})
 	if err != nil {
 		return err
