@@ -140,3 +140,14 @@ func TestHumanAndCount(t *testing.T) {
 	require.Equal(t, "999", cost.Count(999))
 	require.Equal(t, "1,000,000", cost.Count(1e6))
 }
+
+func TestMoneyJSONRoundTrip(t *testing.T) {
+	p, err := cost.ParsePrice("0.0021 EUR")
+	require.NoError(t, err)
+	b, err := json.Marshal(p.Times(7))
+	require.NoError(t, err)
+	var m cost.Money
+	require.NoError(t, json.Unmarshal(b, &m))
+	require.Equal(t, "0.0147 EUR", m.String())
+	require.Error(t, json.Unmarshal([]byte(`{"amount":"x","currency":"EUR"}`), &m))
+}

@@ -130,3 +130,20 @@ func (m Money) MarshalJSON() ([]byte, error) {
 
 // ErrNoPrice means a cost was asked for without a price per call.
 var ErrNoPrice = errors.New("cost: no price per call (--price-per-call or REVERIFY_PRICE_PER_CALL)")
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (m *Money) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Amount   string `json:"amount"`
+		Currency string `json:"currency"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	p, err := ParsePrice(v.Amount + " " + v.Currency)
+	if err != nil {
+		return fmt.Errorf("money: %w", err)
+	}
+	*m = p.Times(1)
+	return nil
+}
