@@ -18,7 +18,9 @@ type runForecaster struct {
 	err error
 }
 
-func (f runForecaster) RunForecast(context.Context, string) (dashboard.RunForecast, error) { return f.fc, f.err }
+func (f runForecaster) RunForecast(context.Context, string) (dashboard.RunForecast, error) {
+	return f.fc, f.err
+}
 
 // TestRunPageForecast: the run page shows the fleet's rate and why, the
 // ETA, what is left to pay and what was spent; a forecast that fails
