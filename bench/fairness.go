@@ -77,8 +77,10 @@ func (e *env) fairnessCase(ctx context.Context, o options) (*fairnessFigures, er
 		return nil, err
 	}
 	// The large run only needs real images for what it reaches before it
-	// is cancelled; the rest of its keys are rows in the ledger.
-	seeded := min(fo.big, fo.rate*(8*fo.small/fo.rate+60))
+	// is cancelled (it is sent while its ingest goes on, which takes
+	// minutes on a loaded machine); the rest of its keys are rows in the
+	// ledger.
+	seeded := min(fo.big, fo.rate*(8*fo.small/fo.rate+400))
 	real, err := e.seedImages("bench", "fair/big/", seeded, 4<<10)
 	if err != nil {
 		return nil, err
