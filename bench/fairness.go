@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"reverify"
@@ -23,6 +24,7 @@ type fairnessOptions struct {
 	latency     time.Duration
 	small       int
 	big         int
+	horizons    string
 }
 
 func (f *fairnessOptions) register(fs *flag.FlagSet) {
@@ -32,6 +34,7 @@ func (f *fairnessOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.latency, "fairness-latency", 50*time.Millisecond, "fairness: fake API latency")
 	fs.IntVar(&f.small, "fairness-small", 1000, "fairness: images of the small run")
 	fs.IntVar(&f.big, "fairness-big", 1_000_000, "fairness: objects of the large run")
+	fs.StringVar(&f.horizons, "fairness-horizons", "1h,2s", "fairness: the workers' --dispatch-horizon of each variant (1h: a whole window per run, as before shares)")
 }
 
 // fairnessVariant is one way of dispatching, measured whole.
@@ -100,10 +103,11 @@ func (e *env) fairnessCase(ctx context.Context, o options) (*fairnessFigures, er
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range []fairnessVariant{
-		{Name: "per-run windows (before shares)", Horizon: "1h"},
-		{Name: "shares by weight (default)", Horizon: "2s"},
-	} {
+	for h := range strings.SplitSeq(fo.horizons, ",") {
+		v := fairnessVariant{Name: "shares, --dispatch-horizon " + h, Horizon: h}
+		if h == "1h" {
+			v.Name = "per-run windows (before shares)"
+		}
 		if err := e.fairnessVariant(ctx, fo, &v, manifest, smallManifest); err != nil {
 			return f, err
 		}
