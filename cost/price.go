@@ -6,7 +6,6 @@ package cost
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -127,9 +126,6 @@ func (m Money) MarshalJSON() ([]byte, error) {
 		Currency string `json:"currency"`
 	}{m.exact(), m.currency})
 }
-
-// ErrNoPrice means a cost was asked for without a price per call.
-var ErrNoPrice = errors.New("cost: no price per call (--price-per-call or REVERIFY_PRICE_PER_CALL)")
 
 // UnmarshalJSON reads what MarshalJSON writes.
 func (m *Money) UnmarshalJSON(b []byte) error {
