@@ -119,6 +119,13 @@ func (e *env) runCases(ctx context.Context, o options, r *report) error {
 			return fmt.Errorf("dedupe: %w", err)
 		}
 	}
+	if o.has("fairness") {
+		logf("case 9: fairness, a %d-image run alone and beside a %d-object run, fleet at %d calls/s",
+			o.fairness.small, o.fairness.big, o.fairness.rate)
+		if r.Fairness, err = e.fairnessCase(ctx, o); err != nil {
+			return fmt.Errorf("fairness: %w", err)
+		}
+	}
 	if o.has("scale") {
 		logf("case 6: scale, a %d-object run", o.scaleObjects)
 		f, err := e.scaleCase(ctx, o)

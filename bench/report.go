@@ -32,6 +32,7 @@ type report struct {
 	Scale          *scaleFigures     `json:"scale,omitempty"`
 	APILimit       *apiLimitFigures  `json:"api_limit,omitempty"`
 	Dedupe         *dedupeFigures    `json:"dedupe,omitempty"`
+	Fairness       *fairnessFigures  `json:"fairness,omitempty"`
 }
 
 func newReport(ctx context.Context, o options) *report {
@@ -173,6 +174,9 @@ func (r *report) print(out io.Writer) {
 			fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%s\t%.1f\t%.3f\t%s\t\n", f.Case, f.Rows, f.PoolConns, f.RowsPerSec, vsAlone,
 				f.WritesPerCommit, f.PostgresCPUMs, ratio(f.RowsPerSec, need))
 		}
+	}
+	if r.Fairness != nil {
+		r.Fairness.print(w)
 	}
 	if r.Scale != nil {
 		r.Scale.print(w)

@@ -84,12 +84,27 @@ func DefaultWindow(concurrency, maxInFlight int) int {
 // longest the fleet goes unfed after its leader dies.
 const LeaseTTL = 10 * time.Second
 
+// FleetRate reads the fleet's state, whose rate sizes the windows;
+// *fleet.Governor satisfies it.
+type FleetRate interface {
+	Status(ctx context.Context) (fleet.Status, error)
+}
+
 // FeederConfig tunes the feeder. Zero values take the defaults given.
 type FeederConfig struct {
 	// Window is how many tasks of each run may wait in or be taken from
 	// the queue at once; default 1000. A few times the fleet's in-flight
-	// calls keeps every worker busy.
+	// calls keeps every worker busy. With the fleet's rate known (Fleet),
+	// the windows of all runs together are smaller still: Horizon's worth
+	// of calls, shared by weight.
 	Window int
+	// Horizon is how many seconds of the fleet's calls the windows of all
+	// runs hold together when the fleet's rate is known, so what waits
+	// ahead of a new run's first tasks is bounded in time; default 2s.
+	Horizon time.Duration
+	// Fleet tells the fleet's current API rate (fixed, adaptive or
+	// scheduled); nil or no rate known: every run gets Window.
+	Fleet FleetRate
 	// Every is how often windows are topped up; default 200ms.
 	Every time.Duration
 	// Refill is how often every window's tasks are put back, for tasks the
@@ -109,6 +124,9 @@ func (c *FeederConfig) defaults() {
 	}
 	if c.Every <= 0 {
 		c.Every = 200 * time.Millisecond
+	}
+	if c.Horizon <= 0 {
+		c.Horizon = 2 * time.Second
 	}
 	if c.Refill <= 0 {
 		c.Refill = time.Minute
@@ -130,6 +148,10 @@ type FeedStats struct {
 	Dispatched int64 // tasks added to the queue
 	Refilled   int64 // tasks put back after the queue lost them
 	Cancelled  int64 // pending objects of ended runs cancelled
+	// Total is what the windows of all runs could hold together at the
+	// last round (Horizon of the fleet's rate); 0: the rate was not known
+	// and every run had Window.
+	Total int64
 }
 
 // Feeder keeps a bounded window of each run's tasks in the task queue,
@@ -149,7 +171,7 @@ type Feeder struct {
 	leading    atomic.Bool
 	lastRefill time.Time
 	lastSample time.Time
-	stats      struct{ cycles, dispatched, refilled, cancelled atomic.Int64 }
+	stats      struct{ cycles, dispatched, refilled, cancelled, total atomic.Int64 }
 }
 
 // NewFeeder returns a feeder over the ledger and the task queue.
@@ -161,7 +183,7 @@ func NewFeeder(ledger FeedLedger, queue Queue, lease Leader, marker Marker, cfg 
 // Stats returns what the feeder did so far.
 func (f *Feeder) Stats() FeedStats {
 	return FeedStats{Cycles: f.stats.cycles.Load(), Dispatched: f.stats.dispatched.Load(),
-		Refilled: f.stats.refilled.Load(), Cancelled: f.stats.cancelled.Load()}
+		Refilled: f.stats.refilled.Load(), Cancelled: f.stats.cancelled.Load(), Total: f.stats.total.Load()}
 }
 
 // Leading reports whether this feeder held the lease at its last round.
@@ -243,17 +265,37 @@ func (f *Feeder) Cycle(ctx context.Context) error {
 			refill = true
 		}
 	}
-	runs, err := f.ledger.DispatchRuns(ctx)
+	all, err := f.ledger.DispatchRuns(ctx)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, r := range runs {
-		if Gated(r.Run) {
-			continue
+	var runs []postgres.DispatchRun
+	for _, r := range all {
+		if !Gated(r.Run) {
+			runs = append(runs, r)
 		}
-		if err := f.topUp(ctx, r, refill); err != nil {
+	}
+	var errs []error
+	shares := f.shares(ctx, runs)
+	// First every run up to its share; then what runs short of work left
+	// over goes to the runs that could use more, by weight.
+	state := make([]windowState, len(runs))
+	for i, r := range runs {
+		st, err := f.topUp(ctx, r, shares[i], refill)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("run %s: %w", r.ID, err))
+		}
+		state[i] = st
+	}
+	if extra := spare(shares, weights(runs), state, f.cfg.Window); extra != nil {
+		for i, r := range runs {
+			if extra[i] == 0 {
+				continue
+			}
+			r.DispatchedSeq = state[i].mark
+			if _, err := f.topUp(ctx, r, shares[i]+extra[i], false); err != nil {
+				errs = append(errs, fmt.Errorf("run %s: %w", r.ID, err))
+			}
 		}
 	}
 	if refill && len(errs) == 0 {
@@ -273,13 +315,23 @@ func (f *Feeder) Cycle(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// topUp brings a run's window back to Window tasks: pending objects past
+// windowState is a run's window after a top-up: its tasks, its mark, and
+// whether it has no more pending objects to send.
+type windowState struct {
+	tasks int
+	mark  int64
+	dry   bool
+	err   bool
+}
+
+// topUp brings a run's window back to want tasks: pending objects past
 // its high-water mark are dispatched in order and the mark raised.
-func (f *Feeder) topUp(ctx context.Context, r postgres.DispatchRun, refill bool) error {
+func (f *Feeder) topUp(ctx context.Context, r postgres.DispatchRun, want int, refill bool) (windowState, error) {
+	st := windowState{mark: r.DispatchedSeq, err: true}
 	if refill {
 		objs, err := f.ledger.Dispatched(ctx, r.ID, r.DispatchedSeq)
 		if err != nil {
-			return err
+			return st, err
 		}
 		enq, _, err := dispatch(ctx, f.queue, r.Run, objs, dispatchConcurrency)
 		f.stats.refilled.Add(enq)
@@ -287,27 +339,39 @@ func (f *Feeder) topUp(ctx context.Context, r postgres.DispatchRun, refill bool)
 			f.log.WarnContext(ctx, "put back tasks the queue had lost", "run_id", r.ID, "tasks", enq)
 		}
 		if err != nil {
-			return err
+			return st, err
 		}
 	}
 	in, err := f.ledger.InWindow(ctx, r.ID, r.DispatchedSeq)
 	if err != nil {
-		return err
+		return st, err
 	}
-	need := f.cfg.Window - int(in)
+	st.tasks = int(in)
+	need := want - int(in)
 	if need <= 0 {
-		return nil
+		st.err = false
+		return st, nil
 	}
 	next, err := f.ledger.NextPending(ctx, r.ID, r.DispatchedSeq, need)
-	if err != nil || len(next) == 0 {
-		return err
+	if err != nil {
+		return st, err
+	}
+	st.dry = len(next) < need
+	if len(next) == 0 {
+		st.err = false
+		return st, nil
 	}
 	enq, _, err := dispatch(ctx, f.queue, r.Run, next, dispatchConcurrency)
 	f.stats.dispatched.Add(enq)
 	if err != nil {
-		return err // the mark stays: the next round sends them again, duplicates being no-ops
+		return st, err // the mark stays: the next round sends them again, duplicates being no-ops
 	}
-	return f.ledger.MarkDispatched(ctx, r.ID, next[len(next)-1].Seq)
+	if err := f.ledger.MarkDispatched(ctx, r.ID, next[len(next)-1].Seq); err != nil {
+		return st, err
+	}
+	st.tasks += len(next)
+	st.mark, st.err = next[len(next)-1].Seq, false
+	return st, nil
 }
 
 // dispatchConcurrency is how many enqueue round trips a dispatch has in

@@ -199,3 +199,95 @@ func TestFeederSkipsHeldRunsAndCancelsInBackground(t *testing.T) {
 	require.Zero(t, p.Pending)
 	require.EqualValues(t, many, p.ByStatus[reverify.StatusCancelled])
 }
+
+// fleetAt is a fleet governor over the test's own keys whose rate is
+// rate calls/s, as the feeder reads it.
+func (b *bundle) fleetAt(t *testing.T, rate int) *fleet.Governor {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	return fleet.New(rdb, fleet.Config{Prefix: "{fair-" + testenv.Queue(t) + "}:", RatePerSecond: rate})
+}
+
+// finish records a result for the first n keys of run.
+func (b *bundle) finish(t *testing.T, runID string, n int) {
+	t.Helper()
+	for _, k := range keys(n) {
+		require.NoError(t, b.store.RecordResult(context.Background(), postgres.Result{RunID: runID,
+			Object: reverify.ObjectRef{Bucket: "b", Key: k}, Status: reverify.StatusNotFound}))
+	}
+}
+
+// TestFeederSharesTheFleetByWeight: with the fleet's rate known, the
+// windows of all runs hold two seconds of it together, split by priority
+// weight, so a run started beside a large one waits behind two seconds of
+// the fleet's calls, not behind a whole window.
+func TestFeederSharesTheFleetByWeight(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	bulk := b.fill(t, campaign.Spec{}, keys(2000), campaign.FillOptions{})
+	client := asynq.NewClient(b.redis)
+	t.Cleanup(func() { client.Close() })
+	feeder := campaign.NewFeeder(b.store, client, nil, nil, campaign.FeederConfig{Window: 1000, Refill: time.Hour,
+		Fleet: b.fleetAt(t, 50)})
+
+	require.NoError(t, feeder.Cycle(ctx))
+	require.EqualValues(t, 100, feeder.Stats().Total, "2 s at 50 calls/s")
+	require.Equal(t, 100, b.pending(t, b.queue), "a run alone has the whole share")
+
+	small := b.fill(t, campaign.Spec{}, keys(300), campaign.FillOptions{})
+	require.NoError(t, feeder.Cycle(ctx))
+	require.Equal(t, 150, b.pending(t, b.queue), "the new run gets its half; the bulk run's window is over its share")
+
+	b.finish(t, bulk.Run.ID, 60)
+	require.NoError(t, feeder.Cycle(ctx))
+	require.EqualValues(t, 100+50+10, feeder.Stats().Dispatched, "the bulk run is topped up to its half only")
+
+	b.fill(t, campaign.Spec{Priority: reverify.PriorityHigh}, keys(300), campaign.FillOptions{})
+	b.finish(t, bulk.Run.ID, 100)
+	b.finish(t, small.Run.ID, 50)
+	require.NoError(t, feeder.Cycle(ctx))
+	require.Equal(t, 50, b.pending(t, b.queue+"-high"), "high weighs 6 against 3 and 3: half of 100")
+	// The normal runs a quarter each: the bulk run had 10 left in its
+	// window (15 more), the small one none (25 more).
+	require.EqualValues(t, 100+50+10+50+15+25, feeder.Stats().Dispatched)
+}
+
+// TestFeederGivesSpareShareToBusyRuns: what a run short of work leaves of
+// its share goes to the runs that can use it, so the fleet is not starved
+// by a nearly finished run.
+func TestFeederGivesSpareShareToBusyRuns(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.fill(t, campaign.Spec{}, keys(2000), campaign.FillOptions{})
+	b.fill(t, campaign.Spec{Priority: reverify.PriorityLow}, keys(1000), campaign.FillOptions{})
+	b.fill(t, campaign.Spec{}, keys(5), campaign.FillOptions{})
+	client := asynq.NewClient(b.redis)
+	t.Cleanup(func() { client.Close() })
+	feeder := campaign.NewFeeder(b.store, client, nil, nil, campaign.FeederConfig{Window: 1000, Refill: time.Hour,
+		Fleet: b.fleetAt(t, 35), Horizon: 2 * time.Second})
+	require.NoError(t, feeder.Cycle(ctx))
+	// Shares of 70 by 3:3:1 are 30, 30, 10; the small run takes 5 and
+	// its 25 left over go 3:1 to the others (19 and 6).
+	require.Equal(t, 30+19+5, b.pending(t, b.queue))
+	require.Equal(t, 10+6, b.pending(t, b.queue+"-low"))
+}
+
+// TestFeederWithoutAFleetRate: a fleet with no rate limit gives each run
+// a whole window, as before shares.
+func TestFeederWithoutAFleetRate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.fill(t, campaign.Spec{}, keys(200), campaign.FillOptions{})
+	b.fill(t, campaign.Spec{}, keys(200), campaign.FillOptions{})
+	client := asynq.NewClient(b.redis)
+	t.Cleanup(func() { client.Close() })
+	feeder := campaign.NewFeeder(b.store, client, nil, nil, campaign.FeederConfig{Window: 40, Refill: time.Hour,
+		Fleet: b.fleetAt(t, 0)})
+	require.NoError(t, feeder.Cycle(ctx))
+	require.Equal(t, 80, b.pending(t, b.queue))
+	require.Zero(t, feeder.Stats().Total)
+}

@@ -135,6 +135,12 @@ th{background:#f5f5f5}
 <table id="counts" style="width:auto"><thead><tr><th>Status</th><th class="num">Objects</th></tr></thead><tbody>
 {{$by := .ByStatus}}{{range statuses}}{{$n := index $by .}}{{if $n}}<tr data-status="{{.}}"><td><span class="status" style="background:{{color .}}">&nbsp;</span> {{.}}</td><td class="num">{{$n}}</td></tr>{{end}}{{end}}
 </tbody></table>{{end}}
+{{with .Forecast}}<table id="forecast" style="width:auto"><tbody>
+<tr><th>Fleet</th><td id="fleet-rate">{{or .FleetRate "no API rate known"}}</td></tr>
+<tr><th>ETA</th><td id="eta">{{or .ETA "unknown"}}</td></tr>
+<tr><th>Left</th><td id="left">{{.Left}}</td></tr>
+<tr><th>Spent</th><td id="spent">{{.Spent}}</td></tr>
+</tbody></table>{{end}}
 
 <h2>Scores</h2>
 {{.Histogram}}

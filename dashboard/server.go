@@ -45,6 +45,21 @@ type Images interface {
 	Open(ctx context.Context, bucket, key, version string) (io.ReadCloser, int64, error)
 }
 
+// Forecaster tells the fleet's rate and a run's forecast for the run
+// page; cmd/reverify's, over Redis and the ledger, is the one in use.
+type Forecaster interface {
+	RunForecast(ctx context.Context, runID string) (RunForecast, error)
+}
+
+// RunForecast is what the run page shows of the fleet and a run's
+// forecast, each as a sentence ("" when not known).
+type RunForecast struct {
+	FleetRate string // the fleet's API rate now and why
+	ETA       string // the time left at the run's share of the fleet
+	Left      string // the paid calls left and their cost
+	Spent     string // what the run's billable answers cost so far
+}
+
 // Config tunes the dashboard.
 type Config struct {
 	Auth     Auth
@@ -61,6 +76,7 @@ type Config struct {
 	ClaimTTL      time.Duration // how long a reviewer holds an item; default 10 minutes
 	QueuePage     int           // rows per page of the review queue; default 50
 	MaxImageBytes int64         // larger objects are not streamed; default 15 MiB
+	Forecaster    Forecaster    // nil: the run page shows no rate, ETA or spend
 	Logger        *slog.Logger
 }
 
@@ -326,6 +342,16 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	var fc *RunForecast
+	if s.cfg.Forecaster != nil {
+		f, err := s.cfg.Forecaster.RunForecast(ctx, id)
+		if err != nil {
+			// The page is still worth showing without it.
+			s.log.WarnContext(ctx, "run forecast failed", "run_id", id, "err", err)
+		} else {
+			fc = &f
+		}
+	}
 	next := ""
 	if c := s.queueCursor(page.Next); c != "" {
 		next = queuePageURL(id, c, all)
@@ -334,7 +360,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 		"Run": run, "Histogram": histogramSVG(hist, s.cfg.ReviewThreshold), "Bands": hist,
 		"Failures": failures, "Queue": page.Items, "Threshold": s.cfg.ReviewThreshold,
 		"All": all, "NextPage": next, "FirstPage": queuePageURL(id, "", all), "Paged": after != (postgres.QueueCursor{}),
-		"Toggle": queuePageURL(id, "", !all),
+		"Toggle": queuePageURL(id, "", !all), "Forecast": fc,
 	})
 }
 

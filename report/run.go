@@ -190,13 +190,8 @@ func WriteFleetStatus(w io.Writer, st fleet.Status) {
 	if st.OutageOpenFor > 0 {
 		fmt.Fprintf(w, "fleet: the API looks down; calls paused for %s\n", st.OutageOpenFor.Round(time.Second))
 	}
-	switch {
-	case st.Adaptive && st.RateReason == "":
-		fmt.Fprintln(w, "fleet: adaptive API rate, not started yet")
-	case st.Adaptive:
-		fmt.Fprintf(w, "fleet: adaptive API rate %.1f calls/s (%s)\n", st.Rate, rateReasonText(st.RateReason))
-	case st.Rate > 0:
-		fmt.Fprintf(w, "fleet: fixed API rate %.0f calls/s\n", st.Rate)
+	if r := FleetRateText(st); r != "" {
+		fmt.Fprintf(w, "fleet: %s\n", r)
 	}
 	switch {
 	case st.BudgetSpent():
@@ -207,6 +202,21 @@ func WriteFleetStatus(w io.Writer, st fleet.Status) {
 	case st.BudgetUsed > 0:
 		fmt.Fprintf(w, "fleet: %d API calls today (UTC)\n", st.BudgetUsed)
 	}
+}
+
+// FleetRateText says the fleet's API rate now and why: "adaptive API
+// rate 143.2 calls/s (probing: …)", "fixed API rate 50 calls/s"; "" when
+// it has none (a fixed rate of 0: no limit).
+func FleetRateText(st fleet.Status) string {
+	switch {
+	case st.Adaptive && st.RateReason == "":
+		return "adaptive API rate, not started yet"
+	case st.Adaptive:
+		return fmt.Sprintf("adaptive API rate %.1f calls/s (%s)", st.Rate, rateReasonText(st.RateReason))
+	case st.Rate > 0:
+		return fmt.Sprintf("fixed API rate %.0f calls/s", st.Rate)
+	}
+	return ""
 }
 
 // rateReasonText says why the adaptive rate is what it is.

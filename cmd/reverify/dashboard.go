@@ -39,6 +39,7 @@ type dashboardOptions struct {
 	fourEyes       bool
 	claimTTL       time.Duration
 	prometheusAddr string
+	price          string
 }
 
 func (a *app) dashboardCommand() *cobra.Command {
@@ -97,6 +98,7 @@ reviewer (images, decisions), operator (asynqmon writes, which are audited).
 		"a suspected spoof needs a second, different reviewer to confirm it")
 	a.envErrs.durationSetting(f, &o.claimTTL, "review-claim-ttl", "REVERIFY_REVIEW_CLAIM_TTL", 10*time.Minute,
 		"how long a reviewer holds the item they work on (renewed while the workspace is open)")
+	registerPrice(f, &o.price)
 	urlSetting(f, &o.prometheusAddr, "prometheus-url", "REVERIFY_PROMETHEUS_URL", "",
 		"Prometheus that asynqmon draws queue charts from (empty = no charts)")
 	cmd.AddCommand(a.hashPasswordCommand(), a.hashTokenCommand())
@@ -238,6 +240,10 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 	if o.claimTTL < time.Minute || o.claimTTL > 24*time.Hour {
 		return fmt.Errorf("invalid REVERIFY_REVIEW_CLAIM_TTL (--review-claim-ttl) %s: want 1m to 24h", o.claimTTL)
 	}
+	price, err := parsePrice(o.price)
+	if err != nil {
+		return err
+	}
 	log, err := a.logger()
 	if err != nil {
 		return err
@@ -269,6 +275,7 @@ func (a *app) dashboard(ctx context.Context, o dashboardOptions) error {
 			Auth: auth, ReadOnly: o.readOnly, ViewersSeeImages: o.viewersImages, MaskKeys: o.maskKeys,
 			ReviewThreshold: float64(o.threshold), RescoreDelta: float64(o.rescoreDelta),
 			FourEyes: o.fourEyes, ClaimTTL: o.claimTTL, Logger: log,
+			Forecaster: dashboardForecaster{a: a, store: store, price: price},
 		})
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ type enqueueFlags struct {
 	notVerifiedSince                                                time.Duration
 	reuseResults                                                    bool
 	output                                                          *outputFlag
+	cost                                                            costFlags
 }
 
 func (a *app) enqueueCommand() *cobra.Command {
@@ -60,6 +61,8 @@ one document instead of the run ID.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.enqueue(cmd.Context(), o) },
 	}
 	o.register(cmd.Flags(), &a.envErrs)
+	registerPrice(cmd.Flags(), &o.cost.price)
+	o.cost.registerFleet(cmd.Flags(), &a.envErrs)
 	o.output = addOutputFlag(cmd)
 	_ = cmd.RegisterFlagCompletionFunc("run", a.completeRunID)
 	_ = cmd.RegisterFlagCompletionFunc("priority", cobra.FixedCompletions(priorities(), cobra.ShellCompDirectiveNoFileComp))
@@ -82,7 +85,7 @@ func (o *enqueueFlags) register(f *pflag.FlagSet, e *envErrors) {
 	f.StringVar(&o.inventory, "inventory", "", "S3 Inventory manifest.json (a file or s3://bucket/key); data files are read from its destination bucket")
 	f.StringVar(&o.name, "name", "", "name of the run (default: the source)")
 	f.StringSliceVar(&o.suffixes, "suffix", nil, "only keys ending in one of these, e.g. .jpg,.jpeg,.png (case-insensitive)")
-	f.BoolVar(&o.dryRun, "dry-run", false, "count what would be sent to the API and stop")
+	f.BoolVar(&o.dryRun, "dry-run", false, "count what would be sent to the API, its cost and duration, and stop")
 	f.StringVar(&o.queue, "queue", tasks.DefaultQueue, "asynq queue for the run's tasks")
 	f.StringVar(&o.runID, "run", "", "add to an existing run instead of creating one (finishes an interrupted enqueue)")
 	f.Int64Var(&o.maxObjectBytes, "max-object-bytes", reverify.DefaultMaxObjectBytes, "objects larger than this are not sent (dry-run count)")
@@ -152,9 +155,21 @@ func (o enqueueFlags) spec(now time.Time) (campaign.Spec, error) {
 	return sp, sp.Validate()
 }
 
+// dryRunDoc is a dry run's count with its cost and duration.
+type dryRunDoc struct {
+	report.EstimateDoc
+	Forecast *report.ForecastDoc `json:"forecast"`
+}
+
 func (a *app) enqueue(ctx context.Context, o enqueueFlags) error {
 	sp, err := o.spec(time.Now())
 	if err != nil {
+		return err
+	}
+	if _, err := parsePrice(o.cost.price); err != nil {
+		return err // before reading the source, which may be long
+	}
+	if _, err := o.cost.flagFleet(); err != nil {
 		return err
 	}
 	// A dry run reads only the source, and the ledger only to skip recent results.
@@ -191,10 +206,15 @@ func (a *app) enqueue(ctx context.Context, o enqueueFlags) error {
 		if err != nil {
 			return err
 		}
+		fc, doc, err := a.dryRunForecast(ctx, e, o.cost)
+		if err != nil {
+			return err
+		}
 		if o.output.structured() {
-			return writeDoc(a.stdout, o.output.value, report.NewEstimateDoc(e))
+			return writeDoc(a.stdout, o.output.value, dryRunDoc{EstimateDoc: report.NewEstimateDoc(e), Forecast: doc})
 		}
 		report.WriteEstimate(a.stdout, e, time.Duration(sp.Filters.NotVerifiedSince))
+		report.WriteForecast(a.stdout, doc, fc)
 		return nil
 	}
 	var run reverify.Run

@@ -62,9 +62,11 @@ func TestStructuredOutput(t *testing.T) {
 	}
 	manifest := "a.jpg\nb.jpg\n"
 
-	var est report.EstimateDoc
+	var est dryRunDoc
 	decodeStrict(t, run(manifest, "enqueue", "--bucket", "b", "--manifest", "-", "--dry-run", "-o", "json"), &est)
-	require.Equal(t, report.EstimateDoc{Matched: 2, WouldSend: 2, DistinctImages: 2, SizeUnknown: 2, MaxObjectBytes: reverify.DefaultMaxObjectBytes}, est)
+	require.Equal(t, report.EstimateDoc{Matched: 2, WouldSend: 2, DistinctImages: 2, SizeUnknown: 2, MaxObjectBytes: reverify.DefaultMaxObjectBytes}, est.EstimateDoc)
+	require.EqualValues(t, 2, est.Forecast.PaidCalls)
+	require.Nil(t, est.Forecast.Cost, "no price given")
 
 	var held enqueuedDoc
 	decodeStrict(t, run(manifest, "enqueue", "--bucket", "b", "--manifest", "-", "--confirm", "--label", "team=fraud", "--name", "held",
@@ -104,8 +106,12 @@ func TestStructuredOutput(t *testing.T) {
 	_, err = sender.Round(ctx)
 	require.NoError(t, err)
 
-	var show report.ProgressDoc
-	decodeStrict(t, run("", "runs", "show", id, "-o", "json"), &show)
+	var show showDoc
+	decodeStrict(t, run("", "runs", "show", id, "-o", "json", "--price-per-call", "0.5 USD"), &show)
+	require.EqualValues(t, 2, show.Forecast.PaidCalls)
+	require.Equal(t, "1.00 USD", show.Forecast.Cost.String())
+	require.Equal(t, "0.00 USD", show.Spend.Spent.String())
+	require.Zero(t, show.Spend.BillableAnswers)
 	require.Equal(t, id, show.ID)
 	require.Equal(t, "held", show.Name)
 	require.Equal(t, reverify.RunAwaitingConfirmation, show.Status)

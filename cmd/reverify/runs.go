@@ -214,8 +214,14 @@ func (a *app) runsShowCommand() *cobra.Command {
 		ValidArgsFunction: a.runIDArg,
 	}
 	out := addOutputFlag(cmd)
+	var priceText string
+	registerPrice(cmd.Flags(), &priceText)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		price, err := parsePrice(priceText)
+		if err != nil {
+			return err
+		}
 		return a.withStore(ctx, func(store *postgres.Store) error {
 			p, err := store.Progress(ctx, args[0])
 			if err != nil {
@@ -230,6 +236,10 @@ func (a *app) runsShowCommand() *cobra.Command {
 				return err
 			}
 			st, fleetOK := a.fleetStatus(ctx)
+			fc, forecast, spend, err := a.runForecast(ctx, store, p, st, fleetOK, price)
+			if err != nil {
+				return err
+			}
 			if out.structured() {
 				d := report.NewProgressDoc(p, hist, time.Now(), notify.Redact)
 				if fleetOK {
@@ -238,18 +248,27 @@ func (a *app) runsShowCommand() *cobra.Command {
 				for _, x := range ds {
 					d.Notifications = append(d.Notifications, deliveryDoc(x))
 				}
-				return writeDoc(a.stdout, out.value, d)
+				return writeDoc(a.stdout, out.value, showDoc{ProgressDoc: d, Forecast: forecast, Spend: spend})
 			}
 			report.WriteProgress(a.stdout, p, time.Now())
 			if fleetOK {
 				report.WriteFleetStatus(a.stdout, st)
 			}
+			report.WriteRunCost(a.stdout, fc, forecast, spend)
 			report.WriteHistory(a.stdout, hist)
 			writeDeliveries(a.stdout, ds)
 			return nil
 		})
 	}
 	return cmd
+}
+
+// showDoc is a run as `runs show` prints it: its progress, the forecast
+// of what it has left (ETA and cost) and its spend so far.
+type showDoc struct {
+	report.ProgressDoc
+	Forecast *report.ForecastDoc `json:"forecast"`
+	Spend    *report.SpendDoc    `json:"spend"`
 }
 
 func deliveryDoc(d postgres.DeliveryState) report.DeliveryDoc {

@@ -96,6 +96,8 @@ each job at a time.`,
 	o.backoff.Min = def.Min
 	a.envErrs.intSetting(f, &o.feeder.Window, "dispatch-window", "REVERIFY_DISPATCH_WINDOW", 0,
 		"tasks of each run kept in Redis at once, topped up from PostgreSQL as they finish (0 = 4 x the larger of --concurrency and --api-max-in-flight)")
+	a.envErrs.durationSetting(f, &o.feeder.Horizon, "dispatch-horizon", "REVERIFY_DISPATCH_HORIZON", 2*time.Second,
+		"with the fleet's API rate known, the windows of all runs together hold this long of its calls, shared by priority weight (docs/dispatch.md)")
 	a.envErrs.durationSetting(f, &o.feeder.Every, "dispatch-every", "REVERIFY_DISPATCH_EVERY", 200*time.Millisecond,
 		"how often the feeder tops up each run's window")
 	a.envErrs.durationSetting(f, &o.feeder.Refill, "refill-every", "REVERIFY_REFILL_EVERY", time.Minute,
@@ -233,6 +235,9 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		o.feeder.Window = campaign.DefaultWindow(o.concurrency, o.fleet.MaxInFlight)
 	}
 	o.feeder.Logger = log
+	// The windows follow the fleet's rate (announced by every worker in
+	// Redis), so runs share it by weight (docs/dispatch.md).
+	o.feeder.Fleet = fleet.New(rdb, o.fleet)
 	host, _ := os.Hostname()
 	feeder, closeFeeder, err := campaign.NewFleetFeeder(ctx, store, redis, rdb, fmt.Sprintf("%s/%d", host, os.Getpid()), o.feeder)
 	if err != nil {

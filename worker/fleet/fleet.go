@@ -341,6 +341,8 @@ type Status struct {
 	Rate       float64
 	RateReason RateReason
 	Adaptive   bool
+	// Schedule is the rate schedule the workers announced (zero: none).
+	Schedule reverify.RateSchedule
 }
 
 // BudgetSpent reports whether today's budget is used up.
