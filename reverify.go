@@ -277,6 +277,7 @@ const (
 	WaitCallInFlight     WaitReason = "call_in_flight"      // an earlier call for the object has no answer yet
 	WaitStash            WaitReason = "stash_unavailable"   // the stash of unrecorded answers could not be read
 	WaitBucketDenied     WaitReason = "s3_access_denied"    // the bucket refuses the worker's credentials
+	WaitRunCap           WaitReason = "run_cap"             // the run's own --max-rate or --max-in-flight is reached
 )
 
 // Event is something a run or the fleet did that webhooks are told of
@@ -413,12 +414,14 @@ const (
 	AuditReportWrite AuditAction = "report.write"
 	AuditErase       AuditAction = "subject.erase"
 	AuditPrune       AuditAction = "run.prune"
+	AuditRunLimits   AuditAction = "run.limits"
 )
 
 // AuditActions lists every audited action.
 func AuditActions() []AuditAction {
 	return []AuditAction{AuditRunCreate, AuditRunConfirm, AuditRunPause, AuditRunResume, AuditRunCancel, AuditRunFail,
-		AuditRunRetry, AuditRunPriority, AuditRunDelete, AuditImageView, AuditReview, AuditReportWrite, AuditErase, AuditPrune}
+		AuditRunRetry, AuditRunPriority, AuditRunDelete, AuditImageView, AuditReview, AuditReportWrite, AuditErase, AuditPrune,
+		AuditRunLimits}
 }
 
 // Run is one campaign.
@@ -442,6 +445,7 @@ type Run struct {
 	PlanToken       string   // continuation token of the next page a run:plan task lists
 	PlannedAt       *time.Time
 	StatusChangedAt time.Time
+	Limits          RunLimits // the run's own caps on its API calls
 }
 
 // Threshold is when a run fails on its own: more than Percent of its

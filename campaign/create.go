@@ -39,6 +39,9 @@ type Spec struct {
 	// TriggerKey makes creation idempotent (a scheduler firing's task ID).
 	TriggerKey string
 	Actor      reverify.Actor
+	// Limits are the run's own caps on its API calls (docs/rate.md,
+	// "Per-run caps").
+	Limits reverify.RunLimits
 }
 
 // Gate says when a filled run waits for `runs confirm` before any object
@@ -115,6 +118,9 @@ func (sp *Spec) Validate() error {
 	if sp.MaxObjectBytes <= 0 {
 		sp.MaxObjectBytes = reverify.DefaultMaxObjectBytes
 	}
+	if err := sp.Limits.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
 	if sp.Gate.Above < 0 {
 		return bad("the confirmation size must not be negative")
 	}
@@ -146,7 +152,7 @@ func (s *Service) Create(ctx context.Context, sp Spec) (reverify.Run, error) {
 		Name: sp.Name, Queue: sp.Priority.Queue(sp.Queue), Source: sp.Source, Labels: sp.Labels,
 		Options:  Options{Filters: sp.Filters, MaxObjectBytes: sp.MaxObjectBytes, ManifestFormat: sp.ManifestFormat, Gate: sp.Gate},
 		Priority: sp.Priority, Threshold: sp.Threshold, ReportTo: sp.ReportTo, Notify: sp.Notify,
-		TriggerKey: sp.TriggerKey, Actor: sp.Actor,
+		TriggerKey: sp.TriggerKey, Actor: sp.Actor, Limits: sp.Limits,
 	})
 	if err != nil {
 		return reverify.Run{}, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -294,7 +295,7 @@ func (f *Feeder) topUp(ctx context.Context, r postgres.DispatchRun, refill bool)
 	if err != nil {
 		return err
 	}
-	need := f.cfg.Window - int(in)
+	need := RunWindow(r.Run, f.cfg.Window, time.Now()) - int(in)
 	if need <= 0 {
 		return nil
 	}
@@ -309,6 +310,25 @@ func (f *Feeder) topUp(ctx context.Context, r postgres.DispatchRun, refill bool)
 	}
 	return f.ledger.MarkDispatched(ctx, r.ID, next[len(next)-1].Seq)
 }
+
+// RunWindow is the window of a run: window, or less for a run with caps
+// of its own — a few times its in-flight cap, or two seconds of its rate
+// now — so that few of its tasks churn through the workers waiting for
+// their turn (each gives its slot back and comes back later).
+func RunWindow(run reverify.Run, window int, now time.Time) int {
+	lim, w := run.Limits, window
+	if lim.MaxInFlight > 0 {
+		w = min(w, 4*lim.MaxInFlight)
+	}
+	if rate, ok := lim.RateAt(now); ok {
+		w = min(w, int(math.Ceil(2*rate)))
+	}
+	return max(w, min(window, minRunWindow))
+}
+
+// minRunWindow keeps a run capped at a very low rate (or at 0 for now)
+// moving when its cap goes up.
+const minRunWindow = 4
 
 // dispatchConcurrency is how many enqueue round trips a dispatch has in
 // flight.

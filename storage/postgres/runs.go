@@ -27,12 +27,14 @@ type NewRun struct {
 	// same key returns the first run.
 	TriggerKey string
 	Actor      reverify.Actor
+	Limits     reverify.RunLimits // the run's own caps on its API calls
 }
 
 // runColumns selects a runs row as runRow reads it.
 const runColumns = `id::text AS id, name, status, queue, source, options, total, created_at, started_at, finished_at,
 	labels, priority, fail_percent::float8 AS fail_percent, fail_min_done, coalesce(fail_count, 0) AS fail_count,
-	coalesce(report_to, '') AS report_to, coalesce(plan_token, '') AS plan_token, planned_at, status_changed_at, notify`
+	coalesce(report_to, '') AS report_to, coalesce(plan_token, '') AS plan_token, planned_at, status_changed_at, notify,
+	max_rate, rate_schedule, max_in_flight`
 
 // runRow is a runs row; reverify.Run keeps its threshold in a struct of
 // its own and carries no column names.
@@ -57,10 +59,18 @@ type runRow struct {
 	PlannedAt       *time.Time         `db:"planned_at"`
 	StatusChangedAt time.Time          `db:"status_changed_at"`
 	Notify          []string           `db:"notify"`
+	MaxRate         float64            `db:"max_rate"`
+	RateSchedule    string             `db:"rate_schedule"`
+	MaxInFlight     int                `db:"max_in_flight"`
 }
 
 func (r runRow) run() reverify.Run {
+	lim := reverify.RunLimits{MaxRate: r.MaxRate, MaxInFlight: r.MaxInFlight}
+	// Stored only after ParseRateSchedule read it; a zone the host no
+	// longer knows leaves the run capped at max_rate alone.
+	_ = lim.Schedule.UnmarshalText([]byte(r.RateSchedule))
 	return reverify.Run{
+		Limits: lim,
 		ID: r.ID, Name: r.Name, Status: r.Status, Queue: r.Queue, Source: r.Source, Options: r.Options,
 		Total: r.Total, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 		Labels: r.Labels, Priority: r.Priority,
@@ -139,12 +149,12 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) 
 	err = s.withActor(ctx, nr.Actor, func(tx pgx.Tx) error {
 		r, err = queryRun(ctx, tx, `
 			INSERT INTO runs (name, queue, source, options, status, labels, priority, fail_percent, fail_min_done,
-				fail_count, report_to, trigger_key, notify)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, 0), nullif($11, ''), nullif($12, ''), $13)
+				fail_count, report_to, trigger_key, notify, max_rate, rate_schedule, max_in_flight)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, 0), nullif($11, ''), nullif($12, ''), $13, $14, $15, $16)
 			ON CONFLICT (trigger_key) DO NOTHING
 			RETURNING `+runColumns,
 			nr.Name, nr.Queue, source, options, nr.Status, nr.Labels, nr.Priority, th.Percent, th.MinDone,
-			th.Count, nr.ReportTo, nr.TriggerKey, nr.Notify)
+			th.Count, nr.ReportTo, nr.TriggerKey, nr.Notify, nr.Limits.MaxRate, nr.Limits.Schedule.String(), nr.Limits.MaxInFlight)
 		if errors.Is(err, pgx.ErrNoRows) {
 			r, err = queryRun(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE trigger_key = $1`, nr.TriggerKey)
 			return err
@@ -156,8 +166,11 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) 
 		if _, err = tx.Exec(ctx, `SELECT reverify_add_run_partitions($1::uuid)`, r.ID); err != nil {
 			return err
 		}
-		return audit(ctx, tx, nr.Actor, reverify.AuditRunCreate, r.ID, nil,
-			map[string]any{"name": r.Name, "source": r.Source, "status": r.Status})
+		detail := map[string]any{"name": r.Name, "source": r.Source, "status": r.Status}
+		if !nr.Limits.IsZero() {
+			detail["limits"] = limitsDetail(nr.Limits)
+		}
+		return audit(ctx, tx, nr.Actor, reverify.AuditRunCreate, r.ID, nil, detail)
 	})
 	if err != nil {
 		return reverify.Run{}, fmt.Errorf("create run: %w", err)
