@@ -245,7 +245,7 @@ func (g *Governor) tryAdmit(ctx context.Context, holder string) (Permit, *Denied
 // polled limiter with no burst loses each such delay for good: 19% of a
 // fixed 150/s, docs/performance.md).
 func (g *Governor) waitForRate(ctx context.Context, deadline time.Time) error {
-	sch := g.schedule(ctx)
+	sch := g.schedule(ctx, false)
 	switch {
 	case g.adaptive != nil:
 		return g.waitForAdaptive(ctx, deadline, sch)
@@ -391,7 +391,7 @@ func (g *Governor) Status(ctx context.Context) (Status, error) {
 		s.OutageOpenFor = d
 	}
 	s.BudgetUsed, _ = used.Int64()
-	s.Schedule = g.schedule(ctx)
+	s.Schedule = g.schedule(ctx, true)
 	s.RateChangesAt = g.limitAt(s.Schedule, now).next
 	if s.Rate, s.RateReason, s.Adaptive, err = g.rateStatus(ctx, s.Schedule); err != nil {
 		return Status{}, fmt.Errorf("read fleet status: %w", err)

@@ -56,12 +56,13 @@ func (l limit) until(now time.Time) time.Duration {
 }
 
 // schedule returns the schedule the fleet follows: the one announced last
-// in Redis when there is one, else this governor's own.
-func (g *Governor) schedule(ctx context.Context) reverify.RateSchedule {
+// in Redis when there is one, else this governor's own. It reads Redis at
+// most every scheduleRefresh, unless fresh.
+func (g *Governor) schedule(ctx context.Context, fresh bool) reverify.RateSchedule {
 	v := &g.sched
 	v.mu.Lock()
 	cur := v.cur
-	due := time.Since(v.read) >= scheduleRefresh
+	due := fresh || time.Since(v.read) >= scheduleRefresh
 	if due {
 		v.read = time.Now()
 	}
@@ -113,7 +114,7 @@ func (g *Governor) limitAt(sch reverify.RateSchedule, now time.Time) limit {
 
 // limitNow is the fleet's rate bound now.
 func (g *Governor) limitNow(ctx context.Context) limit {
-	return g.limitAt(g.schedule(ctx), g.cfg.Now())
+	return g.limitAt(g.schedule(ctx, false), g.cfg.Now())
 }
 
 // lawAt is the adaptive law with the ceiling of the moment.
