@@ -71,7 +71,7 @@ func (r runRow) run() reverify.Run {
 	_ = lim.Schedule.UnmarshalText([]byte(r.RateSchedule))
 	return reverify.Run{
 		Limits: lim,
-		ID: r.ID, Name: r.Name, Status: r.Status, Queue: r.Queue, Source: r.Source, Options: r.Options,
+		ID:     r.ID, Name: r.Name, Status: r.Status, Queue: r.Queue, Source: r.Source, Options: r.Options,
 		Total: r.Total, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 		Labels: r.Labels, Priority: r.Priority,
 		Threshold: reverify.Threshold{Percent: r.FailPercent, MinDone: r.FailMinDone, Count: r.FailCount},
