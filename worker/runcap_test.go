@@ -1,0 +1,53 @@
+package worker_test
+
+import (
+	"context"
+	"reverify"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+
+	"reverify/liveness/fakeapi"
+	"reverify/storage/postgres"
+	"reverify/tasks"
+	"reverify/worker"
+)
+
+// TestCappedRunSchedWaitsWithoutFailing: a run capped at 2 calls in flight
+// and 20 calls/s, served by two worker processes of 20 slots each: the
+// API never sees more than 2 of its calls at once, its tasks that find the
+// cap reached go back to the queue as waits (with no retry left, a counted
+// failure would lose the object), and every object gets exactly one
+// result from exactly one paid call.
+func TestCappedRunSchedWaitsWithoutFailing(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fakeapi.Options{Latency: 40 * time.Millisecond})
+	ctx := context.Background()
+	const bucket = "capsched"
+	keys := make([]string, 16)
+	for i := range keys {
+		keys[i] = "c" + string(rune('a'+i)) + ".jpg"
+	}
+	b.images(t, bucket, keys...)
+	run, err := b.store.CreateRun(ctx, postgres.NewRun{Name: t.Name(), Queue: b.queue,
+		Source: reverify.Source{Kind: reverify.SourcePrefix, Bucket: bucket},
+		Limits: reverify.RunLimits{MaxRate: 20, MaxInFlight: 2}})
+	require.NoError(t, err)
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(0))
+
+	waits := &waitCounter{}
+	b.observer, b.limits = waits, b.store
+	b.startWorker(t, apiKey, worker.Config{})
+	b.startWorker(t, apiKey, worker.Config{})
+	p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 60*time.Second)
+
+	require.EqualValues(t, len(keys), p.ByStatus[reverify.StatusScored], "waits use up no retries")
+	require.Len(t, b.fake.Ledger(), len(keys), "one paid call per object")
+	require.LessOrEqual(t, b.fake.Stats().MaxInFlight, 2, "the run's in-flight cap holds across both workers")
+	require.Positive(t, waits.count(reverify.WaitRunCap), "tasks found the run at its cap and gave their slot back")
+	var n int
+	require.NoError(t, b.db.QueryRow(ctx, `SELECT count(*) FROM api_calls WHERE run_id = $1`, run.ID).Scan(&n))
+	require.Equal(t, len(keys), n, "every paid call on record")
+}
