@@ -41,6 +41,7 @@ type options struct {
 	preEnqueued    bool            // cases 2 and 3: the feeder's baseline, every task in asynq first
 	tls            bool            // cases 2 and 3: again with S3 and the API over HTTPS
 	apiLimit       apiLimitOptions // case api-limit (apilimit.go)
+	schedule       scheduleOptions // case schedule (schedule.go)
 }
 
 func (o options) has(c string) bool { return slices.Contains(o.cases, c) }
@@ -48,7 +49,7 @@ func (o options) has(c string) bool { return slices.Contains(o.cases, c) }
 func parseOptions(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	cases := fs.String("cases", "enqueue,pipeline,latency,memory,ledger,api-limit,scale", "cases to run")
+	cases := fs.String("cases", "enqueue,pipeline,latency,memory,ledger,api-limit,schedule,scale", "cases to run")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per measurement; the median is reported")
 	fs.StringVar(&o.outDir, "out", "bench/results", "directory for the JSON figures")
 	fs.StringVar(&o.chartFrom, "chart", "", "only draw the case 3 chart of an earlier run's JSON (written beside it)")
@@ -78,6 +79,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.scaleProcess, "scale-process", 100_000, "objects of case 6's run worked through the fake API before it is cancelled")
 	fs.IntVar(&o.scaleWindow, "scale-window", 0, "case 6: the worker's --dispatch-window (0 = its default)")
 	o.apiLimit.register(fs)
+	o.schedule.register(fs)
 	wenv := fs.String("worker-env", "", "extra environment of the worker, e.g. GOGC=50 (comma-separated)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

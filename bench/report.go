@@ -31,6 +31,7 @@ type report struct {
 	Ledger         []ledgerFigures   `json:"ledger,omitempty"`
 	Scale          *scaleFigures     `json:"scale,omitempty"`
 	APILimit       *apiLimitFigures  `json:"api_limit,omitempty"`
+	Schedule       *scheduleFigures  `json:"schedule,omitempty"`
 }
 
 func newReport(ctx context.Context, o options) *report {
