@@ -49,8 +49,8 @@ type bundle struct {
 	fake   *fakeapi.Server
 	apiURL string
 	// What a test changes in the worker's dependencies before it starts.
-	ledger   worker.Ledger   // what the handler writes to; store unless set
-	runGate  worker.RunGate  // none unless set
+	ledger   worker.Ledger  // what the handler writes to; store unless set
+	runGate  worker.RunGate // none unless set
 	limits   worker.RunLimiter
 	observer worker.Observer // none unless set
 }
