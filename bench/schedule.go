@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -51,8 +52,15 @@ type scheduleFigures struct {
 	MeasuredBefore float64 `json:"measured_before"`
 	MeasuredAfter  float64 `json:"measured_after"`
 	// HoldsAfter is how long after the boundary every later 1 s window
-	// (stepped by 250 ms) was within 10% of the new rate; -1: never.
+	// (stepped by 250 ms) was within 10% of the new rate; -1: never. On a
+	// machine other builds share, one stall of the workers resets it.
 	HoldsAfter float64 `json:"holds_after_seconds"`
+	// RiseSeconds is when after the boundary a 1 s window first made 90%
+	// of the way from the old rate to the new; MedianAfter is the median
+	// of the 250 ms samples from 0.25 s after the boundary, as calls/s
+	// (robust to stalls).
+	RiseSeconds float64 `json:"rise_seconds"`
+	MedianAfter float64 `json:"median_after"`
 	// Samples are the calls of each 250 ms from 2 s before the boundary.
 	Samples []scheduleSample `json:"samples"`
 	Cap     runCapFigures    `json:"run_cap"`
@@ -87,8 +95,8 @@ func (e *env) scheduleCase(ctx context.Context, o options) (*scheduleFigures, er
 	if err := e.scheduleRun(ctx, s, keys, f); err != nil {
 		return f, err
 	}
-	logf("  schedule %s: %.1f calls/s before, %.1f after; the new rate holds %.2f s after the boundary",
-		f.Schedule, f.MeasuredBefore, f.MeasuredAfter, f.HoldsAfter)
+	logf("  schedule %s: %.1f calls/s before, %.1f after (median of 250 ms: %.0f); 90%% of the new rate %.2f s after the boundary, every 1 s within 10%% from %.2f s",
+		f.Schedule, f.MeasuredBefore, f.MeasuredAfter, f.MedianAfter, f.RiseSeconds, f.HoldsAfter)
 	if err := e.runCapRun(ctx, s, keys, &f.Cap); err != nil {
 		return f, err
 	}
@@ -162,6 +170,23 @@ func (e *env) scheduleRun(ctx context.Context, s scheduleOptions, keys []string,
 		} else if f.HoldsAfter < 0 {
 			f.HoldsAfter = t
 		}
+	}
+	f.RiseSeconds = -1
+	for t := 0.0; t+1 <= s.tail.Seconds(); t += 0.25 {
+		if rate(t, t+1) >= s.before+0.9*(s.after-s.before) {
+			f.RiseSeconds = t
+			break
+		}
+	}
+	var after []float64
+	for i := 1; i < len(calls); i++ {
+		if calls[i].At >= 0.5-1e-9 { // the 250 ms from 0.25 s on
+			after = append(after, 4*float64(calls[i].Calls-calls[i-1].Calls))
+		}
+	}
+	slices.Sort(after)
+	if len(after) > 0 {
+		f.MedianAfter = after[len(after)/2]
 	}
 	for i := 1; i < len(calls); i++ {
 		if calls[i].At >= -2 {
