@@ -265,7 +265,13 @@ func (g *Governor) reserve(ctx context.Context, deadline time.Time, stateKey, ta
 		}
 		if reserved, _ := res[0].(int64); reserved != 1 {
 			if wait > maxWait {
-				return &Denied{Reason: reverify.WaitFleetRate, After: max(wait-maxWait, 100*time.Millisecond)}
+				after := max(wait-maxWait, 100*time.Millisecond)
+				if !l.next.IsZero() {
+					// A wait worked out at the old rate would bring the task
+					// back late after the schedule's change: come back by it.
+					after = min(after, max(l.next.Sub(now), 100*time.Millisecond))
+				}
+				return &Denied{Reason: reverify.WaitFleetRate, After: after}
 			}
 			// Within MaxWait but past the horizon: come back near it.
 			if err := sleep(ctx, wait-horizon+rand.N(horizon/2+time.Microsecond)); err != nil {

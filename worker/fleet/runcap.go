@@ -76,9 +76,10 @@ func (g *Governor) AdmitRun(ctx context.Context, runID, holder string, lim rever
 	if rate > 0 {
 		interval = max(int64(1e6/rate), 1)
 	}
-	horizon := runCapHorizon
+	horizon, until := runCapHorizon, time.Duration(-1)
 	if next := lim.Schedule.NextChange(now); !next.IsZero() {
-		horizon = min(horizon, max(next.Sub(now), 0)) // no instant past a change at the old rate
+		until = max(next.Sub(now), 0)
+		horizon = min(horizon, until) // no instant past a change at the old rate
 	}
 	p := g.cfg.Prefix + "run:" + runID + ":"
 	res, err := runCapScript.Run(ctx, g.rdb, []string{p + "inflight", p + "tat"},
@@ -93,7 +94,11 @@ func (g *Governor) AdmitRun(ctx context.Context, runID, holder string, lim rever
 		// Slots free as calls return: come back about a call later.
 		return RunPermit{}, &Denied{Reason: reverify.WaitRunCap, After: 500 * time.Millisecond}
 	case 2:
-		return RunPermit{}, &Denied{Reason: reverify.WaitRunCap, After: max(wait-horizon, 100*time.Millisecond)}
+		after := max(wait-horizon, 100*time.Millisecond)
+		if until >= 0 { // back by the run schedule's change, not at the old rate's pace
+			after = min(after, max(until, 100*time.Millisecond))
+		}
+		return RunPermit{}, &Denied{Reason: reverify.WaitRunCap, After: after}
 	}
 	permit := RunPermit{}
 	if lim.MaxInFlight > 0 {
