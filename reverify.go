@@ -317,6 +317,7 @@ const (
 	WaitStash            WaitReason = "stash_unavailable"   // the stash of unrecorded answers could not be read
 	WaitBucketDenied     WaitReason = "s3_access_denied"    // the bucket refuses the worker's credentials
 	WaitContentOwner     WaitReason = "content_owner_busy"  // another object with the same bytes is being analysed
+	WaitRunCap           WaitReason = "run_cap"             // the run's own --max-rate or --max-in-flight is reached
 )
 
 // Event is something a run or the fleet did that webhooks are told of
@@ -457,13 +458,15 @@ const (
 	// (tasks deleted, archived or run, queues paused): detail holds the
 	// method and path, whose task IDs name objects by hash only.
 	AuditMonitorWrite AuditAction = "monitor.write"
+	AuditRunLimits    AuditAction = "run.limits"
 )
 
 // AuditActions lists every audited action.
 func AuditActions() []AuditAction {
 	return []AuditAction{AuditRunCreate, AuditRunConfirm, AuditRunPause, AuditRunResume, AuditRunCancel, AuditRunFail,
 		AuditRunRetry, AuditRunPriority, AuditRunDelete, AuditImageView, AuditReview, AuditReportWrite, AuditErase, AuditPrune,
-		AuditMonitorWrite}
+		AuditMonitorWrite,
+		AuditRunLimits}
 }
 
 // Role is what a dashboard identity may do; each role may do what the
@@ -518,6 +521,7 @@ type Run struct {
 	PlanToken       string   // continuation token of the next page a run:plan task lists
 	PlannedAt       *time.Time
 	StatusChangedAt time.Time
+	Limits          RunLimits // the run's own caps on its API calls
 }
 
 // Threshold is when a run fails on its own: more than Percent of its

@@ -126,6 +126,13 @@ func (e *env) runCases(ctx context.Context, o options, r *report) error {
 			return fmt.Errorf("fairness: %w", err)
 		}
 	}
+	if o.has("schedule") {
+		logf("case 10: schedule, %d workers, fixed rate %v/s switching to %v/s at the next whole minute; a run capped at %v/s",
+			o.schedule.workers, o.schedule.before, o.schedule.after, o.schedule.runCap)
+		if r.Schedule, err = e.scheduleCase(ctx, o); err != nil {
+			return fmt.Errorf("schedule: %w", err)
+		}
+	}
 	if o.has("scale") {
 		logf("case 6: scale, a %d-object run", o.scaleObjects)
 		f, err := e.scaleCase(ctx, o)

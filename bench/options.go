@@ -43,6 +43,7 @@ type options struct {
 	apiLimit       apiLimitOptions // case api-limit (apilimit.go)
 	dedupe         dedupeOptions   // case dedupe (dedupe.go)
 	fairness       fairnessOptions // case fairness (fairness.go)
+	schedule       scheduleOptions // case schedule (schedule.go)
 }
 
 func (o options) has(c string) bool { return slices.Contains(o.cases, c) }
@@ -50,7 +51,7 @@ func (o options) has(c string) bool { return slices.Contains(o.cases, c) }
 func parseOptions(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	cases := fs.String("cases", "enqueue,pipeline,latency,memory,ledger,api-limit,dedupe,fairness,scale", "cases to run")
+	cases := fs.String("cases", "enqueue,pipeline,latency,memory,ledger,api-limit,dedupe,fairness,schedule,scale", "cases to run")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per measurement; the median is reported")
 	fs.StringVar(&o.outDir, "out", "bench/results", "directory for the JSON figures")
 	fs.StringVar(&o.chartFrom, "chart", "", "only draw the case 3 chart of an earlier run's JSON (written beside it)")
@@ -82,6 +83,7 @@ func parseOptions(args []string) (options, error) {
 	o.apiLimit.register(fs)
 	o.dedupe.register(fs)
 	o.fairness.register(fs)
+	o.schedule.register(fs)
 	wenv := fs.String("worker-env", "", "extra environment of the worker, e.g. GOGC=50 (comma-separated)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -33,6 +33,7 @@ type report struct {
 	APILimit       *apiLimitFigures  `json:"api_limit,omitempty"`
 	Dedupe         *dedupeFigures    `json:"dedupe,omitempty"`
 	Fairness       *fairnessFigures  `json:"fairness,omitempty"`
+	Schedule       *scheduleFigures  `json:"schedule,omitempty"`
 }
 
 func newReport(ctx context.Context, o options) *report {

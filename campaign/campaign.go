@@ -43,6 +43,7 @@ type Ledger interface {
 	FailRun(ctx context.Context, id string, a reverify.Actor) (reverify.Run, int64, error)
 	RetryObjects(ctx context.Context, id string, statuses []reverify.Status, a reverify.Actor) (reverify.Run, int64, error)
 	SetPriority(ctx context.Context, id string, p reverify.Priority, queue string, a reverify.Actor) (reverify.Run, error)
+	SetLimits(ctx context.Context, id string, lim reverify.RunLimits, a reverify.Actor) (reverify.Run, error)
 	DeleteRun(ctx context.Context, id string, a reverify.Actor) (int64, error)
 	CompleteFinishedRuns(ctx context.Context) ([]string, error)
 	FailRunsOverThreshold(ctx context.Context) ([]string, error)

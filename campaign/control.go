@@ -54,6 +54,15 @@ func (s *Service) SetPriority(ctx context.Context, id string, p reverify.Priorit
 	return s.ledger.SetPriority(ctx, id, p, p.Queue(base), who)
 }
 
+// SetLimits changes the caps of a run that has not ended (zero fields:
+// no cap); the workers follow within seconds.
+func (s *Service) SetLimits(ctx context.Context, id string, lim reverify.RunLimits, who reverify.Actor) (reverify.Run, error) {
+	if err := lim.Validate(); err != nil {
+		return reverify.Run{}, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
+	return s.ledger.SetLimits(ctx, id, lim, who)
+}
+
 // Delete removes an ended run and everything recorded under it.
 func (s *Service) Delete(ctx context.Context, id string, who reverify.Actor) (int64, error) {
 	return s.ledger.DeleteRun(ctx, id, who)

@@ -44,6 +44,9 @@ type Spec struct {
 	// within Filters.NotVerifiedSince take that result, without a call
 	// (docs/dedupe.md). It needs NotVerifiedSince.
 	ReuseResults bool
+	// Limits are the run's own caps on its API calls (docs/rate.md,
+	// "Per-run caps").
+	Limits reverify.RunLimits
 }
 
 // Gate says when a filled run waits for `runs confirm` before any object
@@ -124,6 +127,9 @@ func (sp *Spec) Validate() error {
 	if sp.MaxObjectBytes <= 0 {
 		sp.MaxObjectBytes = reverify.DefaultMaxObjectBytes
 	}
+	if err := sp.Limits.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
 	if sp.Gate.Above < 0 {
 		return bad("the confirmation size must not be negative")
 	}
@@ -156,7 +162,7 @@ func (s *Service) Create(ctx context.Context, sp Spec) (reverify.Run, error) {
 		Options: Options{Filters: sp.Filters, MaxObjectBytes: sp.MaxObjectBytes, ManifestFormat: sp.ManifestFormat, Gate: sp.Gate,
 			ReuseResults: sp.ReuseResults},
 		Priority: sp.Priority, Threshold: sp.Threshold, ReportTo: sp.ReportTo, Notify: sp.Notify,
-		TriggerKey: sp.TriggerKey, Actor: sp.Actor,
+		TriggerKey: sp.TriggerKey, Actor: sp.Actor, Limits: sp.Limits,
 		ReuseWithin: reuseWithin(sp),
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -318,10 +319,11 @@ func (f *Feeder) Cycle(ctx context.Context) error {
 // windowState is a run's window after a top-up: its tasks, its mark, and
 // whether it has no more pending objects to send.
 type windowState struct {
-	tasks int
-	mark  int64
-	dry   bool
-	err   bool
+	tasks  int
+	mark   int64
+	dry    bool
+	err    bool
+	capped int // the run's caps held its window to this (0: they did not)
 }
 
 // topUp brings a run's window back to want tasks: pending objects past
@@ -345,6 +347,11 @@ func (f *Feeder) topUp(ctx context.Context, r postgres.DispatchRun, want int, re
 	in, err := f.ledger.InWindow(ctx, r.ID, r.DispatchedSeq)
 	if err != nil {
 		return st, err
+	}
+	// A run's own caps keep its window small (RunWindow); what that leaves
+	// of its share goes to the others (spare).
+	if capped := RunWindow(r.Run, want, time.Now()); capped < want {
+		want, st.capped = capped, capped
 	}
 	st.tasks = int(in)
 	need := want - int(in)
@@ -373,6 +380,25 @@ func (f *Feeder) topUp(ctx context.Context, r postgres.DispatchRun, want int, re
 	st.mark, st.err = next[len(next)-1].Seq, false
 	return st, nil
 }
+
+// RunWindow is the window of a run: window, or less for a run with caps
+// of its own — a few times its in-flight cap, or two seconds of its rate
+// now — so that few of its tasks churn through the workers waiting for
+// their turn (each gives its slot back and comes back later).
+func RunWindow(run reverify.Run, window int, now time.Time) int {
+	lim, w := run.Limits, window
+	if lim.MaxInFlight > 0 {
+		w = min(w, 4*lim.MaxInFlight)
+	}
+	if rate, ok := lim.RateAt(now); ok {
+		w = min(w, int(math.Ceil(2*rate)))
+	}
+	return max(w, min(window, minRunWindow))
+}
+
+// minRunWindow keeps a run capped at a very low rate (or at 0 for now)
+// moving when its cap goes up.
+const minRunWindow = 4
 
 // dispatchConcurrency is how many enqueue round trips a dispatch has in
 // flight.

@@ -291,3 +291,34 @@ func TestFeederWithoutAFleetRate(t *testing.T) {
 	require.Equal(t, 80, b.pending(t, b.queue))
 	require.Zero(t, feeder.Stats().Total)
 }
+
+// TestRunWindowOfCappedRuns: a capped run's window is a few times its
+// in-flight cap or two seconds of its rate now, so few of its tasks churn
+// through the workers waiting for their turn.
+func TestRunWindowOfCappedRuns(t *testing.T) {
+	t.Parallel()
+	night, err := reverify.ParseRateSchedule("TZ=UTC 20:00-08:00=50, 08:00-20:00=0")
+	require.NoError(t, err)
+	noon := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	midnight := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		lim    reverify.RunLimits
+		window int
+		at     time.Time
+		want   int
+	}{
+		{"uncapped", reverify.RunLimits{}, 1000, noon, 1000},
+		{"in flight", reverify.RunLimits{MaxInFlight: 10}, 1000, noon, 40},
+		{"rate", reverify.RunLimits{MaxRate: 20}, 1000, noon, 40},
+		{"both: the smaller", reverify.RunLimits{MaxRate: 100, MaxInFlight: 5}, 1000, noon, 20},
+		{"schedule by night", reverify.RunLimits{Schedule: night}, 1000, midnight, 100},
+		{"schedule at 0: a few", reverify.RunLimits{Schedule: night}, 1000, noon, 4},
+		{"never above the window", reverify.RunLimits{MaxRate: 1000}, 50, noon, 50},
+		{"a small window stays", reverify.RunLimits{MaxRate: 0.5}, 2, noon, 2},
+	}
+	for _, tt := range tests {
+		got := campaign.RunWindow(reverify.Run{Limits: tt.lim}, tt.window, tt.at)
+		require.Equal(t, tt.want, got, tt.name)
+	}
+}

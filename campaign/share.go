@@ -101,8 +101,8 @@ func split(total int, weights []int) []int {
 	return out
 }
 
-// spare gives what runs short of work left of their shares to the runs
-// that filled theirs, by weight, each up to window; nil when nothing is
+// spare gives what runs short of work, or held back by their own caps,
+// left of their shares to the runs that filled theirs, by weight, each up to window; nil when nothing is
 // left over or nobody can take it.
 func spare(shares, wts []int, state []windowState, window int) []int {
 	left := 0
@@ -113,6 +113,8 @@ func spare(shares, wts []int, state []windowState, window int) []int {
 		case st.err:
 		case st.dry:
 			left += max(shares[i]-st.tasks, 0)
+		case st.capped > 0:
+			left += max(shares[i]-st.capped, 0)
 		case st.tasks >= shares[i] && shares[i] < window:
 			takers[i], anyone = wts[i], true
 		}

@@ -49,6 +49,8 @@ reverify_fleet_up 1
 		{"fixed", fleet.Status{Rate: 50, RateReason: fleet.RateConfigured}, `{mode="fixed",reason="configured"} 50`},
 		{"adaptive", fleet.Status{Adaptive: true, Rate: 142.5, RateReason: fleet.RateBackoff429}, `{mode="adaptive",reason="backoff-429"} 142.5`},
 		{"adaptive, not started", fleet.Status{Adaptive: true}, ""},
+		{"fixed, scheduled", fleet.Status{Rate: 40, RateReason: fleet.RateSchedule}, `{mode="fixed",reason="schedule"} 40`},
+		{"adaptive, scheduled stop", fleet.Status{Adaptive: true, RateReason: fleet.RateSchedule}, `{mode="adaptive",reason="schedule"} 0`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := prometheus.NewPedanticRegistry()

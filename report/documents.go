@@ -28,10 +28,15 @@ type RunDoc struct {
 	ReportTo  string             `json:"report_to,omitempty"`
 	// Notify are the run's webhooks, each shown as format:scheme://host/…
 	// only: a webhook URL is a secret.
-	Notify     []string   `json:"notify,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	StartedAt  *time.Time `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at"`
+	Notify []string `json:"notify,omitempty"`
+	// MaxRate is the run's own cap on its API calls per second, a number
+	// or a rate schedule ("" = none); MaxInFlight its cap on calls in
+	// flight (0 = none).
+	MaxRate     string     `json:"max_rate,omitempty"`
+	MaxInFlight int        `json:"max_in_flight,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at"`
+	FinishedAt  *time.Time `json:"finished_at"`
 }
 
 // ThresholdDoc is when a run fails on its own.
@@ -48,6 +53,7 @@ func NewRunDoc(r reverify.Run, redact func(string) string) RunDoc {
 		Source: r.Source, Total: r.Total, ReportTo: r.ReportTo,
 		Threshold: ThresholdDoc{Percent: r.Threshold.Percent, MinDone: r.Threshold.MinDone, Count: r.Threshold.Count},
 		CreatedAt: r.CreatedAt.UTC(), StartedAt: utc(r.StartedAt), FinishedAt: utc(r.FinishedAt),
+		MaxRate: r.Limits.RateText(), MaxInFlight: r.Limits.MaxInFlight,
 	}
 	if d.Labels == nil {
 		d.Labels = map[string]string{}
@@ -119,6 +125,10 @@ type FleetDoc struct {
 	APIRate    float64 `json:"api_rate"`
 	RateMode   string  `json:"rate_mode"`
 	RateReason string  `json:"rate_reason,omitempty"`
+	// RateSchedule is the rate schedule the fleet follows ("" = none) and
+	// RateChangesAt when its rate changes next.
+	RateSchedule  string     `json:"rate_schedule,omitempty"`
+	RateChangesAt *time.Time `json:"rate_changes_at,omitempty"`
 }
 
 // NewFleetDoc describes the fleet's state.
@@ -128,7 +138,16 @@ func NewFleetDoc(st fleet.Status) *FleetDoc {
 		OutageCircuitOpenSeconds: st.OutageOpenFor.Seconds(), CallsToday: st.BudgetUsed,
 		DailyBudget: st.DailyBudget, BudgetSpent: st.BudgetSpent(),
 		APIRate: math.Round(st.Rate*10) / 10, RateMode: rateMode(st), RateReason: string(st.RateReason),
+		RateSchedule: st.Schedule.String(), RateChangesAt: utcTime(st.RateChangesAt),
 	}
+}
+
+func utcTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 func rateMode(st fleet.Status) string {

@@ -104,6 +104,9 @@ func WriteProgress(w io.Writer, p postgres.Progress, now time.Time) {
 		fmt.Fprintf(tw, "throughput\t%.1f images/s\n", rate)
 	}
 	fmt.Fprintf(tw, "api calls\t%d made, %d billable answers (with a transaction ID)\n", p.APICalls, p.BillableAnswers)
+	if !r.Limits.IsZero() {
+		fmt.Fprintf(tw, "caps\t%s\n", LimitsText(r.Limits))
+	}
 	th := r.Threshold
 	if th.Count > 0 {
 		fmt.Fprintf(tw, "fails when\t%d objects failed, or more than %g%% once %d are done\n", th.Count, th.Percent, th.MinDone)
@@ -193,6 +196,9 @@ func WriteFleetStatus(w io.Writer, st fleet.Status) {
 	if r := FleetRateText(st); r != "" {
 		fmt.Fprintf(w, "fleet: %s\n", r)
 	}
+	if !st.Schedule.IsZero() {
+		fmt.Fprintf(w, "fleet: rate schedule %s\n", st.Schedule)
+	}
 	switch {
 	case st.BudgetSpent():
 		fmt.Fprintf(w, "fleet: daily API budget spent (%d/%d calls); tasks wait for the next UTC day, in %s\n",
@@ -205,18 +211,52 @@ func WriteFleetStatus(w io.Writer, st fleet.Status) {
 }
 
 // FleetRateText says the fleet's API rate now and why: "adaptive API
-// rate 143.2 calls/s (probing: …)", "fixed API rate 50 calls/s"; "" when
-// it has none (a fixed rate of 0: no limit).
+// rate 143.2 calls/s (probing: …)", "fixed API rate 50 calls/s", "fixed
+// API rate 10 calls/s (schedule); changes at …"; "" when it has none (a
+// fixed rate of 0: no limit).
 func FleetRateText(st fleet.Status) string {
 	switch {
+	case st.RateReason == fleet.RateSchedule && st.Rate == 0:
+		return "no API calls now (schedule)" + nextChange(st)
 	case st.Adaptive && st.RateReason == "":
 		return "adaptive API rate, not started yet"
 	case st.Adaptive:
 		return fmt.Sprintf("adaptive API rate %.1f calls/s (%s)", st.Rate, rateReasonText(st.RateReason))
+	case st.RateReason == fleet.RateSchedule:
+		return fmt.Sprintf("fixed API rate %g calls/s (schedule)%s", st.Rate, nextChange(st))
 	case st.Rate > 0:
 		return fmt.Sprintf("fixed API rate %.0f calls/s", st.Rate)
 	}
 	return ""
+}
+
+// nextChange says when the schedule changes the rate next.
+func nextChange(st fleet.Status) string {
+	if st.RateChangesAt.IsZero() {
+		return ""
+	}
+	return "; changes at " + st.RateChangesAt.In(st.Schedule.Zone()).Format("Mon 15:04 MST")
+}
+
+// LimitsText describes a run's own caps: "max 20 calls/s, max 10 in
+// flight".
+func LimitsText(l reverify.RunLimits) string {
+	var parts []string
+	switch {
+	case !l.Schedule.IsZero() && l.MaxRate > 0:
+		parts = append(parts, fmt.Sprintf("max rate by schedule %s, else %g calls/s", l.Schedule, l.MaxRate))
+	case !l.Schedule.IsZero():
+		parts = append(parts, "max rate by schedule "+l.Schedule.String())
+	case l.MaxRate > 0:
+		parts = append(parts, fmt.Sprintf("max %g calls/s", l.MaxRate))
+	}
+	if l.MaxInFlight > 0 {
+		parts = append(parts, fmt.Sprintf("max %d in flight", l.MaxInFlight))
+	}
+	if len(parts) == 0 {
+		return "no caps of its own (the fleet's limits alone)"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // rateReasonText says why the adaptive rate is what it is.
@@ -234,6 +274,8 @@ func rateReasonText(r fleet.RateReason) string {
 		return "backed off: the API's latency rose"
 	case fleet.RateCeiling:
 		return "at the --api-rate ceiling"
+	case fleet.RateSchedule:
+		return "held at the rate schedule's ceiling"
 	case fleet.RateDemand:
 		return "held near what the fleet asked for in the last second: less work than rate"
 	}

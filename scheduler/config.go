@@ -33,6 +33,20 @@ type Schedule struct {
 	Labels         map[string]string `json:"labels,omitempty"`
 	Queue          string            `json:"queue,omitempty"` // base queue, default tasks.DefaultQueue
 	ReportTo       string            `json:"report_to,omitempty"`
+	// MaxRate and MaxInFlight are each run's own caps (enqueue --max-rate
+	// --max-in-flight): calls per second ("20") or a rate schedule
+	// ("TZ=Europe/Berlin Mon-Fri 08:00-20:00=5"), and calls in flight.
+	MaxRate     string `json:"max_rate,omitempty"`
+	MaxInFlight int    `json:"max_in_flight,omitempty"`
+}
+
+// Limits are the caps of the schedule's runs.
+func (s Schedule) Limits() (reverify.RunLimits, error) {
+	lim := reverify.RunLimits{MaxInFlight: s.MaxInFlight}
+	if err := lim.ParseMaxRate(s.MaxRate); err != nil {
+		return lim, err
+	}
+	return lim, lim.Validate()
 }
 
 // File is the scheduler's config file.
@@ -77,6 +91,9 @@ func Load(r io.Reader) (File, error) {
 			errs = append(errs, fmt.Errorf("schedule %q: %w", s.Name, err))
 		}
 		if err := s.Filters.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("schedule %q: %w", s.Name, err))
+		}
+		if _, err := s.Limits(); err != nil {
 			errs = append(errs, fmt.Errorf("schedule %q: %w", s.Name, err))
 		}
 	}

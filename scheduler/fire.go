@@ -64,6 +64,10 @@ func (f *Firer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		after := now.Add(-time.Duration(s.ModifiedWithin))
 		filters.ModifiedAfter = &after
 	}
+	limits, err := s.Limits()
+	if err != nil {
+		return fmt.Errorf("schedule %q: %w: %w", s.Name, err, asynq.SkipRetry)
+	}
 	labels := map[string]string{"schedule": s.Name}
 	for k, v := range s.Labels {
 		labels[k] = v
@@ -77,6 +81,7 @@ func (f *Firer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		Labels:     labels,
 		ReportTo:   s.ReportTo,
 		InFleet:    true,
+		Limits:     limits,
 		TriggerKey: "schedule:" + id,
 		Actor:      reverify.Actor{Who: "scheduler:" + s.Name, Why: "scheduled firing " + s.Spec(), Source: reverify.AuditFromScheduler},
 	})

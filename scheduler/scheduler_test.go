@@ -22,18 +22,25 @@ import (
 func TestLoad(t *testing.T) {
 	t.Parallel()
 	good := `{"schedules":[{"name":"nightly","cron":"0 2 * * *","timezone":"Europe/Berlin","bucket":"kyc","prefix":"s/",
-		"modified_within":"24h","priority":"low","labels":{"team":"fraud"},"filters":{"suffixes":[".jpg"]}}]}`
+		"modified_within":"24h","priority":"low","labels":{"team":"fraud"},"filters":{"suffixes":[".jpg"]},
+		"max_rate":"TZ=Europe/Berlin Mon-Fri 08:00-20:00=5","max_in_flight":20}]}`
 	f, err := scheduler.Load(strings.NewReader(good))
 	require.NoError(t, err)
 	require.Equal(t, "CRON_TZ=Europe/Berlin 0 2 * * *", f.Schedules[0].Spec())
 	require.Equal(t, reverify.Duration(24*time.Hour), f.Schedules[0].ModifiedWithin)
+	lim, err := f.Schedules[0].Limits()
+	require.NoError(t, err)
+	require.Equal(t, "TZ=Europe/Berlin Mon-Fri 08:00-20:00=5", lim.RateText())
+	require.Equal(t, 20, lim.MaxInFlight)
 	for name, bad := range map[string]string{
-		"bad cron":     `{"schedules":[{"name":"x","cron":"61 * * * *","bucket":"b"}]}`,
-		"bad tz":       `{"schedules":[{"name":"x","cron":"0 2 * * *","timezone":"Mars/Base","bucket":"b"}]}`,
-		"no bucket":    `{"schedules":[{"name":"x","cron":"0 2 * * *"}]}`,
-		"bad priority": `{"schedules":[{"name":"x","cron":"0 2 * * *","bucket":"b","priority":"urgent"}]}`,
-		"unknown key":  `{"schedules":[{"name":"x","cron":"0 2 * * *","bucket":"b","buckets":"c"}]}`,
-		"empty":        `{"schedules":[]}`,
+		"bad cron":      `{"schedules":[{"name":"x","cron":"61 * * * *","bucket":"b"}]}`,
+		"bad tz":        `{"schedules":[{"name":"x","cron":"0 2 * * *","timezone":"Mars/Base","bucket":"b"}]}`,
+		"no bucket":     `{"schedules":[{"name":"x","cron":"0 2 * * *"}]}`,
+		"bad priority":  `{"schedules":[{"name":"x","cron":"0 2 * * *","bucket":"b","priority":"urgent"}]}`,
+		"unknown key":   `{"schedules":[{"name":"x","cron":"0 2 * * *","bucket":"b","buckets":"c"}]}`,
+		"empty":         `{"schedules":[]}`,
+		"bad max rate":  `{"schedules":[{"name":"x","cron":"0 2 * * *","bucket":"b","max_rate":"fast"}]}`,
+		"bad in flight": `{"schedules":[{"name":"x","cron":"0 2 * * *","bucket":"b","max_in_flight":-1}]}`,
 	} {
 		_, err := scheduler.Load(strings.NewReader(bad))
 		require.Error(t, err, name)
@@ -89,7 +96,8 @@ func TestFireCreatesOneRunPerFiring(t *testing.T) {
 	base := testenv.Queue(t)
 
 	task, err := scheduler.NewFireTask(scheduler.Schedule{Name: "nightly", Cron: "0 2 * * *", TimeZone: "Europe/Berlin",
-		Bucket: "kyc", Prefix: "s/", Priority: "low", Queue: base, ModifiedWithin: reverify.Duration(24 * time.Hour)})
+		Bucket: "kyc", Prefix: "s/", Priority: "low", Queue: base, ModifiedWithin: reverify.Duration(24 * time.Hour),
+		MaxRate: "TZ=UTC 00:00-06:00=50", MaxInFlight: 8})
 	require.NoError(t, err)
 	f := scheduler.NewFirer(campaign.New(campaign.Deps{Ledger: store, Queue: client}))
 	for range 2 { // a retried firing
@@ -100,6 +108,8 @@ func TestFireCreatesOneRunPerFiring(t *testing.T) {
 	require.Len(t, runs, 1)
 	require.Contains(t, runs[0].Name, "schedule nightly @ ")
 	require.Equal(t, base+"-low", runs[0].Queue)
+	require.Equal(t, "TZ=UTC 00:00-06:00=50", runs[0].Limits.RateText(), "the schedule's runs carry its caps")
+	require.Equal(t, 8, runs[0].Limits.MaxInFlight)
 	audit, err := store.AuditLog(ctx, postgres.AuditFilter{RunID: runs[0].ID})
 	require.NoError(t, err)
 	require.Len(t, audit, 1, "one run created, audited once")

@@ -49,6 +49,10 @@ type Governor interface {
 	Report(ctx context.Context, o fleet.Outcome, reason string) (opened bool, err error)
 	// Adapt tells the fleet's adaptive rate how a call went.
 	Adapt(ctx context.Context, sent time.Time, latency time.Duration, s fleet.Signal) (cut bool, err error)
+	// AdmitRun admits a call under its run's own caps, fleet-wide;
+	// ReleaseRun frees what it took once the call is over.
+	AdmitRun(ctx context.Context, runID, holder string, lim reverify.RunLimits) (fleet.RunPermit, error)
+	ReleaseRun(ctx context.Context, p fleet.RunPermit)
 }
 
 // Stash keeps a paid call's answer beside its task until the ledger has it.
@@ -65,7 +69,8 @@ type handler struct {
 	ledger  Ledger
 	gov     Governor
 	stash   Stash
-	runs    RunGate // nil: every run is active
+	runs    RunGate    // nil: every run is active
+	limits  RunLimiter // nil: no run has caps of its own
 	obs     Observer
 	cfg     Config
 	log     *slog.Logger
@@ -76,11 +81,13 @@ type handler struct {
 
 // newHandler returns a verify handler over its dependencies; cfg has its
 // defaults.
-func newHandler(objs ObjectGetter, api Verifier, ledger Ledger, gov Governor, stash Stash, runs RunGate, obs Observer, cfg Config) *handler {
+func newHandler(objs ObjectGetter, api Verifier, ledger Ledger, gov Governor, stash Stash, runs RunGate, limits RunLimiter,
+	obs Observer, cfg Config) *handler {
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	h := &handler{objects: objs, api: api, ledger: ledger, gov: gov, stash: stash, runs: runs, obs: obs, cfg: cfg, log: cfg.Logger, now: time.Now}
+	h := &handler{objects: objs, api: api, ledger: ledger, gov: gov, stash: stash, runs: runs, limits: limits, obs: obs,
+		cfg: cfg, log: cfg.Logger, now: time.Now}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	return h
 }
@@ -151,6 +158,11 @@ func (j *job) run(ctx context.Context) error {
 	if end := j.gate(ctx); end != nil {
 		return j.unlessPaid(ctx, end)
 	}
+	permit, end := j.admitRun(ctx)
+	if end != nil {
+		return j.unlessPaid(ctx, end)
+	}
+	defer j.h.gov.ReleaseRun(context.WithoutCancel(ctx), permit)
 	buf := j.h.bufs.Get().(*bytes.Buffer)
 	defer j.h.recycle(buf)
 	meta, end := j.fetch(ctx, buf)
@@ -164,6 +176,24 @@ func (j *job) run(ctx context.Context) error {
 		return j.unlessPaid(ctx, end)
 	}
 	return j.call(ctx, buf.Bytes(), meta, false)
+}
+
+// admitRun admits the attempt under its run's own caps before the image
+// is fetched: a run at its cap gives the worker slot back at once (a wait,
+// not a failure), and fetches nothing it cannot send yet.
+func (j *job) admitRun(ctx context.Context) (fleet.RunPermit, ending) {
+	if j.h.limits == nil {
+		return fleet.RunPermit{}, nil
+	}
+	lim, err := j.h.limits.RunLimits(ctx, j.p.RunID)
+	if err != nil {
+		return fleet.RunPermit{}, func(context.Context) error { return j.ledgerError(err) }
+	}
+	p, err := j.h.gov.AdmitRun(ctx, j.p.RunID, j.taskID, lim)
+	if err != nil {
+		return fleet.RunPermit{}, returns(admissionWait(err))
+	}
+	return p, nil
 }
 
 // recycle returns a fetch buffer to the pool, unless it grew so large the

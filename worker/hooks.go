@@ -22,6 +22,11 @@ type Observer interface {
 	Waited(reason reverify.WaitReason, d time.Duration)
 }
 
+// RunLimiter gives a run's own caps on its API calls.
+type RunLimiter interface {
+	RunLimits(ctx context.Context, runID string) (reverify.RunLimits, error)
+}
+
 // RunGate says whether a run's objects may still be sent to the API.
 type RunGate interface {
 	// RunState returns the run's status (running, paused, cancelled, …).

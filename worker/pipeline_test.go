@@ -49,8 +49,9 @@ type bundle struct {
 	fake   *fakeapi.Server
 	apiURL string
 	// What a test changes in the worker's dependencies before it starts.
-	ledger   worker.Ledger   // what the handler writes to; store unless set
-	runGate  worker.RunGate  // none unless set
+	ledger   worker.Ledger  // what the handler writes to; store unless set
+	runGate  worker.RunGate // none unless set
+	limits   worker.RunLimiter
 	observer worker.Observer // none unless set
 }
 
@@ -94,7 +95,7 @@ func (b *bundle) startWorker(t *testing.T, key string, cfg worker.Config) (stop 
 	cfg.StashPrefix, cfg.StashTTL = b.stashPrefix(), time.Hour
 	w, err := worker.New(worker.Deps{
 		Objects: b.objs, API: api, Ledger: ledger, Redis: b.redis, Runs: b.store,
-		RunGate: b.runGate, Observer: b.observer,
+		RunGate: b.runGate, RunLimits: b.limits, Observer: b.observer,
 	}, cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -24,9 +24,12 @@ type Deps struct {
 	Redis asynq.RedisConnOpt
 	Runs  RunCloser // ends runs with nothing left to do
 
-	RunGate  RunGate    // pause and cancel checks, cached for Config.RunGateTTL; nil: every run is active
-	RunEnded RunEndHook // told of each run this process ended
-	Feeder   Feeder     // runs beside the lanes: keeps the queue supplied
+	RunGate RunGate // pause and cancel checks, cached for Config.RunGateTTL; nil: every run is active
+	// RunLimits gives runs' own caps, cached for Config.RunGateTTL; nil:
+	// no run has caps of its own.
+	RunLimits RunLimiter
+	RunEnded  RunEndHook // told of each run this process ended
+	Feeder    Feeder     // runs beside the lanes: keeps the queue supplied
 	// Background run beside the lanes until the worker stops, e.g. the
 	// notification sender.
 	Background []Runner
@@ -164,8 +167,12 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 	if deps.RunGate != nil {
 		gate = NewCachedRunGate(deps.RunGate, cfg.RunGateTTL)
 	}
+	var limits RunLimiter
+	if deps.RunLimits != nil {
+		limits = NewCachedRunLimits(deps.RunLimits, cfg.RunGateTTL)
+	}
 	h := newHandler(deps.Objects, deps.API, deps.Ledger, fleet.New(rdb, cfg.Fleet),
-		fleet.NewStash(rdb, cfg.StashPrefix, cfg.StashTTL), gate, deps.Observer, cfg)
+		fleet.NewStash(rdb, cfg.StashPrefix, cfg.StashTTL), gate, limits, deps.Observer, cfg)
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeVerify, h)
 	for typ, th := range deps.Handlers {

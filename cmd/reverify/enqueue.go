@@ -34,6 +34,8 @@ type enqueueFlags struct {
 	reuseResults                                                    bool
 	output                                                          *outputFlag
 	cost                                                            costFlags
+	maxRate                                                         string
+	maxInFlight                                                     int
 }
 
 func (a *app) enqueueCommand() *cobra.Command {
@@ -108,6 +110,8 @@ func (o *enqueueFlags) register(f *pflag.FlagSet, e *envErrors) {
 	f.DurationVar(&o.notVerifiedSince, "not-verified-since", 0, "skip objects with a scored result newer than this, e.g. 720h (saves API calls)")
 	f.BoolVar(&o.reuseResults, "reuse-results", false,
 		"with --not-verified-since: an object whose bytes another run scored within that time takes that result, without a call (docs/dedupe.md)")
+	f.StringVar(&o.maxRate, "max-rate", "", `this run's own cap on API calls per second, below the fleet's: a number, or a rate schedule such as "TZ=Europe/Berlin 08:00-20:00=5" (docs/rate.md; change it with runs set-limits)`)
+	f.IntVar(&o.maxInFlight, "max-in-flight", 0, "this run's own cap on API calls in flight at once (0 = none)")
 }
 
 // spec checks the flags and turns them into a run's spec.
@@ -144,6 +148,9 @@ func (o enqueueFlags) spec(now time.Time) (campaign.Spec, error) {
 	}
 	var err error
 	if sp.Labels, err = parseLabels(o.labels); err != nil {
+		return sp, err
+	}
+	if sp.Limits, err = parseLimits(o.maxRate, o.maxInFlight); err != nil {
 		return sp, err
 	}
 	if sp.Filters.ModifiedAfter, err = parseWhen("modified-after", o.modifiedAfter, now); err != nil {
@@ -320,4 +327,16 @@ func parseLabels(specs []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// parseLimits reads --max-rate and --max-in-flight.
+func parseLimits(maxRate string, maxInFlight int) (reverify.RunLimits, error) {
+	lim := reverify.RunLimits{MaxInFlight: maxInFlight}
+	if err := lim.ParseMaxRate(maxRate); err != nil {
+		return lim, usagef("--max-rate: %v", err)
+	}
+	if maxInFlight < 0 {
+		return lim, usagef("--max-in-flight %d: want 0 (no cap) or more", maxInFlight)
+	}
+	return lim, nil
 }

@@ -30,7 +30,7 @@ func (a *app) runsCommand() *cobra.Command {
   reverify runs watch "$RUN" --exit-status && echo done`,
 	}
 	cmd.AddCommand(a.runsListCommand(), a.runsShowCommand(), a.runsWatchCommand(), a.runsReportCommand(),
-		a.runsRetryCommand(), a.runsConfirmCommand(), a.runsReconcileCommand(), a.runsPriorityCommand(), a.runsDeleteCommand())
+		a.runsRetryCommand(), a.runsConfirmCommand(), a.runsReconcileCommand(), a.runsPriorityCommand(), a.runsSetLimitsCommand(), a.runsDeleteCommand())
 	for _, c := range []struct {
 		use, short, example string
 		do                  func(context.Context, *campaign.Service, string, reverify.Actor) (string, any, error)
@@ -462,6 +462,54 @@ func (a *app) runsPriorityCommand() *cobra.Command {
 		})
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why (kept in the run's status history)")
+	return cmd
+}
+
+func (a *app) runsSetLimitsCommand() *cobra.Command {
+	var reason, maxRate string
+	var maxInFlight int
+	cmd := &cobra.Command{
+		Use:   "set-limits RUN_ID [--max-rate R] [--max-in-flight N]",
+		Short: "Change a run's own caps on its API calls while it goes (flags not given stay as they are; 0 or \"\" = no cap)",
+		Example: `  reverify runs set-limits "$RUN" --max-rate 20 --max-in-flight 10 --reason "onboarding peak"
+  reverify runs set-limits "$RUN" --max-rate "TZ=Europe/Berlin Mon-Fri 08:00-20:00=5"
+  reverify runs set-limits "$RUN" --max-rate 0 --max-in-flight 0`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.runIDArg,
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		f := cmd.Flags()
+		if !f.Changed("max-rate") && !f.Changed("max-in-flight") {
+			return usagef("set-limits needs --max-rate, --max-in-flight or both")
+		}
+		return a.withCampaigns(cmd.Context(), needs{ledger: true}, func(s *campaign.Service) error {
+			run, err := s.Run(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			lim := run.Limits
+			if f.Changed("max-rate") {
+				if err := lim.ParseMaxRate(maxRate); err != nil {
+					return usagef("--max-rate: %v", err)
+				}
+			}
+			if f.Changed("max-in-flight") {
+				if maxInFlight < 0 {
+					return usagef("--max-in-flight %d: want 0 (no cap) or more", maxInFlight)
+				}
+				lim.MaxInFlight = maxInFlight
+			}
+			run, err = s.SetLimits(cmd.Context(), args[0], lim, actor(reason))
+			if err != nil {
+				return err
+			}
+			return a.print(out, report.NewRunDoc(run, notify.Redact), fmt.Sprintf("run %s: %s", run.ID, report.LimitsText(run.Limits)))
+		})
+	}
+	cmd.Flags().StringVar(&maxRate, "max-rate", "", `API calls per second, or a rate schedule such as "TZ=Europe/Berlin 08:00-20:00=5" ("" or 0 = no cap)`)
+	cmd.Flags().IntVar(&maxInFlight, "max-in-flight", 0, "API calls in flight at once (0 = no cap)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (kept in the audit log)")
 	return cmd
 }
 

@@ -38,6 +38,7 @@ type workerOptions struct {
 	keepDuplicates   bool
 	fleet            fleet.Config
 	rateMode         string
+	rateSchedule     string
 	feeder           campaign.FeederConfig
 	metricsAddr      string
 	backoff          worker.Backoff
@@ -81,6 +82,8 @@ each job at a time.`,
 		"API calls per second for the whole fleet: the fixed rate, or the adaptive rate's ceiling (0 = none; see --api-rate-mode)")
 	stringSetting(f, &o.rateMode, "api-rate-mode", "REVERIFY_API_RATE_MODE", "auto",
 		"adaptive: the fleet finds the API's limit from its 429s and latency and follows it, up to --api-rate; fixed: exactly --api-rate; auto: adaptive when --api-rate is 0, else fixed (docs/rate.md)")
+	stringSetting(f, &o.rateSchedule, "api-rate-schedule", "REVERIFY_API_RATE_SCHEDULE", "",
+		`rate that follows the clock, e.g. "TZ=Europe/Berlin Mon-Fri 08:00-20:00=10, 20:00-08:00=100": the fixed rate, or the adaptive rate's ceiling, in each window (0 = no calls then); --api-rate elsewhere (docs/rate.md)`)
 	a.envErrs.intSetting(f, &o.fleet.MaxInFlight, "api-max-in-flight", "REVERIFY_API_MAX_IN_FLIGHT", 0,
 		"API calls in flight at once for the whole fleet (0 = no limit)")
 	a.envErrs.int64Setting(f, &o.fleet.DailyBudget, "api-daily-budget", "REVERIFY_API_DAILY_BUDGET", 0,
@@ -152,6 +155,13 @@ func parseQueues(specs []string) (map[string]int, error) {
 func (a *app) worker(ctx context.Context, o workerOptions) error {
 	if o.fleet.RatePerSecond < 0 || o.fleet.MaxInFlight < 0 || o.fleet.DailyBudget < 0 {
 		return fmt.Errorf("invalid fleet limits: REVERIFY_API_RATE, REVERIFY_API_MAX_IN_FLIGHT and REVERIFY_API_DAILY_BUDGET must not be negative")
+	}
+	if o.rateSchedule != "" {
+		sch, err := reverify.ParseRateSchedule(o.rateSchedule)
+		if err != nil {
+			return fmt.Errorf("invalid REVERIFY_API_RATE_SCHEDULE (--api-rate-schedule): %w", err)
+		}
+		o.fleet.Schedule = sch
 	}
 	switch o.rateMode {
 	case "auto":
@@ -253,6 +263,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 	events := notify.NewRecorder(store, log)
 	defer events.Close()
 	o.fleet.Events = events
+	o.fleet.Logger = log
 	api, err := liveness.New(apiURL, key, liveness.NewHTTPClient(o.concurrency, a.cfg.APITimeout))
 	if err != nil {
 		return fmt.Errorf("REVERIFY_API_URL (--api-url): %w", err)
@@ -281,6 +292,7 @@ func (a *app) worker(ctx context.Context, o workerOptions) error {
 		Redis:      redis,
 		Runs:       campaigns,
 		RunGate:    store,
+		RunLimits:  store,
 		Feeder:     feeder,
 		Background: []worker.Runner{sender},
 		Observer:   probes.Observer(),

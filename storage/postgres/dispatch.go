@@ -141,6 +141,62 @@ func (s *Store) SetPriority(ctx context.Context, id string, p reverify.Priority,
 	return r, nil
 }
 
+// SetLimits changes the caps of a run that has not ended; the workers
+// follow within seconds (they cache a run's caps briefly), and the feeder
+// sizes the run's window by them at its next round.
+func (s *Store) SetLimits(ctx context.Context, id string, lim reverify.RunLimits, a reverify.Actor) (reverify.Run, error) {
+	if err := checkRunID(id); err != nil {
+		return reverify.Run{}, err
+	}
+	if err := lim.Validate(); err != nil {
+		return reverify.Run{}, err
+	}
+	var r reverify.Run
+	err := s.withActor(ctx, a, func(tx pgx.Tx) error {
+		var err error
+		r, err = queryRun(ctx, tx, `UPDATE runs SET max_rate = $2, rate_schedule = $3, max_in_flight = $4 WHERE id = $1::uuid
+			AND status NOT IN ('completed', 'cancelled', 'failed') RETURNING `+runColumns,
+			id, lim.MaxRate, lim.Schedule.String(), lim.MaxInFlight)
+		if errors.Is(err, pgx.ErrNoRows) {
+			var st reverify.RunStatus
+			if serr := tx.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1::uuid`, id).Scan(&st); serr != nil {
+				return fmt.Errorf("run %s: %w", id, ErrRunNotFound)
+			}
+			return fmt.Errorf("%w: run %s has ended (%s)", ErrInvalidTransition, id, st)
+		}
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, a, reverify.AuditRunLimits, r.ID, nil, limitsDetail(lim))
+	})
+	if err != nil {
+		return reverify.Run{}, classify(fmt.Errorf("set limits of run %s: %w", id, err))
+	}
+	return r, nil
+}
+
+// limitsDetail is how the audit log records a run's caps.
+func limitsDetail(l reverify.RunLimits) map[string]any {
+	return map[string]any{"max_rate": l.RateText(), "max_in_flight": l.MaxInFlight}
+}
+
+// RunLimits returns a run's caps (none for a run that does not exist).
+func (s *Store) RunLimits(ctx context.Context, id string) (reverify.RunLimits, error) {
+	if checkRunID(id) != nil {
+		return reverify.RunLimits{}, nil
+	}
+	var row runRow
+	err := s.pool.QueryRow(ctx, `SELECT max_rate, rate_schedule, max_in_flight FROM runs WHERE id = $1::uuid`, id).
+		Scan(&row.MaxRate, &row.RateSchedule, &row.MaxInFlight)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return reverify.RunLimits{}, nil
+	}
+	if err != nil {
+		return reverify.RunLimits{}, classify(fmt.Errorf("load limits of run %s: %w", id, err))
+	}
+	return row.run().Limits, nil
+}
+
 // DeleteRun removes an ended run and everything under it: its objects and
 // API calls (by dropping its partitions, whatever their size), reviews,
 // counters and status history. It returns how many objects it had. The

@@ -31,12 +31,14 @@ type NewRun struct {
 	// another run at most this long before the run's creation take that
 	// result (runs.reuse_since; ClaimContent).
 	ReuseWithin time.Duration
+	Limits      reverify.RunLimits // the run's own caps on its API calls
 }
 
 // runColumns selects a runs row as runRow reads it.
 const runColumns = `id::text AS id, name, status, queue, source, options, total, created_at, started_at, finished_at,
 	labels, priority, fail_percent::float8 AS fail_percent, fail_min_done, coalesce(fail_count, 0) AS fail_count,
-	coalesce(report_to, '') AS report_to, coalesce(plan_token, '') AS plan_token, planned_at, status_changed_at, notify`
+	coalesce(report_to, '') AS report_to, coalesce(plan_token, '') AS plan_token, planned_at, status_changed_at, notify,
+	max_rate, rate_schedule, max_in_flight`
 
 // runRow is a runs row; reverify.Run keeps its threshold in a struct of
 // its own and carries no column names.
@@ -61,11 +63,19 @@ type runRow struct {
 	PlannedAt       *time.Time         `db:"planned_at"`
 	StatusChangedAt time.Time          `db:"status_changed_at"`
 	Notify          []string           `db:"notify"`
+	MaxRate         float64            `db:"max_rate"`
+	RateSchedule    string             `db:"rate_schedule"`
+	MaxInFlight     int                `db:"max_in_flight"`
 }
 
 func (r runRow) run() reverify.Run {
+	lim := reverify.RunLimits{MaxRate: r.MaxRate, MaxInFlight: r.MaxInFlight}
+	// Stored only after ParseRateSchedule read it; a zone the host no
+	// longer knows leaves the run capped at max_rate alone.
+	_ = lim.Schedule.UnmarshalText([]byte(r.RateSchedule))
 	return reverify.Run{
-		ID: r.ID, Name: r.Name, Status: r.Status, Queue: r.Queue, Source: r.Source, Options: r.Options,
+		Limits: lim,
+		ID:     r.ID, Name: r.Name, Status: r.Status, Queue: r.Queue, Source: r.Source, Options: r.Options,
 		Total: r.Total, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 		Labels: r.Labels, Priority: r.Priority,
 		Threshold: reverify.Threshold{Percent: r.FailPercent, MinDone: r.FailMinDone, Count: r.FailCount},
@@ -143,13 +153,14 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) 
 	err = s.withActor(ctx, nr.Actor, func(tx pgx.Tx) error {
 		r, err = queryRun(ctx, tx, `
 			INSERT INTO runs (name, queue, source, options, status, labels, priority, fail_percent, fail_min_done,
-				fail_count, report_to, trigger_key, notify, reuse_since)
+				fail_count, report_to, trigger_key, notify, reuse_since, max_rate, rate_schedule, max_in_flight)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, 0), nullif($11, ''), nullif($12, ''), $13,
-				CASE WHEN $14::float8 > 0 THEN now() - make_interval(secs => $14::float8) END)
+				CASE WHEN $14::float8 > 0 THEN now() - make_interval(secs => $14::float8) END, $15, $16, $17)
 			ON CONFLICT (trigger_key) DO NOTHING
 			RETURNING `+runColumns,
 			nr.Name, nr.Queue, source, options, nr.Status, nr.Labels, nr.Priority, th.Percent, th.MinDone,
-			th.Count, nr.ReportTo, nr.TriggerKey, nr.Notify, nr.ReuseWithin.Seconds())
+			th.Count, nr.ReportTo, nr.TriggerKey, nr.Notify, nr.ReuseWithin.Seconds(),
+			nr.Limits.MaxRate, nr.Limits.Schedule.String(), nr.Limits.MaxInFlight)
 		if errors.Is(err, pgx.ErrNoRows) {
 			r, err = queryRun(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE trigger_key = $1`, nr.TriggerKey)
 			return err
@@ -161,8 +172,11 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (reverify.Run, error) 
 		if _, err = tx.Exec(ctx, `SELECT reverify_add_run_partitions($1::uuid)`, r.ID); err != nil {
 			return err
 		}
-		return audit(ctx, tx, nr.Actor, reverify.AuditRunCreate, r.ID, nil,
-			map[string]any{"name": r.Name, "source": r.Source, "status": r.Status})
+		detail := map[string]any{"name": r.Name, "source": r.Source, "status": r.Status}
+		if !nr.Limits.IsZero() {
+			detail["limits"] = limitsDetail(nr.Limits)
+		}
+		return audit(ctx, tx, nr.Actor, reverify.AuditRunCreate, r.ID, nil, detail)
 	})
 	if err != nil {
 		return reverify.Run{}, fmt.Errorf("create run: %w", err)

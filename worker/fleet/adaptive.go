@@ -158,13 +158,13 @@ func (a *adaptive) remember(sh shared) {
 // rebase restarts the curve at the demand bound when the fleet has had
 // less work than rate (Cubic.Rebase); each process tries at most once per
 // reaction window.
-func (g *Governor) rebase(ctx context.Context) error {
+func (g *Governor) rebase(ctx context.Context, law Cubic) error {
 	a := g.adaptive
 	now := g.cfg.Now()
 	a.mu.Lock()
 	sh := a.last
-	due := now.Sub(a.rebased) >= a.law.withDefaults().Window
-	next, ok := a.law.Rebase(sh.st, now, sh.measured)
+	due := now.Sub(a.rebased) >= law.withDefaults().Window
+	next, ok := law.Rebase(sh.st, now, sh.measured)
 	if ok && due && sh.ok {
 		a.rebased = now
 	}
@@ -189,19 +189,24 @@ const reserveHorizon = 250 * time.Millisecond
 // waitForAdaptive waits for the fleet's next call instant at the
 // adaptive rate. A cut while it sleeps voids the reservation (made at the
 // old rate): it reserves again, so a cut holds at once.
-func (g *Governor) waitForAdaptive(ctx context.Context, deadline time.Time) error {
+func (g *Governor) waitForAdaptive(ctx context.Context, deadline time.Time, sch reverify.RateSchedule) error {
 	a := g.adaptive
 	if err := g.ensureAdaptive(ctx); err != nil {
 		return err
 	}
-	if err := g.rebase(ctx); err != nil {
+	if err := g.rebase(ctx, g.lawAt(g.limitAt(sch, g.cfg.Now()))); err != nil {
 		return err
 	}
-	rate := func() float64 {
+	rate := func() limit {
+		now := g.cfg.Now()
+		l := g.limitAt(sch, now)
+		if l.stop {
+			return l
+		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		r, _ := a.law.Rate(a.last.st, g.cfg.Now(), a.last.measured)
-		return r
+		l.rate, _ = g.lawAt(l).Rate(a.last.st, now, a.last.measured)
+		return l
 	}
 	return g.reserve(ctx, deadline, g.keys.adaptive, g.keys.adaptiveTAT, rate, func(sh shared, wait time.Duration) bool {
 		a.remember(sh)
@@ -213,9 +218,10 @@ func (g *Governor) waitForAdaptive(ctx context.Context, deadline time.Time) erro
 	})
 }
 
-// waitForFixed waits for the fleet's next call instant at the fixed rate.
-func (g *Governor) waitForFixed(ctx context.Context, deadline time.Time) error {
-	rate := func() float64 { return float64(g.cfg.RatePerSecond) }
+// waitForFixed waits for the fleet's next call instant at the fixed rate
+// (the schedule's where a window covers the moment).
+func (g *Governor) waitForFixed(ctx context.Context, deadline time.Time, sch reverify.RateSchedule) error {
+	rate := func() limit { return g.limitAt(sch, g.cfg.Now()) }
 	return g.reserve(ctx, deadline, g.keys.fixedStats, g.keys.fixedTAT, rate, nil, nil)
 }
 
@@ -223,13 +229,28 @@ func (g *Governor) waitForFixed(ctx context.Context, deadline time.Time) error {
 // reserveHorizon ahead (a farther one, up to the deadline, it waits to
 // come near first), and sleeps until it. seen is given every state read;
 // voided, after the sleep, says whether the reservation no longer holds.
-// An instant past the deadline is a *Denied.
-func (g *Governor) reserve(ctx context.Context, deadline time.Time, stateKey, tatKey string, rate func() float64,
+// An instant past the deadline, or a schedule that stops calls, is a
+// *Denied. No instant is reserved past the schedule's next change at the
+// rate before it, so the new rate holds from the change on (the arrival
+// time carries across it: calls stay spaced).
+func (g *Governor) reserve(ctx context.Context, deadline time.Time, stateKey, tatKey string, rate func() limit,
 	seen func(shared, time.Duration) bool, voided func(shared, time.Duration) bool) error {
 	for {
-		maxWait := max(deadline.Sub(g.cfg.Now()), 0)
+		now := g.cfg.Now()
+		l := rate()
+		switch {
+		case l.stop:
+			return &Denied{Reason: reverify.WaitFleetRate, After: l.until(now)}
+		case l.rate <= 0:
+			return nil // no limit now
+		}
+		maxWait := max(deadline.Sub(now), 0)
+		horizon := min(maxWait, reserveHorizon)
+		if !l.next.IsZero() {
+			horizon = min(horizon, max(l.next.Sub(now), 0))
+		}
 		res, err := reserveScript.Run(ctx, g.rdb, []string{stateKey, tatKey},
-			int64(1e6/rate()), min(maxWait, reserveHorizon).Microseconds(), adaptiveTTL.Milliseconds()).Slice()
+			int64(1e6/l.rate), horizon.Microseconds(), adaptiveTTL.Milliseconds()).Slice()
 		if err != nil {
 			return fmt.Errorf("fleet rate: %w", err)
 		}
@@ -244,10 +265,16 @@ func (g *Governor) reserve(ctx context.Context, deadline time.Time, stateKey, ta
 		}
 		if reserved, _ := res[0].(int64); reserved != 1 {
 			if wait > maxWait {
-				return &Denied{Reason: reverify.WaitFleetRate, After: max(wait-maxWait, 100*time.Millisecond)}
+				after := max(wait-maxWait, 100*time.Millisecond)
+				if !l.next.IsZero() {
+					// A wait worked out at the old rate would bring the task
+					// back late after the schedule's change: come back by it.
+					after = min(after, max(l.next.Sub(now), 100*time.Millisecond))
+				}
+				return &Denied{Reason: reverify.WaitFleetRate, After: after}
 			}
 			// Within MaxWait but past the horizon: come back near it.
-			if err := sleep(ctx, wait-reserveHorizon+rand.N(reserveHorizon/2)); err != nil {
+			if err := sleep(ctx, wait-horizon+rand.N(horizon/2+time.Microsecond)); err != nil {
 				return err
 			}
 			continue
@@ -341,7 +368,7 @@ func (g *Governor) Adapt(ctx context.Context, sent time.Time, latency time.Durat
 		if !sh.ok {
 			return false, nil
 		}
-		next, cut := a.law.Throttle(sh.st, g.cfg.Now(), sent, sh.measured, cause)
+		next, cut := g.lawAt(g.limitNow(ctx)).Throttle(sh.st, g.cfg.Now(), sent, sh.measured, cause)
 		if !cut {
 			return false, nil
 		}
@@ -360,10 +387,12 @@ func (g *Governor) Adapt(ctx context.Context, sent time.Time, latency time.Durat
 // rateStatus is the fleet's rate and why, for Status. A governor made
 // without the workers' settings (`runs show`) uses the ones the workers
 // announced.
-func (g *Governor) rateStatus(ctx context.Context) (float64, RateReason, bool, error) {
+func (g *Governor) rateStatus(ctx context.Context, sch reverify.RateSchedule) (float64, RateReason, bool, error) {
+	now := g.cfg.Now()
+	l := g.limitAt(sch, now)
 	law := Cubic{}
 	if g.adaptive != nil {
-		law = g.adaptive.law
+		law = g.lawAt(l)
 	} else {
 		mode, err := g.rdb.Get(ctx, g.keys.rateMode).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -371,13 +400,20 @@ func (g *Governor) rateStatus(ctx context.Context) (float64, RateReason, bool, e
 		}
 		kind, n, _ := strings.Cut(mode, " ")
 		ceiling, _ := strconv.Atoi(n)
-		switch {
-		case kind == "fixed":
-			return float64(ceiling), RateConfigured, false, nil
-		case kind != "adaptive":
-			return float64(g.cfg.RatePerSecond), RateConfigured, false, nil
+		if !l.scheduled && (kind == "fixed" || kind == "adaptive") {
+			l.rate = float64(ceiling) // the workers' --api-rate, not this process's
 		}
-		law.Max = float64(ceiling)
+		switch {
+		case kind == "fixed", kind != "adaptive":
+			if l.scheduled {
+				return l.rate, RateSchedule, false, nil
+			}
+			return l.rate, RateConfigured, false, nil
+		}
+		law.Max = l.rate
+	}
+	if l.stop {
+		return 0, RateSchedule, true, nil
 	}
 	sh, err := g.readAdaptive(ctx)
 	if err != nil {
@@ -386,7 +422,10 @@ func (g *Governor) rateStatus(ctx context.Context) (float64, RateReason, bool, e
 	if !sh.ok {
 		return 0, "", true, nil // no worker has called the API yet
 	}
-	r, why := law.Rate(sh.st, g.cfg.Now(), sh.measured)
+	r, why := law.Rate(sh.st, now, sh.measured)
+	if why == RateCeiling && l.scheduled {
+		why = RateSchedule
+	}
 	return r, why, true, nil
 }
 

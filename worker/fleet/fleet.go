@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reverify"
 	"strconv"
 	"time"
@@ -48,6 +49,13 @@ type Config struct {
 	OutageCooldown time.Duration // default 30s
 	Now            func() time.Time
 	Events         Events // told when the fleet stops calling the API; nil: nobody is
+	// Schedule makes the rate follow the clock (docs/rate.md, "Scheduled
+	// rates"): where one of its windows covers the moment, its rate is the
+	// fixed rate, or the adaptive rate's ceiling; 0 there = no calls.
+	// RatePerSecond applies where no window covers. A schedule another
+	// worker announced later replaces it (the last announced wins).
+	Schedule reverify.RateSchedule
+	Logger   *slog.Logger // warnings; nil: discarded
 }
 
 // Events is told when the fleet stops calling the API, so that people
@@ -89,6 +97,9 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 	if c.LatencyFactor == 0 {
 		c.LatencyFactor = 3
 	}
@@ -101,12 +112,14 @@ type Governor struct {
 	cfg      Config
 	keys     keys
 	adaptive *adaptive // nil: a fixed rate
+	sched    scheduleView
 }
 
 // keys are the fleet's fixed Redis keys, all under the prefix.
 type keys struct {
 	authCircuit, outageCircuit, inflight, budgetLimit     string
 	adaptive, adaptiveTAT, rateMode, fixedStats, fixedTAT string
+	rateSchedule                                          string
 }
 
 // New returns a governor over rdb.
@@ -117,8 +130,9 @@ func New(rdb redis.UniversalClient, cfg Config) *Governor {
 		authCircuit: p + "circuit:auth", outageCircuit: p + "circuit:outage",
 		inflight: p + "inflight", budgetLimit: p + "budget:limit",
 		adaptive: p + "adaptive", adaptiveTAT: p + "adaptive:tat", rateMode: p + "rate:mode",
-		fixedStats: p + "rate:fixed", fixedTAT: p + "rate:fixed:tat",
+		fixedStats: p + "rate:fixed", fixedTAT: p + "rate:fixed:tat", rateSchedule: p + "rate:schedule",
 	}}
+	g.sched.cur = cfg.Schedule
 	if cfg.Adaptive {
 		g.adaptive = &adaptive{law: cfg.Law, latency: &LatencyRise{Factor: cfg.LatencyFactor, Margin: 250 * time.Millisecond}}
 	}
@@ -231,11 +245,12 @@ func (g *Governor) tryAdmit(ctx context.Context, holder string) (Permit, *Denied
 // polled limiter with no burst loses each such delay for good: 19% of a
 // fixed 150/s, docs/performance.md).
 func (g *Governor) waitForRate(ctx context.Context, deadline time.Time) error {
+	sch := g.schedule(ctx, false)
 	switch {
 	case g.adaptive != nil:
-		return g.waitForAdaptive(ctx, deadline)
-	case g.cfg.RatePerSecond > 0:
-		return g.waitForFixed(ctx, deadline)
+		return g.waitForAdaptive(ctx, deadline, sch)
+	case g.cfg.RatePerSecond > 0 || !sch.IsZero():
+		return g.waitForFixed(ctx, deadline, sch)
 	}
 	return nil
 }
@@ -341,8 +356,11 @@ type Status struct {
 	Rate       float64
 	RateReason RateReason
 	Adaptive   bool
-	// Schedule is the rate schedule the workers announced (zero: none).
-	Schedule reverify.RateSchedule
+	// Schedule is the rate schedule the fleet follows (the one announced
+	// last; zero: none), and RateChangesAt when its rate changes next
+	// (zero: never, or no schedule).
+	Schedule      reverify.RateSchedule
+	RateChangesAt time.Time
 }
 
 // BudgetSpent reports whether today's budget is used up.
@@ -373,7 +391,9 @@ func (g *Governor) Status(ctx context.Context) (Status, error) {
 		s.OutageOpenFor = d
 	}
 	s.BudgetUsed, _ = used.Int64()
-	if s.Rate, s.RateReason, s.Adaptive, err = g.rateStatus(ctx); err != nil {
+	s.Schedule = g.schedule(ctx, true)
+	s.RateChangesAt = g.limitAt(s.Schedule, now).next
+	if s.Rate, s.RateReason, s.Adaptive, err = g.rateStatus(ctx, s.Schedule); err != nil {
 		return Status{}, fmt.Errorf("read fleet status: %w", err)
 	}
 	if s.DailyBudget == 0 {
@@ -382,9 +402,11 @@ func (g *Governor) Status(ctx context.Context) (Status, error) {
 	return s, nil
 }
 
-// Announce publishes this process's daily budget and rate setting, so
-// tools that do not know the workers' settings (`runs show`) can tell
-// when the budget is spent and what the rate is.
+// Announce publishes this process's daily budget, rate setting and rate
+// schedule, so tools that do not know the workers' settings (`runs show`)
+// can tell when the budget is spent and what the rate is. The schedule
+// announced last is the one every worker follows (within a few seconds);
+// replacing another one is logged as a warning.
 func (g *Governor) Announce(ctx context.Context) error {
 	mode := "fixed " + strconv.Itoa(g.cfg.RatePerSecond)
 	if g.adaptive != nil {
@@ -393,9 +415,17 @@ func (g *Governor) Announce(ctx context.Context) error {
 	pipe := g.rdb.TxPipeline()
 	pipe.Set(ctx, g.keys.budgetLimit, g.cfg.DailyBudget, 0)
 	pipe.Set(ctx, g.keys.rateMode, mode, 0)
-	if _, err := pipe.Exec(ctx); err != nil {
+	prev := pipe.SetArgs(ctx, g.keys.rateSchedule, g.cfg.Schedule.String(), redis.SetArgs{Get: true})
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("announce daily budget and rate: %w", err)
 	}
+	if was, err := prev.Result(); err == nil && was != g.cfg.Schedule.String() {
+		g.cfg.Logger.WarnContext(ctx, "workers announce different API rate schedules; the last announced wins, this one's",
+			"was", was, "now", g.cfg.Schedule.String())
+	}
+	g.sched.mu.Lock()
+	g.sched.cur, g.sched.read = g.cfg.Schedule, time.Now()
+	g.sched.mu.Unlock()
 	return nil
 }
 
