@@ -42,7 +42,7 @@ func TestSpare(t *testing.T) {
 	require.Nil(t, spare(shares, w, []windowState{{tasks: 3, dry: true}, {tasks: 3, dry: true}, {tasks: 3, dry: true}}, 1000),
 		"nobody to take it")
 	capped := []windowState{{tasks: 30}, {tasks: 8, capped: 8}, {tasks: 10}}
-	require.Equal(t, []int{16, 0, 6}, spare(shares, w, capped, 1000), "a run held to 8 by its own caps leaves 22")
+	require.Equal(t, []int{17, 0, 5}, spare(shares, w, capped, 1000), "a run held to 8 by its own caps leaves 22")
 }
 
 func TestFleetRateNow(t *testing.T) {

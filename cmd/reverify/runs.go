@@ -589,6 +589,10 @@ func (a *app) watch(ctx context.Context, store *postgres.Store, id string, every
 	for {
 		p, err := store.Progress(ctx, id)
 		if err != nil {
+			if errors.Is(ctx.Err(), context.Canceled) {
+				bar.finish()
+				return "", nil // interrupted while reading: as between reads
+			}
 			return "", err
 		}
 		counts := report.Counts(p.ByStatus)
