@@ -124,11 +124,7 @@ func (s *Store) SetPriority(ctx context.Context, id string, p reverify.Priority,
 		r, err = queryRun(ctx, tx, `UPDATE runs SET priority = $2, queue = $3 WHERE id = $1::uuid
 			AND status NOT IN ('completed', 'cancelled', 'failed') RETURNING `+runColumns, id, p, queue)
 		if errors.Is(err, pgx.ErrNoRows) {
-			var st reverify.RunStatus
-			if serr := tx.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1::uuid`, id).Scan(&st); serr != nil {
-				return fmt.Errorf("run %s: %w", id, ErrRunNotFound)
-			}
-			return fmt.Errorf("%w: run %s has ended (%s)", ErrInvalidTransition, id, st)
+			return endedOrMissing(ctx, tx, id)
 		}
 		if err != nil {
 			return err
@@ -139,6 +135,16 @@ func (s *Store) SetPriority(ctx context.Context, id string, p reverify.Priority,
 		return reverify.Run{}, classify(fmt.Errorf("set priority of run %s: %w", id, err))
 	}
 	return r, nil
+}
+
+// endedOrMissing says why an update of a run that has not ended changed
+// nothing: the run has ended, or there is no such run.
+func endedOrMissing(ctx context.Context, tx pgx.Tx, id string) error {
+	var st reverify.RunStatus
+	if err := tx.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1::uuid`, id).Scan(&st); err != nil {
+		return fmt.Errorf("run %s: %w", id, ErrRunNotFound)
+	}
+	return fmt.Errorf("%w: run %s has ended (%s)", ErrInvalidTransition, id, st)
 }
 
 // SetLimits changes the caps of a run that has not ended; the workers
@@ -158,11 +164,7 @@ func (s *Store) SetLimits(ctx context.Context, id string, lim reverify.RunLimits
 			AND status NOT IN ('completed', 'cancelled', 'failed') RETURNING `+runColumns,
 			id, lim.MaxRate, lim.Schedule.String(), lim.MaxInFlight)
 		if errors.Is(err, pgx.ErrNoRows) {
-			var st reverify.RunStatus
-			if serr := tx.QueryRow(ctx, `SELECT status FROM runs WHERE id = $1::uuid`, id).Scan(&st); serr != nil {
-				return fmt.Errorf("run %s: %w", id, ErrRunNotFound)
-			}
-			return fmt.Errorf("%w: run %s has ended (%s)", ErrInvalidTransition, id, st)
+			return endedOrMissing(ctx, tx, id)
 		}
 		if err != nil {
 			return err
