@@ -157,7 +157,9 @@ type chartValues struct {
 		Enabled bool `json:"enabled"`
 	} `json:"scheduler"`
 	Dashboard struct {
-		Enabled bool `json:"enabled"`
+		Enabled     bool   `json:"enabled"`
+		UsersSecret string `json:"usersSecret"`
+		UsersKey    string `json:"usersKey"`
 	} `json:"dashboard"`
 	Migrate struct {
 		Enabled bool `json:"enabled"`
@@ -267,6 +269,11 @@ func TestHelmChart(t *testing.T) {
 				for _, key := range v.SecretKeys {
 					r.externalSecrets[v.ExistingSecret] = append(r.externalSecrets[v.ExistingSecret], key)
 				}
+			}
+			if v.Dashboard.UsersSecret != "" {
+				// The users file is the operator's own Secret: its key must
+				// be what the dashboard reads (checkMountedKey).
+				r.externalSecrets[v.Dashboard.UsersSecret] = []string{v.Dashboard.UsersKey}
 			}
 			checkRendering(t, bin, known, r)
 		})
