@@ -69,9 +69,6 @@ func NewFleetFeeder(ctx context.Context, ledger FleetLedger, opt asynq.RedisConn
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to redis: %w", err)
 	}
-	if cfg.Active == nil {
-		cfg.Active = tasks.NewActiveCounter(rdb)
-	}
 	lease, marker := fleet.FeederKeys(id)
 	return NewFeeder(ledger, queue, fleet.NewLease(rdb, lease, holder, LeaseTTL), fleet.NewMarker(rdb, marker), cfg),
 		func() { _ = closeQueue() }, nil
@@ -94,12 +91,6 @@ type FleetRate interface {
 	Status(ctx context.Context) (fleet.Status, error)
 }
 
-// ActiveTasks counts the tasks of queues workers hold right now;
-// *tasks.ActiveCounter satisfies it.
-type ActiveTasks interface {
-	Active(ctx context.Context, queues []string) (int, error)
-}
-
 // FeederConfig tunes the feeder. Zero values take the defaults given.
 type FeederConfig struct {
 	// Window is how many tasks of each run may wait in or be taken from
@@ -115,10 +106,6 @@ type FeederConfig struct {
 	// Fleet tells the fleet's current API rate (fixed, adaptive or
 	// scheduled); nil or no rate known: every run gets Window.
 	Fleet FleetRate
-	// Active counts the tasks workers hold; they are added to Horizon's
-	// worth, so what waits in the queue is Horizon's worth however long
-	// the API takes to answer. nil: not counted.
-	Active ActiveTasks
 	// Every is how often windows are topped up; default 200ms.
 	Every time.Duration
 	// Refill is how often every window's tasks are put back, for tasks the

@@ -275,29 +275,6 @@ func TestFeederGivesSpareShareToBusyRuns(t *testing.T) {
 	require.Equal(t, 10+6, b.pending(t, b.queue+"-low"))
 }
 
-// heldTasks is a count of tasks workers hold, as asynq's active lists
-// would tell it.
-type heldTasks int
-
-func (h heldTasks) Active(context.Context, []string) (int, error) { return int(h), nil }
-
-// TestFeederCountsHeldTasksBesideTheHorizon: tasks workers hold are in a
-// window too, so they come on top of the horizon's calls; otherwise an
-// API slower than the horizon would leave the fleet short of tasks.
-func TestFeederCountsHeldTasksBesideTheHorizon(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	ctx := context.Background()
-	b.fill(t, campaign.Spec{}, keys(2000), campaign.FillOptions{})
-	client := asynq.NewClient(b.redis)
-	t.Cleanup(func() { client.Close() })
-	feeder := campaign.NewFeeder(b.store, client, nil, nil, campaign.FeederConfig{Window: 1000, Refill: time.Hour,
-		Fleet: b.fleetAt(t, 50), Active: heldTasks(150)})
-	require.NoError(t, feeder.Cycle(ctx))
-	require.EqualValues(t, 100+150, feeder.Stats().Total, "2 s at 50 calls/s and the 150 tasks workers hold")
-	require.Equal(t, 250, b.pending(t, b.queue))
-}
-
 // TestFeederWithoutAFleetRate: a fleet with no rate limit gives each run
 // a whole window, as before shares.
 func TestFeederWithoutAFleetRate(t *testing.T) {

@@ -31,7 +31,7 @@ func FleetRateNow(st fleet.Status, now time.Time) (rate float64, known bool) {
 // run gets Window.
 func (f *Feeder) shares(ctx context.Context, runs []postgres.DispatchRun) []int {
 	out := make([]int, len(runs))
-	total, ok := f.total(ctx, runs)
+	total, ok := f.total(ctx)
 	f.stats.total.Store(int64(total))
 	if !ok {
 		for i := range out {
@@ -46,11 +46,9 @@ func (f *Feeder) shares(ctx context.Context, runs []postgres.DispatchRun) []int 
 }
 
 // total is what the windows of all runs may hold together: the calls the
-// fleet makes in Horizon at its current rate, plus the tasks workers hold
-// (a window counts those too, and an API slower than Horizon must not
-// starve the fleet); false when that rate is not known (no Fleet, no
-// limit, or the status cannot be read).
-func (f *Feeder) total(ctx context.Context, runs []postgres.DispatchRun) (int, bool) {
+// fleet makes in Horizon at its current rate; false when that rate is not
+// known (no Fleet, no limit, or the status cannot be read).
+func (f *Feeder) total(ctx context.Context) (int, bool) {
 	if f.cfg.Fleet == nil {
 		return 0, false
 	}
@@ -65,24 +63,7 @@ func (f *Feeder) total(ctx context.Context, runs []postgres.DispatchRun) (int, b
 	if !known {
 		return 0, false
 	}
-	total := int(math.Ceil(rate * f.cfg.Horizon.Seconds()))
-	if f.cfg.Active != nil && total > 0 {
-		queues := make([]string, 0, len(runs))
-		for _, r := range runs {
-			if !slices.Contains(queues, r.Queue) {
-				queues = append(queues, r.Queue)
-			}
-		}
-		active, err := f.cfg.Active.Active(ctx, queues)
-		if err != nil {
-			if ctx.Err() == nil {
-				f.log.WarnContext(ctx, "could not count the tasks workers hold; windows hold the horizon's calls alone", "err", err)
-			}
-			return total, true
-		}
-		total += active
-	}
-	return total, true
+	return int(math.Ceil(rate * f.cfg.Horizon.Seconds())), true
 }
 
 func weights(runs []postgres.DispatchRun) []int {

@@ -100,7 +100,7 @@ each job at a time.`,
 	a.envErrs.intSetting(f, &o.feeder.Window, "dispatch-window", "REVERIFY_DISPATCH_WINDOW", 0,
 		"tasks of each run kept in Redis at once, topped up from PostgreSQL as they finish (0 = 4 x the larger of --concurrency and --api-max-in-flight)")
 	a.envErrs.durationSetting(f, &o.feeder.Horizon, "dispatch-horizon", "REVERIFY_DISPATCH_HORIZON", 2*time.Second,
-		"with the fleet's API rate known, the windows of all runs together hold this long of its calls, shared by priority weight (docs/dispatch.md)")
+		"with the fleet's API rate known, the windows of all runs together hold this long of its calls, shared by priority weight; keep it above the API's latency (docs/dispatch.md)")
 	a.envErrs.durationSetting(f, &o.feeder.Every, "dispatch-every", "REVERIFY_DISPATCH_EVERY", 200*time.Millisecond,
 		"how often the feeder tops up each run's window")
 	a.envErrs.durationSetting(f, &o.feeder.Refill, "refill-every", "REVERIFY_REFILL_EVERY", time.Minute,
