@@ -5,12 +5,11 @@ import (
 	"reverify/storage/postgres"
 )
 
-// PaidCalls is what a dry run's objects cost in API calls, and the
-// distinct images among them: the worker pays once per distinct image of
-// a run (docs/dedupe.md), so the paid calls are the distinct images the
-// listing shows (an upper bound: objects without a plain-MD5 ETag count
-// once each).
-func PaidCalls(e Estimate) (paid, distinct int64) { return e.Distinct, e.Distinct }
+// PaidCalls is what a dry run's objects cost in API calls: the worker
+// pays once per distinct image of a run (docs/dedupe.md), so they are the
+// distinct images the listing shows (an upper bound: objects without a
+// plain-MD5 ETag count once each).
+func PaidCalls(e Estimate) int64 { return e.Distinct }
 
 // CallsLeft is the paid calls a run still has to make, at most: one per
 // pending object (copies among them are known only once their bytes are

@@ -97,8 +97,7 @@ func (a *app) dryRunForecast(ctx context.Context, e campaign.Estimate, c costFla
 	if err != nil {
 		return cost.Forecast{}, nil, err
 	}
-	paid, distinct := campaign.PaidCalls(e)
-	fc := cost.Make(cost.Input{Objects: e.Matched, Distinct: distinct, Paid: paid, Price: price, Fleet: fl, Now: time.Now()})
+	fc := cost.Make(cost.Input{Objects: e.Matched, Distinct: e.Distinct, Paid: campaign.PaidCalls(e), Price: price, Fleet: fl, Now: time.Now()})
 	return fc, report.NewForecastDoc(fc, price, from), nil
 }
 

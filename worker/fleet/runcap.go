@@ -68,8 +68,8 @@ func (g *Governor) AdmitRun(ctx context.Context, runID, holder string, lim rever
 	}
 	now := g.cfg.Now()
 	rate, covered := lim.RateAt(now)
+	next := lim.Schedule.NextChange(now) // a scan of the week: once per admission
 	if covered && rate <= 0 {
-		next := lim.Schedule.NextChange(now)
 		return RunPermit{}, &Denied{Reason: reverify.WaitRunCap, After: limit{next: next}.until(now)}
 	}
 	var interval int64
@@ -77,7 +77,7 @@ func (g *Governor) AdmitRun(ctx context.Context, runID, holder string, lim rever
 		interval = max(int64(1e6/rate), 1)
 	}
 	horizon, until := runCapHorizon, time.Duration(-1)
-	if next := lim.Schedule.NextChange(now); !next.IsZero() {
+	if !next.IsZero() {
 		until = max(next.Sub(now), 0)
 		horizon = min(horizon, until) // no instant past a change at the old rate
 	}
