@@ -26,12 +26,24 @@ const TypeVerify = "liveness:verify"
 // DefaultQueue is the queue verify tasks go to unless a run names another.
 const DefaultQueue = "liveness"
 
-// Defaults for verify tasks. MaxRetry counts failures only: rate limits and
-// waits for the fleet's limits do not use it up.
+// Defaults for verify tasks. DefaultMaxRetry counts failures only (see
+// Retries): rate limits and waits for the fleet's limits do not use it up.
 const (
 	DefaultMaxRetry = 10
 	DefaultTimeout  = 2 * time.Minute
 )
+
+// Retries lets a verify task retry n failed attempts; use it, not
+// asynq.MaxRetry, for verify tasks. asynq archives a task whose retries
+// are used up whatever its handler returns, a wait included, so the task
+// carries one retry more, which the handler never spends on a failure
+// (see Budget): on its last attempt a wait still goes back to the queue.
+func Retries(n int) asynq.Option { return asynq.MaxRetry(max(n, 0) + 1) }
+
+// Budget is the n a verify task was given with Retries, from the retry
+// count asynq keeps for it: on the attempt where its retries reach
+// Budget, a failure is final.
+func Budget(maxRetry int) int { return max(maxRetry-1, 0) }
 
 // ErrBadPayload means a task's payload cannot be decoded or is incomplete.
 var ErrBadPayload = errors.New("bad task payload")
@@ -73,7 +85,7 @@ func NewVerifyTask(p VerifyPayload, queue string, opts ...asynq.Option) (*asynq.
 		return nil, fmt.Errorf("encode verify payload: %w", err)
 	}
 	all := append([]asynq.Option{
-		asynq.MaxRetry(DefaultMaxRetry),
+		Retries(DefaultMaxRetry),
 		asynq.Timeout(DefaultTimeout),
 	}, opts...)
 	// The ID and queue are not negotiable: they make re-enqueues no-ops.

@@ -107,7 +107,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	j.log = h.log.With("run_id", p.RunID, "key_hash", objects.KeyHash(p.Bucket, p.Key))
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	j.last = retried >= maxRetry
+	j.last = retried >= tasks.Budget(maxRetry)
 	err = j.run(ctx)
 	j.observeWait(err)
 	return err

@@ -408,7 +408,7 @@ func TestRetriesExhaustedRecordFailure(t *testing.T) {
 		b.s3.PutObject(t, bucket, "f"+string(rune('0'+i))+".jpg", fakeapi.GenerateJPEG(int64(i), 80, 80))
 	}
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(2))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.Retries(2))
 	// A high outage threshold keeps the circuit out of this test.
 	b.startWorker(t, apiKey, worker.Config{Fleet: fleet.Config{OutageMinFails: 1000}})
 	p := b.waitForStatus(t, run.ID, reverify.RunCompleted, 60*time.Second)
@@ -430,7 +430,7 @@ func TestAuthFailureKeepsTasks(t *testing.T) {
 		b.s3.PutObject(t, bucket, "a"+string(rune('0'+i))+".jpg", fakeapi.GenerateJPEG(int64(i), 80, 80))
 	}
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(1))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.Retries(1))
 	// The fleet is given a key the API does not accept yet.
 	const rotated = "rotated-key"
 	b.startWorker(t, rotated, worker.Config{Fleet: fleet.Config{AuthCooldown: 2 * time.Second}})
@@ -479,7 +479,7 @@ func TestBucketAccessDeniedIsReportedOnce(t *testing.T) {
 		b.s3.PutObject(t, bucket, fmt.Sprintf("d%d.jpg", i), fakeapi.GenerateJPEG(int64(i), 80, 80))
 	}
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(1))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.Retries(1))
 
 	cfg := b.s3.Config()
 	cfg.SecretKey = "not-the-secret"
@@ -700,7 +700,7 @@ func TestUnansweredCallWaitsThenIsReplaced(t *testing.T) {
 	const bucket = "lost"
 	b.images(t, bucket, "l0.jpg")
 	run := b.newRun(t)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(1))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.Retries(1))
 	lostID, st, err := b.store.BeginCall(ctx, run.ID, reverify.ObjectRef{Bucket: bucket, Key: "l0.jpg"}, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, postgres.CallRecorded, st)

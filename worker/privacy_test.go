@@ -89,7 +89,7 @@ func TestFailingKeysNeverLeaveTheLedgerRow(t *testing.T) {
 		}
 		return nil
 	}
-	b.enqueue(t, run, src, asynq.MaxRetry(2))
+	b.enqueue(t, run, src, tasks.Retries(2))
 
 	var logs lockedBuffer
 	stop := b.startWorker(t, apiKey, worker.Config{

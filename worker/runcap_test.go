@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"reverify"
 	"testing"
 	"time"
@@ -22,9 +23,20 @@ import (
 // cap reached go back to the queue as waits (with one retry, waits that
 // counted would archive a task at its second wait), and every object gets
 // exactly one result from exactly one paid call; the feeder keeps the
-// run's window at 4 × its in-flight cap.
+// run's window at 4 × its in-flight cap. With no retries every attempt is
+// the last, and a wait must still not archive the task (asynq archives a
+// task with no retries left whatever its handler returns).
 func TestCappedRunSchedWaitsWithoutFailing(t *testing.T) {
 	t.Parallel()
+	for _, retries := range []int{1, 0} {
+		t.Run(fmt.Sprintf("retries=%d", retries), func(t *testing.T) {
+			t.Parallel()
+			testCappedRunWaits(t, retries)
+		})
+	}
+}
+
+func testCappedRunWaits(t *testing.T, retries int) {
 	b := setup(t, fakeapi.Options{Latency: 40 * time.Millisecond})
 	ctx := context.Background()
 	const bucket = "capsched"
@@ -37,10 +49,10 @@ func TestCappedRunSchedWaitsWithoutFailing(t *testing.T) {
 		Source: reverify.Source{Kind: reverify.SourcePrefix, Bucket: bucket},
 		Limits: reverify.RunLimits{MaxRate: 20, MaxInFlight: 2}})
 	require.NoError(t, err)
-	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), asynq.MaxRetry(1))
+	b.enqueue(t, run, tasks.ListingSource(b.objs, bucket, ""), tasks.Retries(retries))
 	// The feeder keeps the capped run's window small (8 here): it tops it
 	// up as the fleet's feeder would.
-	feeder := b.feeder(t, asynq.MaxRetry(1))
+	feeder := b.feeder(t, tasks.Retries(retries))
 	fctx, stopFeeding := context.WithCancel(ctx)
 	t.Cleanup(stopFeeding)
 	go func() {
@@ -64,4 +76,9 @@ func TestCappedRunSchedWaitsWithoutFailing(t *testing.T) {
 	var n int
 	require.NoError(t, b.db.QueryRow(ctx, `SELECT count(*) FROM api_calls WHERE run_id = $1`, run.ID).Scan(&n))
 	require.Equal(t, len(keys), n, "every paid call on record")
+	insp := asynq.NewInspector(b.redis)
+	t.Cleanup(func() { _ = insp.Close() })
+	archived, err := insp.ListArchivedTasks(b.queue)
+	require.NoError(t, err)
+	require.Empty(t, archived, "no task archived for a wait")
 }
