@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -60,10 +62,21 @@ func (s *Store) InWindow(ctx context.Context, runID string, upTo int64) (int64, 
 	return n, nil
 }
 
+// AbandonedBlock is how long a reserved block of a run's dispatch numbers
+// may stay open before the feeder takes its writer for dead and sends past
+// it (a batch of 10,000 rows commits in well under a second).
+const AbandonedBlock = 5 * time.Minute
+
 // NextPending returns up to limit pending objects of a run in dispatch
-// order, after seq after (0: from the start).
+// order, after seq after (0: from the start), below any block of the run's
+// seqs still being written.
 func (s *Store) NextPending(ctx context.Context, runID string, after int64, limit int) ([]Pending, error) {
-	return s.pendingRange(ctx, runID, `seq > $2 ORDER BY seq LIMIT $3`, after, limit)
+	// Nothing at or above a block an ingest writer has not committed yet:
+	// its rows would appear behind the mark. Read in the same snapshot as
+	// the rows, a block reserved before any row seen here is seen too.
+	return s.pendingRange(ctx, runID, `seq > $2 AND seq < (SELECT coalesce(min(lo), 9223372036854775807)
+		FROM run_seq_blocks WHERE run_id = $1::uuid AND reserved_at > now() - make_interval(secs => `+
+		strconv.Itoa(int(AbandonedBlock.Seconds()))+`)) ORDER BY seq LIMIT $3`, after, limit)
 }
 
 // Dispatched returns a run's pending objects at or below upTo: those whose

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -223,4 +224,117 @@ func TestAddObjectsCountsOnlyNewKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 7+3100, c.Pending)
 	require.EqualValues(t, 7+3100, c.Run.Total)
+}
+
+// TestFeederNeverPassesABatchStillBeingWritten: four writers record a run
+// while a feeder takes its next objects and raises the mark, as the fleet's
+// feeder does during a large enqueue. Every object is handed out exactly
+// once, and none turns up at or below the mark without having been handed
+// out (before reserved blocks, a batch committed after a later one landed
+// behind the mark: counted as sent, never sent).
+func TestFeederNeverPassesABatchStillBeingWritten(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	run, err := s.CreateRun(ctx, postgres.NewRun{Name: t.Name(), Queue: "q", Source: reverify.Source{Kind: reverify.SourceManifest, Manifest: "m"}})
+	require.NoError(t, err)
+	const writers, batches, size = 4, 40, 250
+	var g errgroup.Group
+	for w := range writers {
+		g.Go(func() error {
+			for b := range batches {
+				objs := make([]reverify.ObjectRef, size)
+				for i := range objs {
+					objs[i] = reverify.ObjectRef{Bucket: "b", Key: fmt.Sprintf("w%d/%03d/%04d", w, b, i)}
+				}
+				if _, err := s.AddObjects(ctx, run.ID, objs); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	ingested := make(chan error, 1)
+	go func() { ingested <- g.Wait() }()
+
+	sent := map[int64]bool{}
+	var mark int64
+	feed := func() {
+		t.Helper()
+		next, err := s.NextPending(ctx, run.ID, mark, 300)
+		require.NoError(t, err)
+		for _, p := range next {
+			require.False(t, sent[p.Seq], "seq %d handed out twice", p.Seq)
+			sent[p.Seq] = true
+		}
+		if len(next) > 0 {
+			mark = next[len(next)-1].Seq
+			require.NoError(t, s.MarkDispatched(ctx, run.ID, mark))
+		}
+		below, err := s.Dispatched(ctx, run.ID, mark)
+		require.NoError(t, err)
+		for _, p := range below {
+			require.True(t, sent[p.Seq], "seq %d appeared at or below the mark %d without being handed out", p.Seq, mark)
+		}
+	}
+	for done := false; !done; {
+		select {
+		case err := <-ingested:
+			require.NoError(t, err)
+			done = true
+		default:
+		}
+		feed()
+	}
+	feed()
+	for len(sent) < writers*batches*size {
+		before := len(sent)
+		feed()
+		require.Greater(t, len(sent), before, "objects left behind: %d of %d handed out", len(sent), writers*batches*size)
+	}
+	require.Len(t, sent, writers*batches*size)
+}
+
+// TestOpenBlockHoldsDispatchBack: a block reserved by a writer that has
+// not committed holds back every later object of the run, until the block
+// closes or is taken as abandoned.
+func TestOpenBlockHoldsDispatchBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := testenv.LedgerWithPool(t)
+	run, err := s.CreateRun(ctx, postgres.NewRun{Name: t.Name(), Queue: "q", Source: reverify.Source{Kind: reverify.SourceManifest, Manifest: "m"}})
+	require.NoError(t, err)
+	add := func(prefix string) {
+		t.Helper()
+		objs := make([]reverify.ObjectRef, 10)
+		for i := range objs {
+			objs[i] = reverify.ObjectRef{Bucket: "b", Key: fmt.Sprintf("%s%02d", prefix, i)}
+		}
+		_, err := s.AddObjects(ctx, run.ID, objs)
+		require.NoError(t, err)
+	}
+	pending := func() int {
+		t.Helper()
+		next, err := s.NextPending(ctx, run.ID, 0, 1000)
+		require.NoError(t, err)
+		return len(next)
+	}
+	add("a")
+	// A writer reserved the next 10 numbers and is still writing them.
+	var lo int64
+	require.NoError(t, pool.QueryRow(ctx, `WITH r AS (UPDATE runs SET next_seq = next_seq + 10 WHERE id = $1::uuid RETURNING next_seq - 10 AS lo)
+		INSERT INTO run_seq_blocks (run_id, lo) SELECT $1::uuid, lo FROM r RETURNING lo`, run.ID).Scan(&lo))
+	add("c")
+	require.Equal(t, 10, pending(), "the batch after the open block waits for it")
+	_, err = pool.Exec(ctx, `UPDATE run_seq_blocks SET reserved_at = now() - make_interval(secs => $2)
+		WHERE run_id = $1::uuid`, run.ID, (postgres.AbandonedBlock + time.Minute).Seconds())
+	require.NoError(t, err)
+	require.Equal(t, 20, pending(), "an abandoned block holds nothing back")
+
+	// A run that does not exist has no numbers to give.
+	_, err = s.AddObjects(ctx, "6f1d2c3b-0000-4000-8000-000000000000", []reverify.ObjectRef{{Bucket: "b", Key: "x"}})
+	require.ErrorIs(t, err, postgres.ErrRunNotFound)
+	var open int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM run_seq_blocks WHERE run_id = $1::uuid AND lo <> $2`, run.ID, lo).Scan(&open))
+	require.Zero(t, open, "committed batches closed their blocks")
 }

@@ -291,8 +291,13 @@ func (s *Store) RetryObjects(ctx context.Context, id string, statuses []reverify
 		}
 		if r.Status.Ended() {
 			// An ended run's objects not yet cancelled are sent again too.
-			if _, err := tx.Exec(ctx, `UPDATE verifications SET seq = nextval('verifications_seq')
-				WHERE run_id = $1::uuid AND status = 'pending'`, r.ID); err != nil {
+			if _, err := tx.Exec(ctx, `
+				WITH p AS (SELECT bucket, object_key, row_number() OVER (ORDER BY seq) AS rn FROM verifications
+				           WHERE run_id = $1::uuid AND status = 'pending'),
+				     b AS (UPDATE runs SET next_seq = next_seq + (SELECT count(*) FROM p) WHERE id = $1::uuid
+				           RETURNING next_seq - (SELECT count(*) FROM p) AS base)
+				UPDATE verifications v SET seq = b.base + p.rn - 1 FROM p, b
+				WHERE v.run_id = $1::uuid AND v.bucket = p.bucket AND v.object_key = p.object_key`, r.ID); err != nil {
 				return err
 			}
 		}
@@ -325,12 +330,17 @@ func (s *Store) RetryObjects(ctx context.Context, id string, statuses []reverify
 
 // retryBatch resets up to RetryBatch objects of a run in one of statuses.
 func retryBatch(ctx context.Context, q execer, runID string, statuses []reverify.Status) (int64, error) {
+	// The batch's seqs are a block of the run's, taken in the statement
+	// that makes its rows pending: they go to the back, and become
+	// visible with the block (see reserveSeqs).
 	tag, err := q.Exec(ctx, `
-		UPDATE verifications v SET status = 'pending', seq = nextval('verifications_seq'), liveness_score = NULL,
+		WITH p AS (SELECT bucket, object_key, row_number() OVER () AS rn FROM verifications
+		           WHERE run_id = $1::uuid AND status = ANY($2) LIMIT $3),
+		     b AS (UPDATE runs SET next_seq = next_seq + $3 WHERE id = $1::uuid RETURNING next_seq - $3 AS base)
+		UPDATE verifications v SET status = 'pending', seq = b.base + p.rn - 1, liveness_score = NULL,
 			transaction_id = NULL, error_code = NULL, message = 'retried: was ' || v.status, completed_at = NULL
-		FROM (SELECT bucket, object_key FROM verifications
-		      WHERE run_id = $1::uuid AND status = ANY($2) LIMIT $3) b
-		WHERE v.run_id = $1::uuid AND v.bucket = b.bucket AND v.object_key = b.object_key`, runID, statuses, RetryBatch)
+		FROM p, b
+		WHERE v.run_id = $1::uuid AND v.bucket = p.bucket AND v.object_key = p.object_key`, runID, statuses, RetryBatch)
 	return tag.RowsAffected(), err
 }
 

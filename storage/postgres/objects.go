@@ -43,28 +43,38 @@ func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.Ob
 	slices.SortFunc(objs, func(a, b reverify.ObjectRef) int {
 		return cmp.Or(strings.Compare(a.Bucket, b.Bucket), strings.Compare(a.Key, b.Key))
 	})
+	lo, err := s.reserveSeqs(ctx, runID, len(objs))
+	if err != nil {
+		return 0, err
+	}
 	rows := func(withRun bool) pgx.CopyFromSource {
 		return pgx.CopyFromSlice(len(objs), func(i int) ([]any, error) {
 			if withRun {
-				return []any{runID, objs[i].Bucket, objs[i].Key, objs[i].Version}, nil
+				return []any{runID, objs[i].Bucket, objs[i].Key, objs[i].Version, lo + int64(i)}, nil
 			}
 			return []any{objs[i].Bucket, objs[i].Key, objs[i].Version}, nil
 		})
 	}
 	var added, total int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		if added, err = copyNew(ctx, tx, rows(true)); err != nil {
 			if pgErr, ok := errors.AsType[*pgconn.PgError](err); !ok || pgErr.Code != pgerrcode.UniqueViolation {
 				return err
 			}
-			if added, err = insertStaged(ctx, tx, runID, rows(false)); err != nil {
+			if added, err = insertStaged(ctx, tx, runID, lo, rows(false)); err != nil {
 				return err
 			}
 		}
-		return tx.QueryRow(ctx, `UPDATE runs SET total = total + $2 WHERE id = $1::uuid RETURNING total`, runID, added).Scan(&total)
+		// The block closes as its rows become visible: the feeder may send
+		// past it from then on.
+		return tx.QueryRow(ctx, `WITH closed AS (DELETE FROM run_seq_blocks WHERE run_id = $1::uuid AND lo = $3)
+			UPDATE runs SET total = total + $2 WHERE id = $1::uuid RETURNING total`, runID, added, lo).Scan(&total)
 	})
 	if err != nil {
+		// Left open, the block would hold the run's dispatch back until it
+		// is taken as abandoned.
+		_, _ = s.pool.Exec(context.WithoutCancel(ctx), `DELETE FROM run_seq_blocks WHERE run_id = $1::uuid AND lo = $2`, runID, lo)
 		return 0, classify(fmt.Errorf("record objects of run %s: %w", runID, err))
 	}
 	if total >= analyzeFrom && bits.Len64(uint64(total-added)) != bits.Len64(uint64(total)) {
@@ -75,6 +85,25 @@ func (s *Store) AddObjects(ctx context.Context, runID string, objs []reverify.Ob
 	return added, nil
 }
 
+// reserveSeqs reserves n dispatch numbers of a run for one batch and
+// opens their block: the feeder sends nothing at or above it until the
+// batch's rows commit (or fail), so a batch that commits after a later
+// one is never found behind the feeder's mark. Reservations take turns on
+// the run's row for a moment; the batches themselves are written side by
+// side.
+func (s *Store) reserveSeqs(ctx context.Context, runID string, n int) (lo int64, err error) {
+	err = s.pool.QueryRow(ctx, `
+		WITH r AS (UPDATE runs SET next_seq = next_seq + $2 WHERE id = $1::uuid RETURNING next_seq - $2 AS lo)
+		INSERT INTO run_seq_blocks (run_id, lo) SELECT $1::uuid, lo FROM r RETURNING lo`, runID, n).Scan(&lo)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("record objects of run %s: %w", runID, ErrRunNotFound)
+	}
+	if err != nil {
+		return 0, classify(fmt.Errorf("record objects of run %s: reserve dispatch order: %w", runID, err))
+	}
+	return lo, nil
+}
+
 // copyNew copies rows into verifications under a savepoint, which a
 // duplicate key rolls back.
 func copyNew(ctx context.Context, tx pgx.Tx, rows pgx.CopyFromSource) (int64, error) {
@@ -82,7 +111,7 @@ func copyNew(ctx context.Context, tx pgx.Tx, rows pgx.CopyFromSource) (int64, er
 	if err != nil {
 		return 0, err
 	}
-	n, err := sp.CopyFrom(ctx, pgx.Identifier{"verifications"}, []string{"run_id", "bucket", "object_key", "object_version"}, rows)
+	n, err := sp.CopyFrom(ctx, pgx.Identifier{"verifications"}, []string{"run_id", "bucket", "object_key", "object_version", "seq"}, rows)
 	if err != nil {
 		_ = sp.Rollback(ctx)
 		return 0, err
@@ -92,7 +121,7 @@ func copyNew(ctx context.Context, tx pgx.Tx, rows pgx.CopyFromSource) (int64, er
 
 // insertStaged inserts the rows that are not recorded yet, through a
 // staging table.
-func insertStaged(ctx context.Context, tx pgx.Tx, runID string, rows pgx.CopyFromSource) (int64, error) {
+func insertStaged(ctx context.Context, tx pgx.Tx, runID string, lo int64, rows pgx.CopyFromSource) (int64, error) {
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS reverify_ingest
 		(bucket text, object_key text, object_version text) ON COMMIT DELETE ROWS`); err != nil {
 		return 0, err
@@ -100,10 +129,11 @@ func insertStaged(ctx context.Context, tx pgx.Tx, runID string, rows pgx.CopyFro
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"reverify_ingest"}, []string{"bucket", "object_key", "object_version"}, rows); err != nil {
 		return 0, err
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO verifications (run_id, bucket, object_key, object_version)
-		SELECT $1::uuid, bucket, object_key, object_version FROM reverify_ingest
+	tag, err := tx.Exec(ctx, `INSERT INTO verifications (run_id, bucket, object_key, object_version, seq)
+		SELECT $1::uuid, bucket, object_key, object_version, $2 + row_number() OVER (ORDER BY bucket, object_key) - 1
+		FROM reverify_ingest
 		ORDER BY bucket, object_key
-		ON CONFLICT (run_id, bucket, object_key) DO NOTHING`, runID)
+		ON CONFLICT (run_id, bucket, object_key) DO NOTHING`, runID, lo)
 	return tag.RowsAffected(), err
 }
 

@@ -86,3 +86,41 @@ func benchRun(b *testing.B) (*postgres.Store, *pgxpool.Pool, reverify.Run) {
 	}
 	return store, db, run
 }
+
+// BenchmarkRetryObjects is `runs retry` of a finished run's million failed
+// objects (batches of RetryBatch, each taking a block of the run's dispatch
+// numbers). Run by hand:
+// go test -run '^$' -bench RetryObjects -benchtime 3x ./storage/postgres
+func BenchmarkRetryObjects(b *testing.B) {
+	ctx := context.Background()
+	store, db, run := benchRun(b)
+	if _, err := db.Exec(ctx, `INSERT INTO verifications (run_id, bucket, object_key)
+		SELECT $1::uuid, 'bench', 'subject-' || g FROM generate_series(1, 1000000) g`, run.ID); err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		b.StopTimer()
+		for _, sql := range []string{
+			`UPDATE verifications SET status = 'failed', completed_at = now() WHERE run_id = $1::uuid`,
+			`UPDATE runs SET status = 'completed', total = 1000000 WHERE id = $1::uuid`,
+			`VACUUM ANALYZE verifications`,
+		} {
+			args := []any{run.ID}
+			if !strings.Contains(sql, "$1") {
+				args = nil
+			}
+			if _, err := db.Exec(ctx, sql, args...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		_, n, err := store.RetryObjects(ctx, run.ID, []reverify.Status{reverify.StatusFailed}, reverify.Actor{Who: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n != 1000000 {
+			b.Fatalf("retried %d, want 1000000", n)
+		}
+	}
+	b.ReportMetric(1e6*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
