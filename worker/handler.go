@@ -68,6 +68,7 @@ type handler struct {
 	api     Verifier
 	ledger  Ledger
 	gov     Governor
+	fair    *fairGate // shares gov's admissions among runs by weight
 	stash   Stash
 	runs    RunGate    // nil: every run is active
 	limits  RunLimiter // nil: no run has caps of its own
@@ -88,6 +89,7 @@ func newHandler(objs ObjectGetter, api Verifier, ledger Ledger, gov Governor, st
 	}
 	h := &handler{objects: objs, api: api, ledger: ledger, gov: gov, stash: stash, runs: runs, limits: limits, obs: obs,
 		cfg: cfg, log: cfg.Logger, now: time.Now}
+	h.fair = newFairGate(gov)
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	return h
 }
@@ -108,6 +110,8 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	j.last = retried >= tasks.Budget(maxRetry)
+	queue, _ := asynq.GetQueueName(ctx)
+	j.weight = h.cfg.Queues[queue] // the run's priority weight
 	err = j.run(ctx)
 	j.observeWait(err)
 	return err
@@ -124,6 +128,7 @@ type job struct {
 	inStash bool
 	start   time.Time
 	last    bool // no retries left
+	weight  int  // the weight of the task's queue: its run's priority
 	log     *slog.Logger
 }
 
@@ -242,7 +247,7 @@ func (j *job) check(image []byte, meta objects.Object) ending {
 // the lost call the ledger reported.
 func (j *job) call(ctx context.Context, image []byte, meta objects.Object, replaceLost bool) error {
 	h := j.h
-	permit, err := h.gov.Admit(ctx, j.taskID)
+	permit, err := h.fair.Admit(ctx, j.p.RunID, j.weight, j.taskID)
 	if err != nil {
 		return j.unlessPaid(ctx, returns(admissionWait(err)))
 	}
