@@ -161,13 +161,32 @@ type RunLine struct {
 // WriteRuns prints runs one per line, newest first as given.
 func WriteRuns(w io.Writer, runs []RunLine) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tPRIORITY\tDONE\tTOTAL\tCREATED\tNAME\tLABELS")
+	fmt.Fprintln(tw, "ID\tSTATUS\tPRIORITY\tCAPS\tDONE\tTOTAL\tCREATED\tNAME\tLABELS")
 	for _, l := range runs {
 		r := l.Run
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.ID, r.Status, r.Priority, l.Done, r.Total,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.ID, r.Status, r.Priority, Caps(r.Limits), l.Done, r.Total,
 			r.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"), r.Name, Labels(r.Labels))
 	}
 	return tw.Flush()
+}
+
+// Caps is a run's own caps in a few words ("20/s, 4 in flight"; a
+// schedule is named, not spelled out: runs show has it); "-" for none.
+func Caps(l reverify.RunLimits) string {
+	var parts []string
+	switch {
+	case !l.Schedule.IsZero():
+		parts = append(parts, "scheduled rate")
+	case l.MaxRate > 0:
+		parts = append(parts, l.RateText()+"/s")
+	}
+	if l.MaxInFlight > 0 {
+		parts = append(parts, fmt.Sprintf("%d in flight", l.MaxInFlight))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Labels prints labels as k=v,k=v in key order.

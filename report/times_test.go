@@ -35,3 +35,20 @@ func TestTimesAreUTCAndMarked(t *testing.T) {
 	require.Contains(t, buf.String(), "2026-11-29 20:46 UTC")
 	require.NotContains(t, buf.String(), "05:46", "never the zone the time came in")
 }
+
+func TestCaps(t *testing.T) {
+	t.Parallel()
+	sch, err := reverify.ParseRateSchedule("TZ=Europe/Berlin 08:00-20:00=5")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		limits reverify.RunLimits
+		want   string
+	}{
+		{reverify.RunLimits{}, "-"},
+		{reverify.RunLimits{MaxRate: 20}, "20/s"},
+		{reverify.RunLimits{MaxRate: 2.5, MaxInFlight: 4}, "2.5/s, 4 in flight"},
+		{reverify.RunLimits{Schedule: sch, MaxInFlight: 1}, "scheduled rate, 1 in flight"},
+	} {
+		require.Equal(t, tc.want, report.Caps(tc.limits))
+	}
+}
