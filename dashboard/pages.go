@@ -137,6 +137,7 @@ th{background:#f5f5f5}
 </tbody></table>{{end}}
 {{with .Forecast}}<table id="forecast" style="width:auto"><tbody>
 <tr><th>Fleet</th><td id="fleet-rate">{{or .FleetRate "no API rate known"}}</td></tr>
+{{with .Schedule}}<tr><th>Schedule</th><td id="fleet-schedule">{{.}}</td></tr>{{end}}
 <tr><th>ETA</th><td id="eta">{{or .ETA "unknown"}}</td></tr>
 <tr><th>Left</th><td id="left">{{.Left}}</td></tr>
 <tr><th>Spent</th><td id="spent">{{.Spent}}</td></tr>

@@ -215,8 +215,8 @@ func WriteFleetStatus(w io.Writer, st fleet.Status) {
 	if r := FleetRateText(st); r != "" {
 		fmt.Fprintf(w, "fleet: %s\n", r)
 	}
-	if !st.Schedule.IsZero() {
-		fmt.Fprintf(w, "fleet: rate schedule %s\n", st.Schedule)
+	if sch := ScheduleText(st); sch != "" {
+		fmt.Fprintf(w, "fleet: %s\n", sch)
 	}
 	switch {
 	case st.BudgetSpent():
@@ -227,6 +227,19 @@ func WriteFleetStatus(w io.Writer, st fleet.Status) {
 	case st.BudgetUsed > 0:
 		fmt.Fprintf(w, "fleet: %d API calls today (UTC)\n", st.BudgetUsed)
 	}
+}
+
+// ScheduleText names the rate schedule the fleet follows and when its
+// rate changes next; "" without one.
+func ScheduleText(st fleet.Status) string {
+	if st.Schedule.IsZero() {
+		return ""
+	}
+	out := "rate schedule " + st.Schedule.String()
+	if !st.RateChangesAt.IsZero() {
+		out += "; next change " + reverify.FormatTime(st.RateChangesAt)
+	}
+	return out
 }
 
 // FleetRateText says the fleet's API rate now and why: "adaptive API

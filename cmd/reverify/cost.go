@@ -141,7 +141,7 @@ func (f dashboardForecaster) RunForecast(ctx context.Context, runID string) (das
 	}
 	var out dashboard.RunForecast
 	if ok {
-		out.FleetRate = report.FleetRateText(st)
+		out.FleetRate, out.Schedule = report.FleetRateText(st), report.ScheduleText(st)
 	}
 	out.ETA, out.Left, out.Spent = report.RunCostText(fc, doc, spend)
 	return out, nil
