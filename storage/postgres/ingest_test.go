@@ -24,10 +24,9 @@ func TestAddObjectsAnalysesTheRunAsItGrows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, pool := testenv.LedgerWithPool(t)
-	run, err := s.CreateRun(ctx, postgres.NewRun{Name: t.Name(), Queue: "q", Source: reverify.Source{Kind: reverify.SourceManifest, Manifest: "m"}})
-	require.NoError(t, err)
+	run := manifestRun(t, s)
 	// Only AddObjects may analyse the partition here.
-	_, err = pool.Exec(ctx, `ALTER TABLE `+pgx.Identifier{"verifications_" + strings.ReplaceAll(run.ID, "-", "")}.Sanitize()+
+	_, err := pool.Exec(ctx, `ALTER TABLE `+pgx.Identifier{"verifications_" + strings.ReplaceAll(run.ID, "-", "")}.Sanitize()+
 		` SET (autovacuum_enabled = false)`)
 	require.NoError(t, err)
 	add := func(from, to int) {
@@ -179,8 +178,7 @@ func TestAddObjectsCountsOnlyNewKeys(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	run, err := s.CreateRun(ctx, postgres.NewRun{Name: t.Name(), Queue: "q", Source: reverify.Source{Kind: reverify.SourceManifest, Manifest: "m"}})
-	require.NoError(t, err)
+	run := manifestRun(t, s)
 	refs := func(keys ...int) []reverify.ObjectRef {
 		out := make([]reverify.ObjectRef, len(keys))
 		for i, k := range keys {
@@ -236,8 +234,7 @@ func TestFeederNeverPassesABatchStillBeingWritten(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
-	run, err := s.CreateRun(ctx, postgres.NewRun{Name: t.Name(), Queue: "q", Source: reverify.Source{Kind: reverify.SourceManifest, Manifest: "m"}})
-	require.NoError(t, err)
+	run := manifestRun(t, s)
 	const writers, batches, size = 4, 40, 250
 	var g errgroup.Group
 	for w := range writers {
@@ -302,8 +299,7 @@ func TestOpenBlockHoldsDispatchBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, pool := testenv.LedgerWithPool(t)
-	run, err := s.CreateRun(ctx, postgres.NewRun{Name: t.Name(), Queue: "q", Source: reverify.Source{Kind: reverify.SourceManifest, Manifest: "m"}})
-	require.NoError(t, err)
+	run := manifestRun(t, s)
 	add := func(prefix string) {
 		t.Helper()
 		objs := make([]reverify.ObjectRef, 10)
@@ -326,7 +322,7 @@ func TestOpenBlockHoldsDispatchBack(t *testing.T) {
 		INSERT INTO run_seq_blocks (run_id, lo) SELECT $1::uuid, lo FROM r RETURNING lo`, run.ID).Scan(&lo))
 	add("c")
 	require.Equal(t, 10, pending(), "the batch after the open block waits for it")
-	_, err = pool.Exec(ctx, `UPDATE run_seq_blocks SET reserved_at = now() - make_interval(secs => $2)
+	_, err := pool.Exec(ctx, `UPDATE run_seq_blocks SET reserved_at = now() - make_interval(secs => $2)
 		WHERE run_id = $1::uuid`, run.ID, (postgres.AbandonedBlock + time.Minute).Seconds())
 	require.NoError(t, err)
 	require.Equal(t, 20, pending(), "an abandoned block holds nothing back")
@@ -337,4 +333,13 @@ func TestOpenBlockHoldsDispatchBack(t *testing.T) {
 	var open int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM run_seq_blocks WHERE run_id = $1::uuid AND lo <> $2`, run.ID, lo).Scan(&open))
 	require.Zero(t, open, "committed batches closed their blocks")
+}
+
+// manifestRun creates an empty run of a manifest, named for the test.
+func manifestRun(t *testing.T, s *postgres.Store) reverify.Run {
+	t.Helper()
+	run, err := s.CreateRun(context.Background(), postgres.NewRun{Name: t.Name(), Queue: "q",
+		Source: reverify.Source{Kind: reverify.SourceManifest, Manifest: "m"}})
+	require.NoError(t, err)
+	return run
 }
