@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func TestAddObjectsAnalysesTheRunAsItGrows(t *testing.T) {
 }
 
 // TestDeletingARunRowDropsItsPartitions: whoever deletes a run, its
-// objects, calls and reviews go with it.
+// objects, calls, content claims and reviews go with it.
 func TestDeletingARunRowDropsItsPartitions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -59,14 +60,18 @@ func TestDeletingARunRowDropsItsPartitions(t *testing.T) {
 	finish(t, s, run.ID, 0, 1, reverify.StatusScored, 20)
 	require.NoError(t, s.RecordReview(ctx, postgres.Review{RunID: run.ID, Bucket: "b", Key: "k00000",
 		Decision: reverify.DecisionSuspectedSpoof, Reviewer: "me"}))
+	_, err := s.ClaimContent(ctx, postgres.Content{RunID: run.ID, Object: reverify.ObjectRef{Bucket: "b", Key: "k00001"},
+		SHA256: sha256.Sum256([]byte("a selfie")), Size: 8})
+	require.NoError(t, err)
 	suffix := strings.ReplaceAll(run.ID, "-", "")
-	for _, table := range []string{"verifications_" + suffix, "api_calls_" + suffix} {
+	tables := []string{"verifications_" + suffix, "api_calls_" + suffix, "run_contents_" + suffix}
+	for _, table := range tables {
 		require.True(t, relationExists(t, pool, table), table)
 	}
 
-	_, err := pool.Exec(ctx, `DELETE FROM runs WHERE id = $1::uuid`, run.ID)
+	_, err = pool.Exec(ctx, `DELETE FROM runs WHERE id = $1::uuid`, run.ID)
 	require.NoError(t, err)
-	for _, table := range []string{"verifications_" + suffix, "api_calls_" + suffix} {
+	for _, table := range tables {
 		require.False(t, relationExists(t, pool, table), table)
 	}
 	var reviews int
