@@ -14,12 +14,11 @@ import (
 // posix root (bucket = directory, key = path), which is much faster than
 // PUTting them; versitygw then serves them with an empty ETag. Each object
 // is a small valid JPEG followed by random padding (decoders stop at the
-// end-of-image marker), so every object differs and its size is exact.
+// end-of-image marker) of at least 32 bytes, so every object differs and
+// its size is exact.
 func (e *env) seedImages(bucket, prefix string, n, size int) ([]string, error) {
 	head := fakeapi.GenerateJPEG(1, 96, 96)
-	if size < len(head) {
-		size = len(head)
-	}
+	size = max(size, len(head)+32) // identical images would be one paid call (dedupe)
 	rng := rand.NewChaCha8([32]byte{byte(size), byte(size >> 8), byte(size >> 16)})
 	buf := make([]byte, size)
 	copy(buf, head)
