@@ -220,12 +220,12 @@ func TestRunCapsAreFleetWide(t *testing.T) {
 	_, err = gs[1].AdmitRun(ctx, "run-a", "t3", lim)
 	require.NoError(t, err, "a released slot is free fleet-wide")
 
-	// Rate: 4 calls/s are 250 ms apart; of six concurrent admissions from
-	// two processes, the first and the one 250 ms later are admitted (the
-	// horizon), the rest refused without waiting.
+	// Rate: 4 calls/s are 250 ms apart; of eight concurrent admissions
+	// from two processes, those within a second are admitted (now, 250,
+	// 500, 750 ms and 1 s: the horizon), the rest refused without waiting.
 	var admitted, refused atomic.Int32
 	var wg sync.WaitGroup
-	for i := range 6 {
+	for i := range 8 {
 		wg.Go(func() {
 			_, err := gs[i%2].AdmitRun(ctx, "run-c", "r"+strconv.Itoa(i), reverify.RunLimits{MaxRate: 4})
 			if err == nil {
@@ -238,8 +238,8 @@ func TestRunCapsAreFleetWide(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	require.Equal(t, int32(2), admitted.Load())
-	require.Equal(t, int32(4), refused.Load())
+	require.Equal(t, int32(5), admitted.Load())
+	require.Equal(t, int32(3), refused.Load())
 
 	// A run schedule at 0 stops the run's calls, and only its calls.
 	stop := reverify.RunLimits{Schedule: mustSchedule(t, "TZ=UTC 00:00-24:00=0")}
