@@ -203,28 +203,20 @@ func TestFourEyesInBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(run),
 		chromedp.WaitVisible(chromedp.CSS(`#open-workspace`)),
-		chromedp.Click(chromedp.CSS(`#open-workspace`)),
-		chromedp.WaitVisible(chromedp.CSS(`#ws-next`)),
-		chromedp.Click(chromedp.CSS(`#ws-next`)),
-		chromedp.WaitVisible(chromedp.CSS(`#decide`)),
 	))
+	loads(t, ctx, chromedp.Click(chromedp.CSS(`#open-workspace`)), `#ws-next`)
+	loads(t, ctx, chromedp.Click(chromedp.CSS(`#ws-next`)), `#decide[data-keys]`)
 	first := evaluate[string](t, ctx, `document.getElementById('ws-object').textContent`)
 	shortcuts := evaluate[string](t, ctx, `document.getElementById('decide').innerText`)
 	require.Equal(t, 96, faceShown(), "the image beside its score")
 	// The refusal first: confirmed live with the keyboard; the next
 	// claimed item loads.
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.KeyEvent("l"),
-		chromedp.WaitVisible(chromedp.CSS(`#notice`)),
-		chromedp.WaitVisible(chromedp.CSS(`#decide`)),
-	))
+	loads(t, ctx, chromedp.KeyEvent("l"), `#notice`)
+	loads(t, ctx, nil, `#decide[data-keys]`)
 	second := evaluate[string](t, ctx, `document.getElementById('ws-object').textContent`)
 	score := evaluate[string](t, ctx, `document.getElementById('ws-score').textContent`)
 	require.Equal(t, 96, faceShown())
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.KeyEvent("s"),
-		chromedp.WaitVisible(chromedp.CSS(`#ws-empty`)),
-	))
+	loads(t, ctx, chromedp.KeyEvent("s"), `#ws-empty`)
 	notice := evaluate[string](t, ctx, `document.getElementById('notice').textContent`)
 	require.Equal(t, "kyc/users/c.jpg", first, "refusals first")
 	require.Contains(t, shortcuts, "Suspected spoof s", "the shortcuts are on the page")
@@ -238,10 +230,7 @@ func TestFourEyesInBrowser(t *testing.T) {
 	require.Equal(t, "needs_second_review", state, "pending, not decided")
 	// Ann asking again gets nothing: her own pending decision is not hers
 	// to confirm.
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#ws-next`)),
-		chromedp.WaitVisible(chromedp.CSS(`#ws-empty`)),
-	))
+	loads(t, ctx, chromedp.Click(chromedp.CSS(`#ws-next`)), `#ws-empty`)
 	var annClaims int
 	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM review_claims WHERE reviewer = $1`, user).Scan(&annClaims))
 	require.Zero(t, annClaims, "ann holds nothing")
@@ -251,17 +240,13 @@ func TestFourEyesInBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(run+"/review"),
 		chromedp.WaitVisible(chromedp.CSS(`#ws-next`)),
-		chromedp.Click(chromedp.CSS(`#ws-next`)),
-		chromedp.WaitVisible(chromedp.CSS(`#decide`)),
 	))
+	loads(t, ctx, chromedp.Click(chromedp.CSS(`#ws-next`)), `#decide`)
 	me := evaluate[string](t, ctx, `document.getElementById('me').textContent`)
 	pending := evaluate[string](t, ctx, `document.getElementById('ws-state').dataset.state + ' ' + document.getElementById('ws-state').textContent`)
 	history := evaluate[int](t, ctx, `document.querySelectorAll('#ws-reviews tbody tr').length`)
 	require.Equal(t, 96, faceShown())
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#ws-suspected_spoof`)),
-		chromedp.WaitVisible(chromedp.CSS(`#ws-empty`)),
-	))
+	loads(t, ctx, chromedp.Click(chromedp.CSS(`#ws-suspected_spoof`)), `#ws-empty`)
 	require.Equal(t, bob, me)
 	require.Contains(t, pending, "needs_second_review")
 	require.Contains(t, pending, user+" decided Suspected spoof")
@@ -315,6 +300,20 @@ func pgxscan(b *bundle, sql string, out *[]string, args ...any) error {
 		*out = append(*out, s)
 	}
 	return rows.Err()
+}
+
+// loads runs act (nil: none), which loads a new page, and waits until a
+// page act did not start on shows sel. Without the mark on the old page a
+// wait could be met by it under load, and the next step would cut the new
+// page's load short (net::ERR_ABORTED) or send keys before its script ran.
+func loads(t *testing.T, ctx context.Context, act chromedp.Action[chromedp.Void], sel string) {
+	t.Helper()
+	steps := []chromedp.Action[chromedp.Void]{chromedp.WaitVisible(chromedp.CSS(`html:not([data-old]) ` + sel))}
+	if act != nil {
+		evaluate[bool](t, ctx, `document.documentElement.dataset.old = "1"; true`)
+		steps = append([]chromedp.Action[chromedp.Void]{act}, steps...)
+	}
+	require.NoError(t, chromedp.Do(ctx, steps...), sel)
 }
 
 func evaluate[T any](t *testing.T, ctx context.Context, expr string, opts ...chromedp.EvaluateOption) T {

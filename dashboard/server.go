@@ -55,7 +55,7 @@ type Forecaster interface {
 // forecast, each as a sentence ("" when not known).
 type RunForecast struct {
 	FleetRate string // the fleet's API rate now and why
-	Schedule  string // the fleet's rate schedule and its next change ("": none)
+	Schedule  string // the fleet's rate schedule ("": none)
 	ETA       string // the time left at the run's share of the fleet
 	Left      string // the paid calls left and their cost
 	Spent     string // what the run's billable answers cost so far

@@ -21,6 +21,7 @@
       b.click();
     }
   });
+  form.dataset.keys = "on"; // the shortcuts work from here on
   var every = Number(form.dataset.renewEvery);
   if (form.dataset.renew && every > 0) {
     setInterval(function () {

@@ -229,17 +229,13 @@ func WriteFleetStatus(w io.Writer, st fleet.Status) {
 	}
 }
 
-// ScheduleText names the rate schedule the fleet follows and when its
-// rate changes next; "" without one.
+// ScheduleText names the rate schedule the fleet follows ("" without
+// one); FleetRateText says when its rate changes next.
 func ScheduleText(st fleet.Status) string {
 	if st.Schedule.IsZero() {
 		return ""
 	}
-	out := "rate schedule " + st.Schedule.String()
-	if !st.RateChangesAt.IsZero() {
-		out += "; next change " + reverify.FormatTime(st.RateChangesAt)
-	}
-	return out
+	return "rate schedule " + st.Schedule.String()
 }
 
 // FleetRateText says the fleet's API rate now and why: "adaptive API
