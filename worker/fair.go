@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,8 +20,7 @@ import (
 // waiting tasks: a run near its end, with a few tasks left beside a large
 // run's full window, got a few percent of the calls and finished slowly.
 type fairGate struct {
-	admit    func(ctx context.Context, holder string) (fleet.Permit, error)
-	withdraw func(ctx context.Context, p fleet.Permit)
+	fleet admitter
 
 	n    atomic.Uint64 // makes each request's holder unique
 	mu   sync.Mutex
@@ -54,7 +54,7 @@ type admitter interface {
 }
 
 func newFairGate(gov admitter) *fairGate {
-	return &fairGate{admit: gov.Admit, withdraw: gov.Withdraw, runs: map[string]*fairRun{}}
+	return &fairGate{fleet: gov, runs: map[string]*fairRun{}}
 }
 
 // Admit waits for an admission for a task of run, whose weight is its
@@ -78,7 +78,7 @@ func (g *fairGate) Admit(ctx context.Context, run string, weight int, holder str
 	// fleet's MaxWait, so every waiting task is answered.
 	go func() {
 		ctx := context.WithoutCancel(ctx)
-		p, err := g.admit(ctx, holder+"#"+strconv.FormatUint(g.n.Add(1), 36))
+		p, err := g.fleet.Admit(ctx, holder+"#"+strconv.FormatUint(g.n.Add(1), 36))
 		g.deliver(ctx, fairGrant{p: p, err: err})
 	}()
 
@@ -89,7 +89,7 @@ func (g *fairGate) Admit(ctx context.Context, run string, weight int, holder str
 		if !g.leave(t) {
 			// Granted meanwhile: give it back.
 			if gr := <-t.grant; gr.err == nil {
-				g.withdraw(context.WithoutCancel(ctx), gr.p)
+				g.fleet.Withdraw(context.WithoutCancel(ctx), gr.p)
 			}
 		}
 		return fleet.Permit{}, ctx.Err()
@@ -113,7 +113,7 @@ func (g *fairGate) deliver(ctx context.Context, gr fairGrant) {
 	case t != nil:
 		t.grant <- gr
 	case gr.err == nil:
-		g.withdraw(ctx, gr.p)
+		g.fleet.Withdraw(ctx, gr.p)
 	}
 }
 
@@ -152,12 +152,7 @@ func (g *fairGate) takeFrom(run string) *fairTicket {
 	if r == nil {
 		return nil
 	}
-	t := r.waiting[0]
-	r.waiting = r.waiting[1:]
-	if len(r.waiting) == 0 {
-		delete(g.runs, run)
-	}
-	return t
+	return g.remove(run, r, 0)
 }
 
 // leave removes a task that stopped waiting; false when it was granted
@@ -169,14 +164,20 @@ func (g *fairGate) leave(t *fairTicket) bool {
 	if r == nil {
 		return false
 	}
-	for i, w := range r.waiting {
-		if w == t {
-			r.waiting = append(r.waiting[:i], r.waiting[i+1:]...)
-			if len(r.waiting) == 0 {
-				delete(g.runs, t.run)
-			}
-			return true
-		}
+	if i := slices.Index(r.waiting, t); i >= 0 {
+		g.remove(t.run, r, i)
+		return true
 	}
 	return false
+}
+
+// remove takes run's i-th waiting task out of line, and the run out of
+// the round robin once none is left.
+func (g *fairGate) remove(run string, r *fairRun, i int) *fairTicket {
+	t := r.waiting[i]
+	r.waiting = slices.Delete(r.waiting, i, i+1)
+	if len(r.waiting) == 0 {
+		delete(g.runs, run)
+	}
+	return t
 }

@@ -74,11 +74,13 @@ const queueColumns = `, coalesce(decision, '') AS decision, coalesce(reviewer, '
 const reviewColumns = `id, run_id::text AS run_id, bucket, object_key AS key, decision, note, reviewer, reviewed_at,
 	coalesce(object_etag, '') AS etag, score::float8 AS score, state, second_of`
 
-func collectItems(rows pgx.Rows, err error) ([]ReviewItem, error) {
+// collect reads every row of a query into a T by column name; it takes
+// Query's results as they come.
+func collect[T any](rows pgx.Rows, err error) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowToStructByName[ReviewItem])
+	return pgx.CollectRows(rows, pgx.RowToStructByName[T])
 }
 
 // Failures returns up to limit objects of a run that ended without a score
@@ -88,7 +90,7 @@ func (s *Store) Failures(ctx context.Context, runID string, limit int) ([]Review
 		return nil, err
 	}
 	failures := []reverify.Status{reverify.StatusFailed, reverify.StatusNotFound, reverify.StatusInvalidImage}
-	items, err := collectItems(s.pool.Query(ctx, `SELECT `+itemColumns+noDecision+` FROM verifications
+	items, err := collect[ReviewItem](s.pool.Query(ctx, `SELECT `+itemColumns+noDecision+` FROM verifications
 		WHERE run_id = $1::uuid AND status = ANY($2)
 		ORDER BY completed_at DESC NULLS LAST LIMIT $3`, runID, failures, limit))
 	if err != nil {
@@ -201,7 +203,7 @@ func (s *Store) Item(ctx context.Context, runID string, obj reverify.ObjectRef) 
 	if err := checkRunID(runID); err != nil {
 		return ReviewItem{}, nil, err
 	}
-	items, err := collectItems(s.pool.Query(ctx, `SELECT `+itemColumns+noDecision+` FROM verifications
+	items, err := collect[ReviewItem](s.pool.Query(ctx, `SELECT `+itemColumns+noDecision+` FROM verifications
 		WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3`, runID, obj.Bucket, obj.Key))
 	if err != nil {
 		return ReviewItem{}, nil, fmt.Errorf("load object of run %s: %w", runID, err)
@@ -222,12 +224,8 @@ func (s *Store) Item(ctx context.Context, runID string, obj reverify.ObjectRef) 
 
 // objectReviews returns every decision about an object, newest first.
 func (s *Store) objectReviews(ctx context.Context, q querier, obj reverify.ObjectRef) ([]Review, error) {
-	rows, err := q.Query(ctx, `SELECT `+reviewColumns+` FROM reviews
-		WHERE bucket = $1 AND object_key = $2 ORDER BY id DESC`, obj.Bucket, obj.Key)
-	if err != nil {
-		return nil, fmt.Errorf("load reviews: %w", err)
-	}
-	reviews, err := pgx.CollectRows(rows, pgx.RowToStructByName[Review])
+	reviews, err := collect[Review](q.Query(ctx, `SELECT `+reviewColumns+` FROM reviews
+		WHERE bucket = $1 AND object_key = $2 ORDER BY id DESC`, obj.Bucket, obj.Key))
 	if err != nil {
 		return nil, fmt.Errorf("load reviews: %w", err)
 	}
@@ -248,16 +246,12 @@ type ObjectRun struct {
 // ObjectHistory returns an object's results in every run, newest first, at
 // most limit.
 func (s *Store) ObjectHistory(ctx context.Context, obj reverify.ObjectRef, limit int) ([]ObjectRun, error) {
-	rows, err := s.pool.Query(ctx, `SELECT v.run_id::text AS run_id, r.name AS run_name, v.status,
+	out, err := collect[ObjectRun](s.pool.Query(ctx, `SELECT v.run_id::text AS run_id, r.name AS run_name, v.status,
 			v.liveness_score::float8 AS score, coalesce(v.object_etag, '') AS etag, coalesce(v.error_code, 0) AS error_code,
 			v.completed_at
 		FROM verifications v JOIN runs r ON r.id = v.run_id
 		WHERE v.bucket = $1 AND v.object_key = $2
-		ORDER BY v.completed_at DESC NULLS LAST LIMIT $3`, obj.Bucket, obj.Key, limit)
-	if err != nil {
-		return nil, fmt.Errorf("history of an object: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[ObjectRun])
+		ORDER BY v.completed_at DESC NULLS LAST LIMIT $3`, obj.Bucket, obj.Key, limit))
 	if err != nil {
 		return nil, fmt.Errorf("history of an object: %w", err)
 	}
@@ -474,7 +468,7 @@ func (s *Store) claim(ctx context.Context, q ClaimQuery, obj reverify.ObjectRef)
 		if err := queueSettings(ctx, tx, q.Threshold, q.Delta); err != nil {
 			return err
 		}
-		items, err := collectItems(tx.Query(ctx, `SELECT `+itemColumns+queueColumns+` FROM review_queue
+		items, err := collect[ReviewItem](tx.Query(ctx, `SELECT `+itemColumns+queueColumns+` FROM review_queue
 			WHERE run_id = $1::uuid AND bucket = $2 AND object_key = $3
 			  AND (queue_state = 'to_review' OR (queue_state = 'needs_second_review' AND reviewer <> $4))`,
 			q.RunID, obj.Bucket, obj.Key, q.Reviewer))
