@@ -283,6 +283,7 @@ func (f *Feeder) Cycle(ctx context.Context) error {
 	state := make([]windowState, len(runs))
 	for i, r := range runs {
 		st, err := f.topUp(ctx, r, shares[i], refill)
+		st.err = err != nil
 		if err != nil {
 			errs = append(errs, fmt.Errorf("run %s: %w", r.ID, err))
 		}
@@ -316,8 +317,9 @@ func (f *Feeder) Cycle(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// windowState is a run's window after a top-up: its tasks, its mark, and
-// whether it has no more pending objects to send.
+// windowState is a run's window after a top-up: its tasks, its mark,
+// whether it has no more pending objects to send, and whether the top-up
+// failed.
 type windowState struct {
 	tasks  int
 	mark   int64
@@ -329,7 +331,7 @@ type windowState struct {
 // topUp brings a run's window back to want tasks: pending objects past
 // its high-water mark are dispatched in order and the mark raised.
 func (f *Feeder) topUp(ctx context.Context, r postgres.DispatchRun, want int, refill bool) (windowState, error) {
-	st := windowState{mark: r.DispatchedSeq, err: true}
+	st := windowState{mark: r.DispatchedSeq}
 	if refill {
 		objs, err := f.ledger.Dispatched(ctx, r.ID, r.DispatchedSeq)
 		if err != nil {
@@ -356,7 +358,6 @@ func (f *Feeder) topUp(ctx context.Context, r postgres.DispatchRun, want int, re
 	st.tasks = int(in)
 	need := want - int(in)
 	if need <= 0 {
-		st.err = false
 		return st, nil
 	}
 	next, err := f.ledger.NextPending(ctx, r.ID, r.DispatchedSeq, need)
@@ -365,7 +366,6 @@ func (f *Feeder) topUp(ctx context.Context, r postgres.DispatchRun, want int, re
 	}
 	st.dry = len(next) < need
 	if len(next) == 0 {
-		st.err = false
 		return st, nil
 	}
 	enq, _, err := dispatch(ctx, f.queue, r.Run, next, dispatchConcurrency)
@@ -377,7 +377,7 @@ func (f *Feeder) topUp(ctx context.Context, r postgres.DispatchRun, want int, re
 		return st, err
 	}
 	st.tasks += len(next)
-	st.mark, st.err = next[len(next)-1].Seq, false
+	st.mark = next[len(next)-1].Seq
 	return st, nil
 }
 
